@@ -1,0 +1,266 @@
+"""The recursive loop: train, evaluate, sample, repeat, for every chain of a run.
+
+    madbench run                      # default experiment, embedded SmolLM2 + KJV
+    madbench run --preset smoke       # every regime, 2 generations, tiny model
+    madbench run --resume runs/default
+
+Run folder::
+
+    RUN/config.json                  the resolved RunConfig (+ hash)
+    RUN/events.jsonl                 one line per finished step
+    RUN/gen0/seed<S>/                generation 0, shared by every chain with seed S:
+        adapter/  mix.json  model_metrics.json  samples-<key>.jsonl
+    RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
+        adapter/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json
+    RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
+
+A generation folder appears only when complete (written to a temp folder and
+renamed), so a crash loses at most the generation in progress, and a finished
+generation is never recomputed or overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from . import io
+from .config import RunConfig, config_hash
+from .corpus import CorpusSplit, Doc, load_split
+from .metrics import METRICS, MetricContext, compute_metrics
+from .mitigations import MitigationContext, build_mitigations
+from .models import load_base, resolve_model
+from .regimes import REGIMES, RegimeContext, parse_regime
+from .sampling import generate, make_prompts
+from .training import make_peft_model, train_lora
+
+
+def derive_seed(*parts) -> int:
+    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+@dataclass(frozen=True)
+class Chain:
+    regime: str
+    mode: str
+    seed: int
+    mitigations: Tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.regime}-{self.mode}-s{self.seed}" + (f"-{'+'.join(self.mitigations)}" if self.mitigations else "")
+
+
+def plan_chains(cfg: RunConfig) -> List[Chain]:
+    chains = []
+    for seed in cfg.loop.seeds:
+        for spec in cfg.loop.regimes:
+            name, mode = parse_regime(spec)
+            for mset in cfg.loop.mitigations:
+                chains.append(Chain(name, mode, seed, tuple(mset)))
+    return chains
+
+
+class Runner:
+    """Owns the loaded base model and the run folder; runs chains generation by generation."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, log=print):
+        self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
+        self.split: CorpusSplit = load_split(cfg)
+        self.model_path = resolve_model(cfg, self.split)
+        self.tokenizer, self.base = load_base(self.model_path, cfg)
+        self._reference = {}  # seed -> generation-0 model, for verifier-style mitigations
+        self._task_runner = None
+
+    # ------------------------------------------------------------------ helpers
+    def event(self, **row) -> None:
+        io.append_jsonl(self.run_dir / "events.jsonl", {"time": round(time.time(), 3), **row})
+
+    def metric_names(self, needs: str) -> List[str]:
+        return [m for m in self.cfg.eval.metrics if getattr(METRICS.get(m), "needs", "samples") == needs]
+
+    def load_adapter(self, adapter_dir: Path):
+        return make_peft_model(self.base, self.cfg, 0, str(adapter_dir))
+
+    def model_metrics(self, model, out_dir: Path) -> Dict[str, float]:
+        ctx = MetricContext(samples=[], human=[d.text for d in self.split.eval], model=model,
+                            tokenizer=self.tokenizer, batch_size=self.cfg.eval.batch_size)
+        metrics = compute_metrics(self.metric_names("model"), ctx)
+        if self.cfg.eval.tasks:
+            from .lmeval import run_tasks
+
+            metrics.update(run_tasks(model, self.tokenizer, self.cfg, self.split, out_dir / "lm_eval"))
+        return metrics
+
+    def sample_metrics(self, samples: List[str]) -> Dict[str, float]:
+        ctx = MetricContext(samples=samples, human=[d.text for d in self.split.eval],
+                            tokenizer=self.tokenizer, batch_size=self.cfg.eval.batch_size)
+        names = self.metric_names("samples") + self.metric_names("human")
+        return compute_metrics(names, ctx)
+
+    def score_fn(self, seed: int, current):
+        def score(texts: List[str], which: str = "current") -> List[float]:
+            from .metrics.perplexity import per_text_nll
+
+            model = current if which == "current" else self.reference(seed)
+            return per_text_nll(model, self.tokenizer, texts, self.cfg.eval.batch_size)
+
+        return score
+
+    def reference(self, seed: int):
+        if seed not in self._reference:
+            self._reference[seed] = self.load_adapter(self.gen0_dir(seed) / "adapter")
+        return self._reference[seed]
+
+    def gen0_dir(self, seed: int) -> Path:
+        return self.run_dir / "gen0" / f"seed{seed}"
+
+    def gen_dir(self, chain: Chain, g: int) -> Path:
+        return self.run_dir / "chains" / chain.id / f"gen_{g:03d}"
+
+    # ------------------------------------------------------------------ generation 0
+    def ensure_gen0(self, seed: int) -> Path:
+        """Train generation 0 on real data once per seed (shared by all chains)."""
+        final = self.gen0_dir(seed)
+        if (final / "model_metrics.json").is_file():
+            return final
+        start = time.perf_counter()
+        tmp = io.atomic_dir(final)
+        docs = self.split.pool[: self.cfg.data.train_docs]
+        model = make_peft_model(self.base, self.cfg, derive_seed(seed, "lora-init", 0), None)
+        stats = train_lora(model, self.tokenizer, [d.text for d in docs], self.cfg, derive_seed(seed, "order", 0),
+                           desc=f"gen 0 seed {seed}: training")
+        model = stats.pop("model")
+        model.save_pretrained(tmp / "adapter")
+        io.write_json(tmp / "mix.json", {"generation": 0, "documents": [{"id": d.id, "source": "real"} for d in docs]})
+        metrics = self.model_metrics(model, tmp)
+        io.write_json(tmp / "model_metrics.json", {"metrics": metrics, **stats, "seconds": time.perf_counter() - start})
+        io.commit_dir(tmp, final)
+        self.event(event="gen0_trained", seed=seed, seconds=round(time.perf_counter() - start, 2))
+        return final
+
+    # ------------------------------------------------------------------ one chain
+    def sample(self, model, chain: Chain, g: int, mitigations, mctx) -> Tuple[List[Doc], List[Doc], dict]:
+        """Sample a generation's synthetic docs; return (all samples, kept samples, mitigation stats)."""
+        factor = max([m.oversample() for m in mitigations] + [1.0])
+        n = int(round(self.cfg.sampling.num_samples * factor))
+        prompts = make_prompts(self.cfg, self.split.pool, n, chain.seed, g)
+        processors = [p for m in mitigations for p in m.logits_processors(mctx)]
+        texts = generate(model, self.tokenizer, prompts, self.cfg, derive_seed(chain.seed, "sample", g), processors,
+                         desc=f"{chain.id} gen {g}: sampling")
+        docs = [Doc(f"g{g:03d}-{i:05d}", t) for i, t in enumerate(texts)]
+        kept, stats = docs, {}
+        for m in mitigations:
+            kept, s = m.filter_samples(kept, mctx)
+            if s:
+                stats[m.name] = {**stats.get(m.name, {}), **s}
+        return docs, kept, stats
+
+    def gen0_samples(self, chain: Chain, mitigations, mctx) -> Tuple[List[Doc], List[Doc], dict]:
+        """Generation-0 samples are cached per sampling setup, so plain chains share them."""
+        key = config_hash({"sampling": self.cfg.sampling, "data": self.cfg.data,
+                           "m": [(m.name, m.p) for m in mitigations]})
+        cache = self.gen0_dir(chain.seed) / f"samples-{key}.json"
+        if cache.is_file():
+            data = io.read_json(cache)
+            return ([Doc(**d) for d in data["all"]], [Doc(**d) for d in data["kept"]], data["stats"])
+        docs, kept, stats = self.sample(mctx.extra["model"], chain, 0, mitigations, mctx)
+        io.write_json(cache, {"all": [d.__dict__ for d in docs], "kept": [d.__dict__ for d in kept], "stats": stats})
+        return docs, kept, stats
+
+    def history(self, chain: Chain, upto: int) -> Dict[int, List[Doc]]:
+        out = {}
+        for g in range(upto):
+            rows = io.read_jsonl(self.gen_dir(chain, g) / "samples.jsonl")
+            out[g] = [Doc(r["id"], r["text"]) for r in rows if r.get("kept", True)]
+        return out
+
+    def run_generation(self, chain: Chain, g: int) -> None:
+        final = self.gen_dir(chain, g)
+        if (final / "meta.json").is_file():
+            return  # finished earlier: never recomputed, never overwritten
+        start = time.perf_counter()
+        cfg = self.cfg
+        mitigations = build_mitigations(chain.mitigations, cfg.mitigation_params)
+        tmp = io.atomic_dir(final)
+        mctx = MitigationContext(generation=g, seed=chain.seed, pool=self.split.pool, tokenizer=self.tokenizer)
+        mix_stats: dict = {}
+        if g == 0:
+            gen0 = self.ensure_gen0(chain.seed)
+            model = self.load_adapter(gen0 / "adapter")
+            g0 = io.read_json(gen0 / "model_metrics.json")
+            model_metrics = g0["metrics"]
+            train_stats = {k: v for k, v in g0.items() if k.startswith("train_")}
+            manifest = io.read_json(gen0 / "mix.json")
+            mctx.score, mctx.extra["model"] = self.score_fn(chain.seed, model), model
+            samples, kept, sample_stats = self.gen0_samples(chain, mitigations, mctx)
+        else:
+            history = self.history(chain, g)
+            rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=cfg.loop.real_fraction,
+                                 pool=self.split.pool, fresh=self.split.fresh, synthetic=history,
+                                 accumulate=chain.mode == "accumulate")
+            mix = REGIMES.get(chain.regime)(rctx)
+            for m in mitigations:
+                mix, s = m.transform_mix(mix, mctx)
+                if s:
+                    mix_stats[m.name] = s
+            if not mix:
+                from .errors import MadbenchError
+
+                raise MadbenchError(f"chain {chain.id}: generation {g} has an empty training mix; check the mitigations' parameters")
+            prev = self.gen_dir(chain, g - 1) / "adapter" if g > 1 else self.gen0_dir(chain.seed) / "adapter"
+            init = str(prev) if cfg.loop.init_from == "previous" else None
+            model = make_peft_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
+            train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
+                                     derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
+                                     desc=f"{chain.id} gen {g}: training")
+            model = train_stats.pop("model")
+            model.save_pretrained(tmp / "adapter")
+            manifest = {"generation": g, "documents": [
+                {"id": d.id, "source": "real" if d.id.startswith("h") else "synthetic"} for d in mix]}
+            model_metrics = self.model_metrics(model, tmp)
+            mctx.score = self.score_fn(chain.seed, model)
+            samples, kept, sample_stats = self.sample(model, chain, g, mitigations, mctx)
+        kept_ids = {d.id for d in kept}
+        io.write_jsonl(tmp / "samples.jsonl", [{"id": d.id, "text": d.text, "kept": d.id in kept_ids} for d in samples])
+        io.write_json(tmp / "mix.json", manifest)
+        metrics = {**model_metrics, **self.sample_metrics([d.text for d in samples])}
+        n_syn = sum(1 for d in manifest["documents"] if d["source"] == "synthetic")
+        meta = {
+            "chain": chain.id, "generation": g, "metrics": metrics,
+            "train_tokens": train_stats.get("train_tokens"), "train_docs": len(manifest["documents"]),
+            "synthetic_fraction": n_syn / max(1, len(manifest["documents"])),
+            "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats},
+            "num_samples": len(samples), "num_kept": len(kept), "seconds": time.perf_counter() - start,
+        }
+        io.write_json(tmp / "metrics.json", metrics)
+        io.write_json(tmp / "meta.json", meta)
+        io.commit_dir(tmp, final)
+        self.event(event="generation_done", chain=chain.id, generation=g, seconds=round(meta["seconds"], 2))
+        del model
+        return meta
+
+    def run(self, chains: Optional[List[Chain]] = None, on_generation=None) -> None:
+        chains = chains or plan_chains(self.cfg)
+        total = len(chains) * (self.cfg.loop.generations + 1)
+        done = sum(1 for c in chains for g in range(self.cfg.loop.generations + 1) if (self.gen_dir(c, g) / "meta.json").is_file())
+        times: List[float] = []
+        for ci, chain in enumerate(chains):
+            for g in range(self.cfg.loop.generations + 1):
+                if (self.gen_dir(chain, g) / "meta.json").is_file():
+                    continue
+                start = time.perf_counter()
+                meta = self.run_generation(chain, g)
+                times.append(time.perf_counter() - start)
+                done += 1
+                eta = (sum(times) / len(times)) * (total - done)
+                shown = " ".join(f"{k}={v:.4g}" for k, v in list(meta["metrics"].items())[:4])
+                self.log(f"[{done}/{total}] {chain.id} gen {g}: {shown} ({times[-1]:.0f}s, ETA {eta / 60:.1f} min)")
+                if on_generation:
+                    on_generation()

@@ -1,0 +1,66 @@
+"""Perplexity of the generation's model on held-out human text.
+
+Token-level perplexity: exp(total NLL / total predicted tokens), each document
+scored on its own (BOS-prefixed when the tokenizer has one), in length-sorted batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import METRICS
+
+
+def token_nll(model, tokenizer, texts, batch_size: int = 16, max_length: int = 512):
+    """Return (sum of NLL, number of predicted tokens) over ``texts``."""
+    rows = _nll_rows(model, tokenizer, texts, batch_size, max_length)
+    return sum(r[0] for r in rows), sum(r[1] for r in rows)
+
+
+def per_text_nll(model, tokenizer, texts, batch_size: int = 16, max_length: int = 512):
+    """Mean NLL per token of each text (in input order); inf for an empty text."""
+    return [total / count if count else float("inf") for total, count in _nll_rows(model, tokenizer, texts, batch_size, max_length)]
+
+
+@torch.no_grad()
+def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int):
+    """(sum NLL, predicted tokens) for each text, in input order."""
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][: max_length - 1] for t in texts]
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    encoded = [[bos] + ids for ids in encoded]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    rows = [(0.0, 0)] * len(encoded)
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        batch = [encoded[i] for i in order[start : start + batch_size]]
+        width = max(len(x) for x in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, seq in enumerate(batch):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        targets = ids[:, 1:]
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none"
+        ).view(targets.shape)
+        valid = mask[:, 1:].float()
+        sums, counts = (nll * valid).sum(1), valid.sum(1)
+        for row, i in enumerate(order[start : start + batch_size]):
+            rows[i] = (float(sums[row]), int(counts[row]))
+    if was_training:
+        model.train()
+    return rows
+
+
+@METRICS.register("perplexity", higher_is_better=False, needs="model")
+def perplexity(ctx) -> float:
+    """Token perplexity of the model on the held-out human documents."""
+    total, count = token_nll(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size)
+    return math.exp(total / max(1, count))

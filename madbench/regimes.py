@@ -1,0 +1,89 @@
+"""Loop regimes: small pure policies that choose a generation's training mix.
+
+A regime gets the generation index, the real data and the synthetic history and
+returns the documents to train on. ``name/accumulate`` keeps every earlier
+generation's synthetic data instead of only the last one (Gerstgrasser et al. 2024).
+
+  fully_synthetic         train only on the previous generation's samples (Shumailov et al. 2024)
+  synthetic_augmentation  a fixed real set plus synthetic data (Alemohammad et al. 2023)
+  fresh_data              a new real slice every generation plus synthetic data (Alemohammad et al. 2023)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+from .corpus import Doc
+from .errors import MadbenchError
+from .registry import Registry, did_you_mean
+
+REGIMES = Registry("regime")
+MODES = ("replace", "accumulate")
+
+
+@dataclass(frozen=True)
+class RegimeContext:
+    generation: int  # >= 1; generation 0 always trains on real data
+    train_docs: int  # size of the real set at generation 0 (the mix budget)
+    real_fraction: float  # share of real documents in mixed regimes
+    pool: List[Doc]  # real training pool
+    fresh: List[Doc]  # real documents reserved for fresh slices
+    synthetic: Dict[int, List[Doc]]  # generation -> its (mitigated) samples, for generations < current
+    accumulate: bool
+
+
+def parse_regime(spec: str) -> Tuple[str, str]:
+    """'fully_synthetic/accumulate' -> ('fully_synthetic', 'accumulate')."""
+    name, _, mode = str(spec).partition("/")
+    REGIMES.get(name)
+    mode = mode or "replace"
+    if mode not in MODES:
+        raise MadbenchError(f"unknown regime mode '{mode}' in '{spec}';{did_you_mean(mode, MODES)} use name/replace or name/accumulate")
+    return name, mode
+
+
+def _synthetic(ctx: RegimeContext) -> List[Doc]:
+    if ctx.accumulate:
+        return [d for g in sorted(ctx.synthetic) for d in ctx.synthetic[g]]
+    return list(ctx.synthetic.get(ctx.generation - 1, []))
+
+
+def real_count(ctx: RegimeContext) -> int:
+    return int(round(ctx.real_fraction * ctx.train_docs))
+
+
+def fresh_slice(ctx: RegimeContext, generation: int) -> List[Doc]:
+    n = real_count(ctx)
+    start = (generation - 1) * n
+    if start + n > len(ctx.fresh):
+        raise MadbenchError(
+            f"fresh_data needs {n} new real documents per generation but the corpus runs out at generation {generation}; "
+            "lower loop.real_fraction, data.train_docs or loop.generations, or use a bigger corpus"
+        )
+    return ctx.fresh[start : start + n]
+
+
+@REGIMES.register("fully_synthetic")
+def fully_synthetic(ctx: RegimeContext) -> List[Doc]:
+    """Train only on synthetic data: the last generation's (replace) or all so far (accumulate)."""
+    return _synthetic(ctx)
+
+
+@REGIMES.register("synthetic_augmentation")
+def synthetic_augmentation(ctx: RegimeContext) -> List[Doc]:
+    """A fixed real set (the same documents every generation) plus synthetic data."""
+    return ctx.pool[: real_count(ctx)] + _trim(ctx, _synthetic(ctx))
+
+
+@REGIMES.register("fresh_data")
+def fresh_data(ctx: RegimeContext) -> List[Doc]:
+    """A new, never-seen real slice every generation plus synthetic data."""
+    return fresh_slice(ctx, ctx.generation) + _trim(ctx, _synthetic(ctx))
+
+
+def _trim(ctx: RegimeContext, synthetic: List[Doc]) -> List[Doc]:
+    """In replace mode keep the mix at ``train_docs``; accumulate grows on purpose."""
+    if ctx.accumulate:
+        return synthetic
+    return synthetic[: max(0, ctx.train_docs - real_count(ctx))]

@@ -1,0 +1,103 @@
+"""Assemble ``results.json`` from a run folder and check it against its JSON Schema.
+
+The schema (``madbench/schemas/results.schema.json``) is the contract for
+``madbench report``, ``submit``, the leaderboard and ``regress``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from . import io
+from .errors import MadbenchError
+
+SCHEMA_VERSION = "1.0"
+
+
+def schema() -> dict:
+    return json.loads(resources.files("madbench").joinpath("schemas/results.schema.json").read_text())
+
+
+def validate_results(data: dict, where: str = "results.json") -> None:
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        field = "/".join(map(str, err.path)) or "(top level)"
+        raise MadbenchError(f"{where}: field '{field}': {err.message[:200]}")
+
+
+def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float | None = None) -> dict:
+    from .metrics import metric_info
+
+    out_chains = []
+    for chain in chains:
+        gens = []
+        for g in range(cfg.loop.generations + 1):
+            meta_path = run_dir / "chains" / chain.id / f"gen_{g:03d}" / "meta.json"
+            if not meta_path.is_file():
+                break
+            meta = io.read_json(meta_path)
+            gens.append({
+                "generation": g, "metrics": meta["metrics"], "train_tokens": meta["train_tokens"],
+                "train_docs": meta["train_docs"], "synthetic_fraction": meta["synthetic_fraction"],
+                "num_samples": meta["num_samples"], "num_kept": meta["num_kept"],
+                "seconds": meta["seconds"], "mitigations": meta["mitigations"],
+                "train_loss_last": meta["train"].get("train_loss_last"),
+            })
+        out_chains.append({
+            "id": chain.id, "regime": chain.regime, "mode": chain.mode, "seed": chain.seed,
+            "mitigations": list(chain.mitigations), "generations": gens,
+            "complete": len(gens) == cfg.loop.generations + 1,
+        })
+    metric_keys = sorted({k for c in out_chains for g in c["generations"] for k in g["metrics"]})
+    info = {}
+    for key in metric_keys:
+        try:
+            info[key] = {k: v for k, v in metric_info(key).items() if k != "name"}
+        except MadbenchError:  # a key produced by a metric family (lm-eval task scores...)
+            info[key] = {"higher_is_better": _family_direction(key), "needs": "model", "description": ""}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_name": cfg.name,
+        "config": cfg.to_dict(),
+        "config_hash": cfg.hash(),
+        "environment": environment,
+        "metrics_info": info,
+        "chains": out_chains,
+        "complete": all(c["complete"] for c in out_chains),
+        "wall_seconds": wall_seconds,
+    }
+
+
+def _family_direction(key: str):
+    lowered = key.lower()
+    if any(w in lowered for w in ("perplexity", "bits_per_byte", "loss", "self_bleu", "mauve_distance", "frechet", "repetition")):
+        return False
+    if any(w in lowered for w in ("acc", "exact_match", "distinct", "entropy", "mauve", "vendi", "mtld")):
+        return True
+    return None
+
+
+def write_results(run_dir: Path, data: dict) -> Path:
+    validate_results(data, str(run_dir / "results.json"))
+    path = Path(run_dir) / "results.json"
+    io.write_json(path, data)
+    return path
+
+
+def load_results(path: Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise MadbenchError(f"{path} not found; give a run folder that contains results.json (made by madbench run)")
+    try:
+        data = io.read_json(path)
+    except json.JSONDecodeError as exc:
+        raise MadbenchError(f"{path} is not valid JSON (line {exc.lineno}); re-create it with madbench run --resume")
+    validate_results(data, str(path))
+    return data

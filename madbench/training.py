@@ -1,0 +1,104 @@
+"""LoRA fine-tuning of one generation with peft, driven by accelerate.
+
+Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks
+(no padding is trained on). Data order and LoRA init are seeded from
+(seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from typing import List
+
+import torch
+from tqdm.auto import tqdm
+
+from .models import bf16_supported
+
+
+def pack(tokenizer, texts: List[str], seq_len: int) -> torch.Tensor:
+    """Tokenise, join with EOS and cut into full blocks of ``seq_len`` tokens."""
+    bos = tokenizer.bos_token_id
+    stream: List[int] = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        stream.extend(([bos] if bos is not None else []) + ids + [tokenizer.eos_token_id])
+    if len(stream) < seq_len:
+        stream = stream + [tokenizer.eos_token_id] * (seq_len - len(stream))
+    n = len(stream) // seq_len
+    return torch.tensor(stream[: n * seq_len], dtype=torch.long).view(n, seq_len)
+
+
+def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
+    """A fresh trainable LoRA model on a copy of ``base``; or continue ``init_adapter``."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    model = copy.deepcopy(base)
+    if init_adapter:
+        return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def mixed_precision(cfg) -> str:
+    if cfg.train.mixed_precision == "auto":
+        return "bf16" if bf16_supported() else "no"
+    return cfg.train.mixed_precision
+
+
+def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training") -> dict:
+    """Train ``model`` (a PeftModel) in place; return stats (tokens, loss, seconds)."""
+    from accelerate import Accelerator
+
+    t = cfg.train
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
+    blocks = pack(tokenizer, texts, t.seq_len)
+    rng = random.Random(f"order:{seed}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:  # LoRA weights stay fp32 even on a bf16 base: stable updates
+        p.data = p.data.float()
+    optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+    steps_per_epoch = math.ceil(len(blocks) / t.batch_size)
+    total = steps_per_epoch * t.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, t.warmup_steps)) * (0.5 * (1 + math.cos(math.pi * s / max(1, total))))
+    )
+    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    model.train()
+    start, tokens, losses = time.perf_counter(), 0, []
+    bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=not accelerator.is_main_process)
+    for _ in range(t.epochs):
+        order = list(range(len(blocks)))
+        rng.shuffle(order)
+        # shard batches across processes so `accelerate launch` splits the work
+        batches = [order[i : i + t.batch_size] for i in range(0, len(order), t.batch_size)]
+        for b in batches[accelerator.process_index :: accelerator.num_processes]:
+            batch = blocks[b].to(accelerator.device)
+            with accelerator.autocast():
+                loss = model(input_ids=batch, labels=batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            tokens += batch.numel()
+            losses.append(float(loss))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    accelerator.free_memory()
+    return {
+        "model": unwrapped,
+        "train_tokens": tokens * accelerator.num_processes,
+        "train_docs": len(texts),
+        "train_steps": len(losses),
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last": losses[-1] if losses else None,
+        "train_seconds": time.perf_counter() - start,
+    }

