@@ -1,0 +1,117 @@
+"""madbench.stats against numpy/scipy computed independently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sst
+
+from madbench import stats
+
+
+def test_seed_summary_matches_scipy_t_interval():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 12):
+        xs = rng.normal(3.0, 2.0, size=n)
+        s = stats.seed_summary(list(xs))
+        low, high = sst.t.interval(0.95, n - 1, loc=xs.mean(), scale=sst.sem(xs))
+        assert s["n"] == n
+        assert s["mean"] == pytest.approx(xs.mean(), rel=1e-12)
+        assert s["std"] == pytest.approx(xs.std(ddof=1), rel=1e-12)
+        assert (s["ci95_low"], s["ci95_high"]) == pytest.approx((low, high), rel=1e-10)
+
+
+def test_seed_summary_drops_missing_and_handles_one_and_zero():
+    s = stats.seed_summary([None, float("nan"), 4.5])
+    assert s == {"mean": 4.5, "std": 0.0, "n": 1, "ci95_low": 4.5, "ci95_high": 4.5}
+    assert stats.seed_summary([1.0, None, 3.0])["n"] == 2
+    empty = stats.seed_summary([None])
+    assert empty["n"] == 0 and empty["mean"] is None and empty["ci95_low"] is None
+
+
+def test_seed_summary_falls_back_without_scipy(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name.startswith("scipy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    xs = [1.0, 2.0, 4.0, 7.0]
+    s = stats.seed_summary(xs)
+    monkeypatch.undo()
+    low, _ = sst.t.interval(0.95, 3, loc=np.mean(xs), scale=sst.sem(xs))
+    assert s["ci95_low"] == pytest.approx(low, rel=1e-3)
+
+
+def _hedges(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    na, nb = len(a), len(b)
+    sp = np.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
+    return (b.mean() - a.mean()) / sp * (1 - 3 / (4 * (na + nb) - 9))
+
+
+def test_compare_matches_scipy_welch_and_hedges():
+    a = [10.0, 11.0, 10.5, 12.0]
+    b = [6.5, 7.0, 7.5]
+    c = stats.compare(a, b, higher_is_better=False)
+    assert c["diff"] == pytest.approx(np.mean(b) - np.mean(a))
+    assert c["welch_p"] == pytest.approx(sst.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-10)
+    assert c["hedges_g"] == pytest.approx(_hedges(a, b), rel=1e-10)
+    assert c["separated"] is True and c["better"] is True
+    assert stats.compare(a, b, higher_is_better=True)["better"] is False
+    assert stats.compare(a, b, higher_is_better=None)["better"] is None
+
+
+def test_compare_overlap_and_single_seed():
+    c = stats.compare([1.0, 2.0, 3.0], [1.5, 2.5, 3.5], higher_is_better=True)
+    assert c["separated"] is False and c["better"] is True  # direction only, not significance
+    one = stats.compare([2.0], [2.5], higher_is_better=True)
+    assert one["welch_p"] is None and one["hedges_g"] is None
+    assert one["separated"] is True and one["better"] is True
+    assert stats.compare([2.0], [2.0], higher_is_better=True)["separated"] is False
+    assert stats.compare([], [1.0], True)["diff"] is None
+
+
+def _chain(cid, regime, seed, values, mitigations=(), mode="replace"):
+    return {"id": cid, "regime": regime, "mode": mode, "seed": seed, "mitigations": list(mitigations),
+            "complete": True,
+            "generations": [{"generation": g, "metrics": {"perplexity": v, "distinct_2": None if v is None else v / 10}}
+                            for g, v in enumerate(values)]}
+
+
+def test_aggregate_chains_groups_pooled_seeds_and_partial_chains():
+    chains = [
+        _chain("fs-s0", "fully_synthetic", 0, [10.0, 12.0, 15.0]),
+        _chain("fs-s1", "fully_synthetic", 1, [11.0, 13.0]),  # partial: stopped after generation 1
+        _chain("fs-s2", "fully_synthetic", 2, [10.5, None, 14.0]),
+        _chain("fsd-s0", "fully_synthetic", 0, [10.0, 11.0, 11.5], mitigations=["dedup", "filter"]),
+    ]
+    groups = stats.aggregate_chains(chains)
+    assert [g["label"] for g in groups] == ["fully_synthetic/replace", "fully_synthetic/replace+dedup+filter"]
+    base = groups[0]
+    assert base["seeds"] == [0, 1, 2] and base["mitigations"] == []
+    ppl = {r["generation"]: r for r in base["metrics"]["perplexity"]}
+    assert [ppl[g]["n"] for g in (0, 1, 2)] == [3, 2, 2]  # s1 stopped, s2 missed gen 1
+    assert ppl[0]["mean"] == pytest.approx(np.mean([10.0, 11.0, 10.5]))
+    assert ppl[2]["ci95_high"] == pytest.approx(sst.t.interval(0.95, 1, loc=14.5, scale=sst.sem([15.0, 14.0]))[1])
+    assert stats.group_key(chains[3]) == ("fully_synthetic", "replace", ("dedup", "filter"))
+
+
+def test_last_generation_table_pools_runs():
+    run_a = {"chains": [_chain("fs-s0", "fully_synthetic", 0, [10.0, 12.0, 15.0])]}
+    run_b = {"chains": [_chain("fs-s1", "fully_synthetic", 1, [10.0, 13.0, 17.0]),
+                        _chain("fd-s1", "fresh_data", 1, [10.0, 10.5])]}
+    rows = stats.last_generation_table([run_a, run_b], ["perplexity", "missing_metric"])
+    assert [r["label"] for r in rows] == ["fully_synthetic/replace", "fresh_data/replace"]
+    cell = rows[0]["metrics"]["perplexity"]
+    assert rows[0]["generation"] == 2 and cell["n"] == 2 and cell["mean"] == pytest.approx(16.0)
+    assert rows[1]["generation"] == 1 and rows[1]["metrics"]["perplexity"]["mean"] == 10.5
+    assert rows[0]["metrics"]["missing_metric"]["mean"] is None
+    assert stats.last_generation_table(run_a, ["perplexity"])[0]["metrics"]["perplexity"]["n"] == 1
+    assert math.isclose(rows[0]["metrics"]["perplexity"]["std"], np.std([15.0, 17.0], ddof=1))
