@@ -1,0 +1,186 @@
+"""End to end through the real CLI on the tiny model: results, resume after a kill, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, madbench
+
+from madbench.results import validate_results
+
+
+def load(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+def metrics_by_chain(results: dict) -> dict:
+    return {c["id"]: [g["metrics"] for g in c["generations"]] for c in results["chains"]}
+
+
+def test_smoke_run_writes_complete_schema_checked_results(smoke_run):
+    results = load(smoke_run)
+    validate_results(results)
+    assert results["complete"] and results["schema_version"].startswith("1.")
+    assert {c["regime"] for c in results["chains"]} == {"fully_synthetic", "synthetic_augmentation", "fresh_data"}
+    for chain in results["chains"]:
+        gens = chain["generations"]
+        assert [g["generation"] for g in gens] == [0, 1, 2]
+        for g in gens:
+            assert g["metrics"]["perplexity"] > 1 and 0 < g["metrics"]["distinct_2"] <= 1
+            assert g["train_tokens"] > 0
+        assert gens[0]["synthetic_fraction"] == 0.0
+    fully = next(c for c in results["chains"] if c["regime"] == "fully_synthetic")
+    assert all(g["synthetic_fraction"] == 1.0 for g in fully["generations"][1:])
+    mixed = next(c for c in results["chains"] if c["regime"] == "fresh_data")
+    assert all(0 < g["synthetic_fraction"] < 1 for g in mixed["generations"][1:])
+    # generation 0 is shared: one training, identical numbers in every chain
+    gen0 = {json.dumps(c["generations"][0]["metrics"], sort_keys=True) for c in results["chains"]}
+    assert len(gen0) == 1
+    assert len(list((smoke_run / "gen0").iterdir())) == 1
+    env = results["environment"]
+    assert env["versions"]["torch"] and env["versions"]["peft"] and "commit" in env["git"]
+    assert results["config"]["loop"]["generations"] == 2
+
+
+def test_run_folder_has_manifests_samples_and_loadable_adapters(smoke_run):
+    gen = smoke_run / "chains" / "fresh_data-replace-s0" / "gen_002"
+    mix = json.loads((gen / "mix.json").read_text())
+    sources = {d["source"] for d in mix["documents"]}
+    assert sources == {"real", "synthetic"}
+    held_out = {d["id"] for d in json.loads((smoke_run / "gen0" / "seed0" / "mix.json").read_text())["documents"]}
+    assert held_out  # generation 0 trained on real documents only
+    samples = [json.loads(line) for line in (gen / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 24 and all(s["text"] for s in samples)
+    # the adapter loads with plain transformers + peft and produces logits
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = json.loads((gen / "adapter" / "adapter_config.json").read_text())
+    base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
+    tok = AutoTokenizer.from_pretrained(config["base_model_name_or_path"])
+    model = PeftModel.from_pretrained(base, gen / "adapter")
+    with torch.no_grad():
+        out = model(**tok("In the beginning", return_tensors="pt"))
+    assert torch.isfinite(out.logits).all()
+
+
+def _start(out: Path, *extra):
+    return subprocess.Popen([sys.executable, "-m", "madbench", "run", "--preset", "smoke", "--output-dir", str(out), *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def _wait_for(path: Path, proc, timeout=300):
+    start = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"run ended before {path} appeared: {proc.communicate()[1][-2000:]}"
+        assert time.time() - start < timeout
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run, sig):
+    out = tmp_path / "killed"
+    proc = _start(out)
+    first = out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "meta.json"
+    _wait_for(first, proc)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "resume" in stderr and "Traceback" not in stderr
+    assert not (out / "results.json").exists() or not load(out)["complete"]
+    stamp = first.stat().st_mtime_ns
+    resumed = madbench("run", "--resume", out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert first.stat().st_mtime_ns == stamp  # finished generations are never recomputed or overwritten
+    assert metrics_by_chain(load(out)) == metrics_by_chain(load(smoke_run))  # same seed -> same numbers
+    for chain in ("fully_synthetic-replace-s0", "fresh_data-replace-s0"):
+        a = (out / "chains" / chain / "gen_002" / "samples.jsonl").read_text()
+        b = (smoke_run / "chains" / chain / "gen_002" / "samples.jsonl").read_text()
+        assert a == b
+    events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events.count("gen0_trained") == 1
+
+
+def test_another_seed_gives_other_samples(tmp_path, smoke_run):
+    out = tmp_path / "seed1"
+    madbench("run", "--preset", "smoke", "--output-dir", out, "loop.seeds=[1]", "loop.regimes=[fully_synthetic]",
+             "loop.generations=1", check=True)
+    a = (out / "chains" / "fully_synthetic-replace-s1" / "gen_001" / "samples.jsonl").read_text()
+    b = (smoke_run / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "samples.jsonl").read_text()
+    assert a != b
+
+
+def test_rerun_of_finished_run_recomputes_nothing(smoke_run):
+    before = (smoke_run / "events.jsonl").read_text().count("generation_done")
+    proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (smoke_run / "events.jsonl").read_text().count("generation_done") == before
+
+
+def test_dry_run_prints_config_and_plan(tmp_path):
+    proc = madbench("run", "--preset", "smoke", "--dry-run", "--output-dir", tmp_path / "x", "sampling.temperature=0.7")
+    assert proc.returncode == 0
+    assert "temperature: 0.7" in proc.stdout and "fully_synthetic-replace-s0: 0/3" in proc.stdout
+    assert not (tmp_path / "x").exists()
+
+
+def test_accumulate_and_mitigation_chains_run(tmp_path):
+    out = tmp_path / "acc"
+    madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[synthetic_augmentation/accumulate]",
+             "loop.generations=2", "loop.mitigations=[none, mix_real]", "mitigation_params.mix_real.fraction=0.25", check=True)
+    results = load(out)
+    chains = {c["id"]: c for c in results["chains"]}
+    assert set(chains) == {"synthetic_augmentation-accumulate-s0", "synthetic_augmentation-accumulate-s0-mix_real"}
+    plain = chains["synthetic_augmentation-accumulate-s0"]["generations"]
+    assert plain[2]["train_docs"] > plain[1]["train_docs"]  # accumulate grows the mix
+    mitigated = chains["synthetic_augmentation-accumulate-s0-mix_real"]["generations"]
+    assert mitigated[1]["mitigations"]["mix"]["mix_real"]["real_added"] > 0
+
+
+BAD_INPUTS = [
+    (["loop.regimes=[fully_synthtic]"], "did you mean 'fully_synthetic'"),
+    (["loop.generatons=3"], "unknown config key 'loop.generatons'; did you mean 'generations'"),
+    (["--preset", "smok"], "unknown preset 'smok'; did you mean 'smoke'"),
+    (["loop.generations=many"], "config key 'loop.generations' expects int"),
+    (["loop.mitigations=[mix_rel]"], "unknown mitigation 'mix_rel'"),
+    (["model.name=/nonexistent/model"], "model '/nonexistent/model' not found"),
+    (["data.corpus=/nonexistent/corpus.txt"], "corpus '/nonexistent/corpus.txt' not found"),
+    (["data.corpus=kvj"], "unknown corpus 'kvj'; did you mean 'kjv'"),
+    (["--config", "/nonexistent.yaml"], "config file '/nonexistent.yaml' not found"),
+    (["generations3"], "must look like key=value"),
+    (["sampling.top_p=1.5"], "sampling.top_p must be in (0, 1]"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    base = [] if "--preset" in args else ["--preset", "smoke"]
+    proc = madbench("run", *base, "--output-dir", tmp_path / "bad", *args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("madbench: error:"), proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_malformed_config_file_and_resume_of_non_run(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loop: [unclosed\n")
+    proc = madbench("run", "--config", bad)
+    assert proc.returncode == 2 and "is not valid YAML/JSON at line" in proc.stderr
+    proc = madbench("run", "--resume", tmp_path)
+    assert proc.returncode == 2 and "not a madbench run folder" in proc.stderr
+
+
+def test_changed_config_in_existing_folder_is_refused(smoke_run):
+    proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "sampling.temperature=0.5")
+    assert proc.returncode == 2 and "different config" in proc.stderr and "--resume" in proc.stderr
