@@ -89,7 +89,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     metrics: Tuple[str, ...] = ("perplexity", "distinct_1", "distinct_2", "distinct_3", "type_token_ratio")
-    tasks: Tuple[str, ...] = ()  # lm-eval tasks (names from tasks/ or built-in lm-eval tasks)
+    tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: tasks/*.yaml (held-out data) or built-in lm-eval names
+    task_docs: int = 64  # documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all
     batch_size: int = 16
 
 
@@ -282,6 +283,10 @@ def validate(cfg: RunConfig) -> None:
         mitigations.MITIGATIONS.get(name)
     for name in cfg.eval.metrics:
         METRICS.get(name)
+    if cfg.eval.tasks:
+        from .lmeval import check_tasks
+
+        check_tasks(cfg.eval.tasks)
     checks = [
         (cfg.loop.generations >= 0, "loop.generations must be >= 0"),
         (len(cfg.loop.regimes) > 0, "loop.regimes must name at least one regime"),
@@ -299,6 +304,7 @@ def validate(cfg: RunConfig) -> None:
         (cfg.model.dtype in ("auto", "float32", "bfloat16"), "model.dtype must be auto, float32 or bfloat16"),
         (cfg.train.mixed_precision in ("auto", "no", "bf16"), "train.mixed_precision must be auto, no or bf16"),
         (cfg.lora.r > 0, "lora.r must be > 0"),
+        (cfg.eval.task_docs >= 0, "eval.task_docs must be >= 0 (0 = all held-out documents)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -19,6 +19,7 @@ preset("smoke", "every regime, 2 generations, tiny model; under 2 minutes on 2 c
     "loop": {"generations": 2},
     "sampling": {"num_samples": 24, "max_new_tokens": 32, "batch_size": 24},
     "train": {"epochs": 1, "batch_size": 8, "seq_len": 64, "learning_rate": 3e-3, "mixed_precision": "no"},
+    "eval": {"task_docs": 16},  # lm-eval tasks: 16 held-out docs each keep a generation's scoring to a few seconds
 })
 
 preset("tiny", "the tiny model with enough generations to show collapse (used by regress)", {

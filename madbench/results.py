@@ -73,7 +73,15 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
     }
 
 
+# lm-eval metric names (task scores are '<task>/<metric>'), decided before the substring guesses below
+_LMEVAL_HIGHER = {"acc", "acc_norm", "acc_mutual_info", "exact_match", "f1", "mcc", "bleu", "chrf", "rouge1", "rouge2", "rougeL", "em"}
+_LMEVAL_LOWER = {"perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter", "brier_score"}
+
+
 def _family_direction(key: str):
+    metric = key.rsplit("/", 1)[-1].split(",")[0]
+    if "/" in key and metric in _LMEVAL_HIGHER | _LMEVAL_LOWER:
+        return metric in _LMEVAL_HIGHER
     lowered = key.lower()
     if any(w in lowered for w in ("perplexity", "bits_per_byte", "loss", "self_bleu", "mauve_distance", "frechet", "repetition")):
         return False
