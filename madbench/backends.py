@@ -13,6 +13,7 @@ chain never stops the others. Every backend calls ``on_result`` once per job.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -39,6 +40,22 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def _model_cache_lock():
+    import fcntl
+
+    from .models import cache_dir
+
+    path = cache_dir() / ".model-build.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_job(job: dict) -> dict:
     """Run one job (``kind`` 'gen0' or 'chain') in this process; return its status dict."""
     for key, value in (job.get("env") or {}).items():
@@ -53,7 +70,8 @@ def run_job(job: dict) -> dict:
 
         cfg = from_dict(job["config"])
         prefix = f"[{job['id']}] "
-        runner = Runner(cfg, Path(job["run_dir"]), log=lambda line: print(prefix + line, flush=True))
+        with _model_cache_lock():  # parallel jobs must not build/convert the same cached model at once
+            runner = Runner(cfg, Path(job["run_dir"]), log=lambda line: print(prefix + line, flush=True))
         chains = [Chain(c["regime"], c["mode"], int(c["seed"]), tuple(c["mitigations"])) for c in job["chains"]]
         if job["kind"] == "gen0":
             runner.ensure_gen0(int(job["seed"]))
@@ -105,8 +123,9 @@ def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     cores = os.cpu_count() or 1
-    workers = int(opts.get("workers") or 0) or max(1, min(max(map(len, phases)), cores))
-    threads = int(opts.get("threads") or 0) or max(1, cores // workers)
+    threads = int(opts.get("threads") or 0)
+    workers = int(opts.get("workers") or 0) or max(1, min(max(map(len, phases)), cores // max(1, threads) or 1))
+    threads = threads or max(1, cores // workers)
     print(f"madbench sweep: local backend, {workers} worker process(es) x {threads} torch thread(s)", flush=True)
     ctx = multiprocessing.get_context("spawn")  # no torch/CUDA state inherited through fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
@@ -163,7 +182,9 @@ def run_slurm(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
         raise MadbenchError("the slurm backend needs submitit: pip install 'madbench[cluster]' (or pip install submitit)")
     folder = Path(opts["sweep_dir"]) / "slurm" / "%j"
     executor = submitit.AutoExecutor(folder=folder, cluster=opts.get("cluster") or None)
-    threads = int(opts.get("threads") or 0) or 4
+    local = executor.cluster != "slurm"  # 'local'/'debug': the array runs as processes of this machine
+    cores = os.cpu_count() or 1
+    threads = int(opts.get("threads") or 0) or (max(1, cores // min(cores, max(map(len, phases)))) if local else 4)
     params = {"timeout_min": int(opts.get("timeout_min") or 24 * 60), "cpus_per_task": threads,
               "gpus_per_node": int(opts.get("gpus_per_job") or 0), "name": "madbench-sweep"}
     if executor.cluster == "slurm":
@@ -172,7 +193,7 @@ def run_slurm(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     executor.update_parameters(**params)
     for jobs in _phases(phases, on_result, skip):
         submitted = executor.map_array(run_job, [{**job, "threads": threads} for job in jobs])
-        print(f"madbench sweep: {executor.cluster} backend, job array {submitted[0].job_id.split('_')[0]} "
+        print(f"madbench sweep: slurm backend (submitit cluster '{executor.cluster}'), job array {submitted[0].job_id.split('_')[0]} "
               f"({len(jobs)} jobs, {threads} CPUs each); logs in {folder.parent}", flush=True)
         pending = dict(zip(submitted, jobs))
         while pending:
