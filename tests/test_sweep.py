@@ -1,0 +1,137 @@
+"""`madbench sweep`: grid planning, the three backends, failure reporting and resume.
+
+Every sweep here is the smoke preset (tiny model), 3 regimes x 2 seeds, shrunk to one
+generation after generation 0 so that each backend runs the whole grid in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from conftest import madbench
+
+REGIMES = ["fully_synthetic", "synthetic_augmentation", "fresh_data"]
+CHAINS = {f"{r}-replace-s{s}" for r in REGIMES for s in (0, 1)}
+
+
+def write_spec(path, **grid):
+    spec = {
+        "preset": "smoke", "name": "test-sweep",
+        "loop": {"generations": 1},
+        "data": {"train_docs": 8, "eval_docs": 8},
+        "sampling": {"num_samples": 8, "max_new_tokens": 16, "batch_size": 8},
+        "eval": {"metrics": ["perplexity", "distinct_2"], "tasks": []},
+        "grid": {"loop.regimes": REGIMES, "loop.seeds": [0, 1], **grid},
+    }
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def events(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def complete_chains(run_dir, generations=1):
+    return {p.name for p in (run_dir / "chains").iterdir()
+            if p.is_dir() and all((p / f"gen_{g:03d}" / "meta.json").is_file() for g in range(generations + 1))}
+
+
+def check_summary(sweep_dir):
+    summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    rows = summary["last_generation"]
+    assert sorted(r["regime"] for r in rows) == sorted(REGIMES)
+    for row in rows:
+        cell = row["metrics"]["perplexity"]
+        assert row["generation"] == 1 and cell["n"] == 2
+        assert cell["ci95_low"] <= cell["mean"] <= cell["ci95_high"]
+    pairs = {(c["a"], c["b"]) for c in summary["comparisons"] if c["kind"] == "regime" and c["metric"] == "perplexity"}
+    assert len(pairs) == 3  # every regime against every other
+    assert "±" in (sweep_dir / "sweep_summary.md").read_text()
+    assert list((sweep_dir / "report").glob("*.png")), "plots with seed bands"
+    results = json.loads((sweep_dir / "runs" / "base" / "results.json").read_text())
+    assert results["complete"] and {c["id"] for c in results["chains"]} == CHAINS
+
+
+def test_plan_and_dry_run(tmp_path):
+    from madbench.errors import MadbenchError
+    from madbench.sweep import identity, load_spec, plan
+
+    spec = load_spec(str(write_spec(tmp_path / "s.yaml", **{"sampling.temperature": [0.7, 1.0]})))
+    variants = plan(spec)
+    assert [v["axes"] for v in variants] == [{"sampling.temperature": 0.7}, {"sampling.temperature": 1.0}]
+    assert variants[0]["config"].hash() != variants[1]["config"].hash()
+    assert {c.id for c in variants[0]["chains"]} == CHAINS
+    more_seeds = plan({**spec, "grid": {**spec["grid"], "loop.seeds": [0, 1, 2]}})
+    assert identity(more_seeds[0]["config"]) == identity(variants[0]["config"])  # same run folder, more chains
+    with pytest.raises(MadbenchError, match="generations"):
+        plan({**spec, "grid": {"loop.generation": [1, 2]}})
+
+    proc = madbench("sweep", "--config", "sweeps/default.yaml", "--output-dir", tmp_path / "default", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "model smollm2-135m" in proc.stdout and "9 chains" in proc.stdout
+    assert "3 generation-0 job(s) first, then 9 chain job(s)" in proc.stdout
+    assert not (tmp_path / "default").exists()
+
+
+def test_local_failure_then_resume_runs_only_what_is_missing(tmp_path):
+    spec = write_spec(tmp_path / "s.yaml")
+    out = tmp_path / "sweep"
+    run_dir = out / "runs" / "base"
+    (run_dir / "chains").mkdir(parents=True)
+    (run_dir / "chains" / "fresh_data-replace-s1").write_text("a file where the chain folder should go")
+
+    first = madbench("sweep", "--config", spec, "--output-dir", out, "--workers", "2")
+    assert first.returncode == 1, first.stderr[-2000:]
+    assert "FAILED base/fresh_data-replace-s1" in first.stderr
+    manifest = json.loads((out / "sweep.json").read_text())
+    failed = manifest["jobs"]["base/fresh_data-replace-s1"]
+    assert failed["status"] == "failed" and "Error" in failed["error"]
+    assert "Traceback" in open(failed["traceback"]).read()
+    assert complete_chains(run_dir) == CHAINS - {"fresh_data-replace-s1"}, "one failed chain stops no other"
+
+    # repair the failure, lose the last generation of another chain, run the same command again
+    (run_dir / "chains" / "fresh_data-replace-s1").unlink()
+    shutil.rmtree(run_dir / "chains" / "fully_synthetic-replace-s0" / "gen_001")
+    seen = len(events(run_dir / "events.jsonl"))
+    second = madbench("sweep", "--config", spec, "--output-dir", out)
+    assert second.returncode == 0, second.stderr[-2000:]
+    new = events(run_dir / "events.jsonl")[seen:]
+    done = {(e["chain"], e["generation"]) for e in new if e["event"] == "generation_done"}
+    assert done == {("fresh_data-replace-s1", 0), ("fresh_data-replace-s1", 1), ("fully_synthetic-replace-s0", 1)}
+    assert not [e for e in new if e["event"] == "gen0_trained"], "generation 0 is never trained twice"
+    start = [e for e in events(out / "events.jsonl") if e["event"] == "sweep_start"][-1]
+    assert set(start["jobs"]) == {"base/gen0-s1", "base/fresh_data-replace-s1", "base/fully_synthetic-replace-s0"}
+    check_summary(out)
+
+
+def test_ray_backend(tmp_path):
+    ray = pytest.importorskip("ray")
+    from madbench.cli import main
+
+    spec = write_spec(tmp_path / "s.yaml")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        rc = main(["sweep", "--config", str(spec), "--output-dir", str(tmp_path / "sweep"), "--backend", "ray"])
+    finally:
+        ray.shutdown()
+    assert rc == 0
+    manifest = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert manifest["backend"] == "ray" and all(j["status"] == "done" for j in manifest["jobs"].values())
+    assert len(manifest["jobs"]) == 2 + 6  # generation 0 once per seed, then the chains
+    check_summary(tmp_path / "sweep")
+
+
+def test_slurm_backend_through_submitit(tmp_path):
+    pytest.importorskip("submitit")
+    spec = write_spec(tmp_path / "s.yaml")
+    out = tmp_path / "sweep"
+    proc = madbench("sweep", "--config", spec, "--output-dir", out, "--backend", "slurm", "--cluster", "local")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("job array") == 2  # one array per phase: generation 0, then the chains
+    logs = [p for p in (out / "slurm").iterdir() if p.name != "%j"]
+    assert len(logs) == 2 + 6  # submitit's folder per job (pickled job, result, stdout/stderr)
+    check_summary(out)
