@@ -112,9 +112,24 @@ def _phases(phases: List[List[dict]], on_result, skip) -> Iterator[List[dict]]:
 
 
 # ---------------------------------------------------------------------- local
-def _init_worker(threads: int, env: dict) -> None:
+def _init_worker(threads: int, env: dict, counter, gpus: List[str]) -> None:
     os.environ.update(env)
+    if gpus:  # one GPU per worker process, before torch sees CUDA
+        with counter.get_lock():
+            index, counter.value = counter.value, counter.value + 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
     _set_threads(threads)
+
+
+def _gpu_ids(opts: dict) -> List[str]:
+    if opts.get("gpus") is not None:
+        return [g.strip() for g in str(opts["gpus"]).split(",") if g.strip()]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
@@ -123,13 +138,16 @@ def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     cores = os.cpu_count() or 1
+    gpus = _gpu_ids(opts)
     threads = int(opts.get("threads") or 0)
-    workers = int(opts.get("workers") or 0) or max(1, min(max(map(len, phases)), cores // max(1, threads) or 1))
+    default = len(gpus) if gpus else cores // max(1, threads) or 1  # a process per GPU, or per core
+    workers = int(opts.get("workers") or 0) or max(1, min(max(map(len, phases)), default))
     threads = threads or max(1, cores // workers)
-    print(f"madbench sweep: local backend, {workers} worker process(es) x {threads} torch thread(s)", flush=True)
+    print(f"madbench sweep: local backend, {workers} worker process(es) x {threads} torch thread(s)"
+          + (f", GPUs {','.join(gpus)} (one per worker)" if gpus else ""), flush=True)
     ctx = multiprocessing.get_context("spawn")  # no torch/CUDA state inherited through fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, job_env())) as pool:
+                             initargs=(threads, job_env(), ctx.Value("i", 0), gpus)) as pool:
         for jobs in _phases(phases, on_result, skip):
             futures = {pool.submit(run_job, {**job, "threads": threads}): job for job in jobs}
             for fut in as_completed(futures):

@@ -48,6 +48,7 @@ def add_arguments(p) -> None:
     p.add_argument("--output-dir", help="sweep folder (default: runs/sweeps/<name>)")
     p.add_argument("--workers", type=int, help="local: parallel worker processes (default: one per core, at most one per job)")
     p.add_argument("--threads", type=int, help="torch threads per job (default local: cores // workers)")
+    p.add_argument("--gpus", help="local: comma-separated GPU ids, one per worker (default: all visible GPUs)")
     p.add_argument("--address", help="ray: cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
     p.add_argument("--cluster", help="slurm: submitit cluster ('slurm', or 'local' to run the job arrays as local processes)")
     p.add_argument("--dry-run", action="store_true", help="print the variants, chains and jobs still to run, then exit")
@@ -185,7 +186,7 @@ def prepare_run_dirs(variants: List[dict], sweep_dir: Path) -> None:
 def main(args) -> int:
     spec = load_spec(args.config)
     opts = dict(spec.get("sweep") or {})
-    for key in ("backend", "workers", "threads", "address", "cluster"):
+    for key in ("backend", "workers", "threads", "gpus", "address", "cluster"):
         if getattr(args, key, None) is not None:
             opts[key] = getattr(args, key)
     backend = opts.get("backend") or "local"
