@@ -260,7 +260,7 @@ def main(args) -> int:
 
 def dry_run(spec, variants, sweep_dir, backend, gen0_jobs, chain_jobs, finished) -> int:
     print(f"# sweep '{spec['name']}' -> {sweep_dir} (backend: {backend})")
-    print(f"# grid: {yaml.safe_dump(spec.get('grid') or {}, default_flow_style=True, width=10**6).strip()}")
+    print(f"# grid: {yaml.safe_dump(spec.get('grid') or {}, default_flow_style=True, width=10**6, sort_keys=False).strip()}")
     for v in variants:
         cfg = v["config"]
         run_dir = sweep_dir / "runs" / v["id"]

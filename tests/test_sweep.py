@@ -135,3 +135,30 @@ def test_slurm_backend_through_submitit(tmp_path):
     logs = [p for p in (out / "slurm").iterdir() if p.name != "%j"]
     assert len(logs) == 2 + 6  # submitit's folder per job (pickled job, result, stdout/stderr)
     check_summary(out)
+
+
+def test_summary_compares_mitigations_and_variants():
+    from madbench.sweep_summary import markdown, summarize
+
+    def results(shift):
+        chains = []
+        for mits, values in (([], [10.0, 11.0, 12.0]), (["dedup"], [5.0, 5.5, 6.0])):
+            for seed, v in enumerate(values):
+                chains.append({"id": f"c{seed}{mits}", "regime": "fully_synthetic", "mode": "replace", "seed": seed,
+                               "mitigations": mits, "generations": [
+                                   {"generation": 0, "metrics": {"perplexity": 9.0 + seed}},
+                                   {"generation": 1, "metrics": {"perplexity": v + shift}}]})
+        return {"config": {"loop": {"generations": 1}}, "chains": chains,
+                "metrics_info": {"perplexity": {"higher_is_better": False}}}
+
+    summary = summarize([("t0.7", results(0.0)), ("t1.0", results(100.0))])
+    by_kind = {}
+    for c in summary["comparisons"]:
+        by_kind.setdefault(c["kind"], []).append(c)
+    mitigation = by_kind["mitigation"][0]
+    assert mitigation["a"] == "t0.7: fully_synthetic/replace" and mitigation["b"] == "t0.7: fully_synthetic/replace+dedup"
+    assert mitigation["better"] is True and mitigation["separated"] and mitigation["diff"] == pytest.approx(-5.5)
+    assert len(by_kind["variant"]) == 2 and all(c["separated"] and c["better"] is False for c in by_kind["variant"])
+    assert "regime" not in by_kind  # one regime: nothing to compare it with
+    text = markdown(summary)
+    assert "| t1.0: fully_synthetic/replace+dedup | 1 |" in text and "mitigation" in text
