@@ -251,7 +251,8 @@ def main(args) -> int:
     failed = sorted(k for k, v in jobs_state.items() if v.get("status") == "failed")
     save(summary="sweep_summary.json", failed=failed, wall_seconds=round(time.time() - start, 2))
     io.append_jsonl(events, {"time": round(time.time(), 3), "event": "sweep_finish", "failed": failed})
-    print(f"madbench sweep: {len(jobs_state) - len(failed)} job(s) done, {len(failed)} failed in {time.time() - start:.0f}s; "
+    ran = len(gen0_jobs) + len(chain_jobs)
+    print(f"madbench sweep: {ran - len(failed)} of {ran} job(s) done, {len(failed)} failed in {time.time() - start:.0f}s; "
           f"summary in {sweep_dir / 'sweep_summary.md'}" + (f" ({summary['groups']} groups)" if summary else ""), flush=True)
     for job_id in failed:
         print(f"madbench sweep: failed: {job_id}: {jobs_state[job_id].get('error')}", file=sys.stderr)

@@ -7,12 +7,17 @@ generation after generation 0 so that each backend runs the whole grid in second
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 
-from conftest import madbench
+from conftest import ROOT, madbench
 
 REGIMES = ["fully_synthetic", "synthetic_augmentation", "fresh_data"]
 CHAINS = {f"{r}-replace-s{s}" for r in REGIMES for s in (0, 1)}
@@ -106,6 +111,38 @@ def test_local_failure_then_resume_runs_only_what_is_missing(tmp_path):
     start = [e for e in events(out / "events.jsonl") if e["event"] == "sweep_start"][-1]
     assert set(start["jobs"]) == {"base/gen0-s1", "base/fresh_data-replace-s1", "base/fully_synthetic-replace-s0"}
     check_summary(out)
+
+
+def test_killed_sweep_reruns_only_unfinished_work(tmp_path):
+    spec = write_spec(tmp_path / "s.yaml")
+    out = tmp_path / "sweep"
+    log = out / "runs" / "base" / "events.jsonl"
+    cmd = [sys.executable, "-m", "madbench", "sweep", "--config", str(spec), "--output-dir", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # kill driver and workers (SIGKILL: no clean-up) once a few chain generations are published
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if log.is_file() and sum(e["event"] == "generation_done" for e in events(log)) >= 3:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = events(log)
+    assert 3 <= sum(e["event"] == "generation_done" for e in before) < 12, "killed mid-way"
+    chains_dir = out / "runs" / "base" / "chains"
+    missing = {(c, g) for c in CHAINS for g in (0, 1) if not (chains_dir / c / f"gen_{g:03d}" / "meta.json").is_file()}
+
+    rerun = madbench("sweep", "--config", spec, "--output-dir", out)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert complete_chains(out / "runs" / "base") == CHAINS
+    after = events(log)
+    done = [(e["chain"], e["generation"]) for e in after if e["event"] == "generation_done"]
+    assert len(done) == len(set(done)), "a finished generation ran twice"
+    trained = [e["seed"] for e in after if e["event"] == "gen0_trained"]
+    assert sorted(trained) == sorted(set(trained)), "generation 0 trained twice"
+    assert set(done[sum(e["event"] == "generation_done" for e in before):]) == missing  # exactly what was missing
 
 
 def test_ray_backend(tmp_path):
