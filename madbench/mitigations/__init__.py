@@ -2,25 +2,31 @@
 
 A mitigation is a class registered by name; a chain composes a list of them
 (``loop.mitigations=[mix_real+dedup]``) with parameters from
-``mitigation_params.<name>.<param>``. Hooks, all optional:
+``mitigation_params.<name>.<param>``::
+
+    madbench list mitigations
+    madbench run --preset tiny 'loop.mitigations=[none,verifier_filter]' mitigation_params.verifier_filter.keep_fraction=0.5
+
+Hooks, all optional:
 
   * ``oversample()``            factor by which to sample more (filters keep a fraction)
   * ``logits_processors(ctx)``  sampling-time processors (e.g. a watermark)
   * ``filter_samples(docs, ctx)``  synthetic docs -> (kept docs, stats), before they enter history
   * ``transform_mix(docs, ctx)``   training mix -> (new mix, stats)
 
-Every hook's stats dict is recorded per generation in results.json.
+Every hook's stats dict is recorded per generation in results.json. Each class
+declares ``target_metric``: the metric it is meant to improve over the
+unmitigated baseline (checked by ``madbench regress``).
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .corpus import Doc
-from .errors import MadbenchError
-from .registry import Registry, did_you_mean
+from ..corpus import Doc
+from ..errors import MadbenchError
+from ..registry import Registry, did_you_mean
 
 MITIGATIONS = Registry("mitigation")
 
@@ -33,6 +39,7 @@ class MitigationContext:
     tokenizer: Any = None
     # score(texts, which) -> per-text NLL/token; which is 'current' (the model that sampled) or 'reference' (generation 0)
     score: Optional[Callable[[List[str], str], List[float]]] = None
+    # loop-provided extras: 'history' {generation: kept synthetic docs}, 'train_docs' (mix budget), 'model'
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -41,6 +48,8 @@ class Mitigation:
 
     name = "base"
     card = ""  # what it does, which paper, its parameters
+    paper = ""  # short citation
+    target_metric = "perplexity"  # the metric this mitigation should improve over the baseline
     params: Dict[str, Any] = {}
 
     def __init__(self, **overrides: Any):
@@ -52,6 +61,18 @@ class Mitigation:
                 f"parameters: {', '.join(sorted(self.params)) or 'none'}"
             )
         self.p = {**self.params, **overrides}
+        self.check()
+
+    def check(self) -> None:
+        """Validate ``self.p``; raise MadbenchError naming the parameter."""
+
+    def _fraction(self, key: str, low_open: bool = True) -> float:
+        value = float(self.p[key])
+        ok = (0.0 < value <= 1.0) if low_open else (0.0 <= value <= 1.0)
+        if not ok:
+            span = "(0, 1]" if low_open else "[0, 1]"
+            raise MadbenchError(f"mitigation_params.{self.name}.{key} must be in {span}, got {value}")
+        return value
 
     def oversample(self) -> float:
         return 1.0
@@ -70,17 +91,12 @@ def build_mitigations(names, params: Dict[str, Dict[str, Any]]) -> List[Mitigati
     return [MITIGATIONS.get(name)(**params.get(name, {})) for name in names]
 
 
-@MITIGATIONS.register("mix_real")
-class MixReal(Mitigation):
-    """Replace a fraction of every mix with original human documents (Shumailov et al. 2024 kept 10%)."""
+def mitigation_card(name: str) -> dict:
+    """Name, card, paper, target metric and default parameters of a registered mitigation."""
+    cls = MITIGATIONS.get(name)
+    return {"name": name, "card": cls.card, "paper": cls.paper, "target_metric": cls.target_metric,
+            "params": dict(cls.params)}
 
-    name = "mix_real"
-    card = "Keeps `fraction` of each generation's training mix as original human data drawn from the training pool. Shumailov et al., Nature 2024."
-    params = {"fraction": 0.1}
 
-    def transform_mix(self, docs, ctx):
-        k = int(round(self.p["fraction"] * len(docs)))
-        rng = random.Random(f"mix_real:{ctx.seed}:{ctx.generation}")
-        real = rng.sample(ctx.pool, min(k, len(ctx.pool)))
-        kept = docs[: len(docs) - len(real)]
-        return kept + real, {"real_added": len(real), "synthetic_removed": len(docs) - len(kept)}
+from . import dedup, filters, mixing, watermark  # noqa: E402,F401  (registers mitigations)
+from .mixing import MixReal  # noqa: E402,F401  (kept importable from here)

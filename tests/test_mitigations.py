@@ -1,0 +1,145 @@
+"""Unit behaviour of each mitigation, on the real tiny model and real KJV passages.
+
+    .venv/bin/python -m pytest -q tests/test_mitigations.py
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from madbench.corpus import Doc
+from madbench.errors import MadbenchError
+from madbench.mitigations import MITIGATIONS, Mitigation, MitigationContext, build_mitigations, mitigation_card
+
+
+@pytest.fixture(scope="module")
+def tiny(madbench_cache):
+    """(cfg, split, tokenizer, model): the smoke preset's tiny model, built offline."""
+    from madbench.config import build_config
+    from madbench.corpus import load_split
+    from madbench.models import load_base, resolve_model
+    from madbench.presets import PRESETS
+
+    cfg = build_config(PRESETS.get("smoke")())
+    split = load_split(cfg)
+    tokenizer, model = load_base(resolve_model(cfg, split), cfg)
+    return cfg, split, tokenizer, model
+
+
+def scorer(model, tokenizer):
+    from madbench.metrics.perplexity import per_text_nll
+
+    return lambda texts, which="current": per_text_nll(model, tokenizer, texts, 16)
+
+
+def test_every_mitigation_has_a_card_and_a_known_target_metric():
+    from madbench.metrics import METRICS
+
+    names = MITIGATIONS.names()
+    for expected in ("mix_real", "accumulate", "verifier_filter", "surprise_filter", "dedup", "watermark_filter"):
+        assert expected in names
+    for name in names:
+        card = mitigation_card(name)
+        assert card["card"] and card["paper"], name
+        assert card["target_metric"] in METRICS, name
+        assert issubclass(MITIGATIONS.get(name), Mitigation)
+
+
+def test_bad_parameters_fail_with_one_line():
+    with pytest.raises(MadbenchError, match="did you mean 'keep_fraction'"):
+        build_mitigations(["verifier_filter"], {"verifier_filter": {"keep_fractio": 0.5}})
+    with pytest.raises(MadbenchError, match="keep_fraction must be in"):
+        build_mitigations(["verifier_filter"], {"verifier_filter": {"keep_fraction": 0}})
+    with pytest.raises(MadbenchError, match="action must be one of"):
+        build_mitigations(["watermark_filter"], {"watermark_filter": {"action": "burn"}})
+
+
+def test_dedup_removes_exact_and_near_duplicates_only(tiny):
+    _, split, _, _ = tiny
+    base = [d.text for d in split.pool[:20]]
+    near = base[3].split()
+    near[len(near) // 2] = "zebra"  # one word changed: Jaccard of 3-gram shingles stays high
+    texts = base + [base[5], " ".join(near), base[7].upper()]
+    docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
+    m = build_mitigations(["dedup"], {"dedup": {"oversample": 1.0}})[0]
+    kept, stats = m.filter_samples(docs, MitigationContext(1, 0, split.pool))
+    assert [d.id for d in kept] == [d.id for d in docs[:20]]
+    assert stats["exact_duplicates"] == 2 and stats["near_duplicates"] == 1 and stats["dropped"] == 3
+    # the budget: oversample 1.25 keeps at most len/1.25 unique samples
+    m = build_mitigations(["dedup"], {})[0]
+    kept, stats = m.filter_samples(docs[:20], MitigationContext(1, 0, split.pool))
+    assert len(kept) == 16 and stats["surplus_dropped"] == 4
+
+
+@pytest.mark.parametrize("name,lowest", [("verifier_filter", True), ("surprise_filter", False)])
+def test_score_filters_keep_the_right_fraction(tiny, name, lowest):
+    _, split, tokenizer, model = tiny
+    docs = [Doc(f"g001-{i:05d}", d.text) for i, d in enumerate(split.pool[:12])]
+    docs.append(Doc("g001-00012", "the the the the the the the the the the"))
+    ctx = MitigationContext(1, 0, split.pool, tokenizer, score=scorer(model, tokenizer))
+    m = build_mitigations([name], {name: {"keep_fraction": 0.25}})[0]
+    assert m.oversample() == pytest.approx(4.0)
+    kept, stats = m.filter_samples(docs, ctx)
+    nll = dict(zip((d.id for d in docs), ctx.score([d.text for d in docs])))
+    ranked = sorted(nll, key=nll.get, reverse=not lowest)
+    assert {d.id for d in kept} == set(ranked[:3])
+    assert stats["kept"] == 3 and stats["dropped"] == 10
+    worst_kept = max if lowest else min
+    assert worst_kept(nll[d.id] for d in kept) == pytest.approx(stats["nll_kept"]["max" if lowest else "min"], abs=1e-3)
+
+
+def test_watermark_detector_finds_watermarked_text_and_not_plain_text(tiny):
+    from madbench.sampling import generate
+
+    cfg, split, tokenizer, model = tiny
+    prompts = [" ".join(d.text.split()[:8]) for d in split.pool[:16]]
+    ctx = MitigationContext(1, 0, split.pool, tokenizer)
+    marked = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 1.0}})[0]
+    wm = generate(model, tokenizer, prompts, cfg, 1, marked.logits_processors(ctx))
+    plain = generate(model, tokenizer, prompts, cfg, 1)
+    z_wm, z_plain = marked.detect(wm, tokenizer), marked.detect(plain, tokenizer)
+    z_human = marked.detect([d.text for d in split.eval[:16]], tokenizer)
+    assert sum(z_wm) / 16 > 4 and sum(z > 2 for z in z_wm) >= 12  # short samples (early EOS) score lower
+    assert sum(z_plain) / 16 < 1.5 and sum(z_human) / 16 < 1.5
+    # a different key does not see the watermark
+    other = build_mitigations(["watermark_filter"], {"watermark_filter": {"key": 7}})[0]
+    assert sum(other.detect(wm, tokenizer)) / 16 < 1.5
+
+
+def test_watermark_filter_reports_precision_recall_on_a_mixed_mix(tiny):
+    from madbench.sampling import generate
+
+    cfg, split, tokenizer, model = tiny
+    ctx = MitigationContext(2, 0, split.pool, tokenizer)
+    m = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 0.5}})[0]
+    prompts = [" ".join(d.text.split()[:8]) for d in split.pool[:24]]
+    proc = m.logits_processors(ctx)
+    texts = generate(model, tokenizer, prompts, cfg, 3, proc)
+    docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
+    _, sstats = m.filter_samples(docs, ctx)
+    assert sstats["watermarked"] == proc[0].watermarked_rows  # the processor and the text agree on who is marked
+    assert 0 < sstats["watermarked"] < 24
+    mix = docs + split.pool[:8]  # some human text too
+    new_mix, stats = m.transform_mix(mix, ctx)
+    assert stats["watermarked"] == sstats["watermarked"]
+    assert stats["precision"] >= 0.9 and stats["recall"] >= 0.7
+    assert len(new_mix) == len(mix) and stats["real_added"] == stats["dropped"] == stats["detected"]
+    dropped = build_mitigations(["watermark_filter"], {"watermark_filter": {"action": "drop"}})[0]
+    fewer, s = dropped.transform_mix(mix, ctx)
+    assert len(fewer) == len(mix) - s["detected"] and s["real_added"] == 0
+
+
+def test_mix_real_and_accumulate_build_the_documented_mix(tiny):
+    _, split, _, _ = tiny
+    syn = {g: [Doc(f"g{g:03d}-{i:05d}", f"text {g} {i}") for i in range(10)] for g in range(3)}
+    ctx = MitigationContext(3, 0, split.pool, extra={"history": syn, "train_docs": 6})
+    mix, stats = build_mitigations(["mix_real"], {"mix_real": {"fraction": 0.3}})[0].transform_mix(syn[2], ctx)
+    assert len(mix) == 10 and stats["real_added"] == 3 and sum(d.id.startswith("h") for d in mix) == 3
+    mix, stats = build_mitigations(["accumulate"], {})[0].transform_mix(list(syn[2]), ctx)
+    assert len(mix) == 6 + 30 and stats["real_docs"] == 6 and stats["synthetic_docs"] == 30
+    assert len({d.id for d in mix}) == len(mix)
+    off = build_mitigations(["mix_real"], {"mix_real": {"fraction": 0.0}})[0].transform_mix(syn[2], ctx)[0]
+    assert off == syn[2]
+    assert math.isclose(MITIGATIONS.get("mix_real").params["fraction"], 0.1)
