@@ -236,6 +236,8 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         _set_rng_state(rng_state)
         if was_training:
             model.train()
+    if results is None:  # lm-eval returns results on rank 0 only under `accelerate launch`
+        return {}
     samples = results.pop("samples", {})
     results["madbench"] = {"tasks": names, "task_docs": cfg.eval.task_docs,
                            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}

@@ -71,16 +71,33 @@ class Runner:
     """Owns the loaded base model and the run folder; runs chains generation by generation."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, log=print):
-        self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
+        from accelerate import PartialState
+
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        # Under `accelerate launch` every process runs this loop: all take the same decisions and
+        # compute the same samples; training is data-parallel; only the main process writes.
+        self.state = PartialState(cpu=not torch.cuda.is_available())
+        self.is_main = self.state.is_main_process
+        self.log = log if self.is_main else (lambda *a, **k: None)
         self.split: CorpusSplit = load_split(cfg)
-        self.model_path = resolve_model(cfg, self.split)
+        with self.state.main_process_first():  # builds/converts a cached model once
+            self.model_path = resolve_model(cfg, self.split)
         self.tokenizer, self.base = load_base(self.model_path, cfg)
         self._reference = {}  # seed -> generation-0 model, for verifier-style mitigations
         self._task_runner = None
 
     # ------------------------------------------------------------------ helpers
+    def publish(self, tmp: Path, final: Path) -> None:
+        """Main process renames the finished folder into place; the others drop their copy."""
+        if self.is_main:
+            io.commit_dir(tmp, final)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.state.wait_for_everyone()
+
     def event(self, **row) -> None:
-        io.append_jsonl(self.run_dir / "events.jsonl", {"time": round(time.time(), 3), **row})
+        if self.is_main:
+            io.append_jsonl(self.run_dir / "events.jsonl", {"time": round(time.time(), 3), **row})
 
     def metric_names(self, needs: str) -> List[str]:
         return [m for m in self.cfg.eval.metrics if getattr(METRICS.get(m), "needs", "samples") == needs]
@@ -141,7 +158,7 @@ class Runner:
         io.write_json(tmp / "mix.json", {"generation": 0, "documents": [{"id": d.id, "source": "real"} for d in docs]})
         metrics = self.model_metrics(model, tmp)
         io.write_json(tmp / "model_metrics.json", {"metrics": metrics, **stats, "seconds": time.perf_counter() - start})
-        io.commit_dir(tmp, final)
+        self.publish(tmp, final)
         self.event(event="gen0_trained", seed=seed, seconds=round(time.perf_counter() - start, 2))
         return final
 
@@ -171,7 +188,8 @@ class Runner:
             data = io.read_json(cache)
             return ([Doc(**d) for d in data["all"]], [Doc(**d) for d in data["kept"]], data["stats"])
         docs, kept, stats = self.sample(mctx.extra["model"], chain, 0, mitigations, mctx)
-        io.write_json(cache, {"all": [d.__dict__ for d in docs], "kept": [d.__dict__ for d in kept], "stats": stats})
+        if self.is_main:
+            io.write_json(cache, {"all": [d.__dict__ for d in docs], "kept": [d.__dict__ for d in kept], "stats": stats})
         return docs, kept, stats
 
     def history(self, chain: Chain, upto: int) -> Dict[int, List[Doc]]:
@@ -242,7 +260,7 @@ class Runner:
         }
         io.write_json(tmp / "metrics.json", metrics)
         io.write_json(tmp / "meta.json", meta)
-        io.commit_dir(tmp, final)
+        self.publish(tmp, final)
         self.event(event="generation_done", chain=chain.id, generation=g, seconds=round(meta["seconds"], 2))
         del model
         return meta
@@ -254,6 +272,7 @@ class Runner:
         times: List[float] = []
         for ci, chain in enumerate(chains):
             for g in range(self.cfg.loop.generations + 1):
+                self.state.wait_for_everyone()  # every process sees the same finished generations
                 if (self.gen_dir(chain, g) / "meta.json").is_file():
                     continue
                 start = time.perf_counter()
@@ -263,5 +282,5 @@ class Runner:
                 eta = (sum(times) / len(times)) * (total - done)
                 shown = " ".join(f"{k}={v:.4g}" for k, v in list(meta["metrics"].items())[:4])
                 self.log(f"[{done}/{total}] {chain.id} gen {g}: {shown} ({times[-1]:.0f}s, ETA {eta / 60:.1f} min)")
-                if on_generation:
+                if on_generation and self.is_main:
                     on_generation()

@@ -78,9 +78,14 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
     from .loop import Runner, plan_chains
     from .results import collect, write_results
 
+    from accelerate import PartialState
+    import torch
+
     chains = chains or plan_chains(cfg)
+    is_main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
+    log = log if is_main else (lambda *a, **k: None)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.json").is_file():
+    if is_main and not (run_dir / "config.json").is_file():
         io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash()})
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
@@ -92,6 +97,8 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
         write_results(run_dir, collect(run_dir, cfg, chains, env, time.perf_counter() - start))
 
     runner.run(chains, on_generation=publish)
+    if not is_main:
+        return 0
     publish()
     runner.event(event="finish", seconds=round(time.perf_counter() - start, 2))
     try:

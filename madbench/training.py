@@ -77,6 +77,8 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
         rng.shuffle(order)
         # shard batches across processes so `accelerate launch` splits the work
         batches = [order[i : i + t.batch_size] for i in range(0, len(order), t.batch_size)]
+        while len(batches) % accelerator.num_processes:  # equal step counts, or DDP's all-reduce hangs
+            batches.append(batches[len(batches) % max(1, len(batches))])
         for b in batches[accelerator.process_index :: accelerator.num_processes]:
             batch = blocks[b].to(accelerator.device)
             with accelerator.autocast():
