@@ -108,7 +108,7 @@ class Runner:
     def model_metrics(self, model, out_dir: Path) -> Dict[str, float]:
         ctx = MetricContext(samples=[], human=[d.text for d in self.split.eval], model=model,
                             tokenizer=self.tokenizer, batch_size=self.cfg.eval.batch_size)
-        metrics = compute_metrics(self.metric_names("model"), ctx)
+        metrics = self._with_bar(self.metric_names("model"), ctx, "evaluating model")
         if self.cfg.eval.tasks:
             from .lmeval import run_tasks
 
@@ -119,7 +119,22 @@ class Runner:
         ctx = MetricContext(samples=samples, human=[d.text for d in self.split.eval],
                             tokenizer=self.tokenizer, batch_size=self.cfg.eval.batch_size)
         names = self.metric_names("samples") + self.metric_names("human")
-        return compute_metrics(names, ctx)
+        return self._with_bar(names, ctx, "evaluating samples")
+
+    def _with_bar(self, names: List[str], ctx: MetricContext, desc: str) -> Dict[str, float]:
+        """compute_metrics with a progress bar (one step per metric)."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(names), desc=desc, unit="metric", leave=False, dynamic_ncols=True, disable=not self.is_main)
+
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        try:
+            return compute_metrics(names, ctx, progress=step)
+        finally:
+            bar.close()
 
     def score_fn(self, seed: int, current):
         def score(texts: List[str], which: str = "current") -> List[float]:
