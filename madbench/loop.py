@@ -41,6 +41,9 @@ from .sampling import generate, make_prompts
 from .training import make_peft_model, train_lora
 
 
+HEADLINE = ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")  # shown in the progress log
+
+
 def derive_seed(*parts) -> int:
     return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
@@ -295,7 +298,8 @@ class Runner:
                 times.append(time.perf_counter() - start)
                 done += 1
                 eta = (sum(times) / len(times)) * (total - done)
-                shown = " ".join(f"{k}={v:.4g}" for k, v in list(meta["metrics"].items())[:4])
+                headline = [k for k in HEADLINE if meta["metrics"].get(k) is not None] or list(meta["metrics"])[:4]
+                shown = " ".join(f"{k}={meta['metrics'][k]:.4g}" for k in headline)
                 self.log(f"[{done}/{total}] {chain.id} gen {g}: {shown} ({times[-1]:.0f}s, ETA {eta / 60:.1f} min)")
                 if on_generation and self.is_main:
                     on_generation()
