@@ -28,4 +28,6 @@ preset("tiny", "the tiny model with enough generations to show collapse (used by
     "loop": {"generations": 4},
     "sampling": {"num_samples": 64, "max_new_tokens": 48, "batch_size": 64, "temperature": 0.8, "top_p": 0.9},
     "train": {"epochs": 3, "batch_size": 8, "seq_len": 64, "learning_rate": 3e-3, "mixed_precision": "no"},
+    # a fixed, cheap panel: regress compares these against its reference values
+    "eval": {"metrics": ["perplexity", "distinct_1", "distinct_2", "distinct_3", "type_token_ratio"], "tasks": []},
 })
