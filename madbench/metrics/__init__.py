@@ -8,14 +8,22 @@ floats for a metric family). Register with::
 
 ``needs`` says what the metric reads: 'samples' (the generation's synthetic
 texts), 'model' (the in-memory model), 'human' (held-out human text too).
+A metric returns None where it is undefined (for example HD-D of fewer than 42 words).
+
+The panel: lexical.py (distinct-n, entropy, Zipf, compression), richness.py (MTLD,
+HD-D), repetition.py (self-BLEU, looping 4-grams, duplicates), semantic.py (embedding
+distance, Vendi), shift.py (Fréchet distance, MAUVE vs human text), perplexity.py.
+``evaluate_module_path(name)`` gives Hugging Face ``evaluate`` modules over the same code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from ..registry import Registry
+from ..errors import MadbenchError
+from ..registry import Registry, did_you_mean
 
 METRICS = Registry("metric")
 
@@ -40,18 +48,32 @@ def metric_info(name: str) -> dict:
     }
 
 
-def compute_metrics(names, ctx: MetricContext, progress: Optional[Callable[[str], None]] = None) -> Dict[str, float]:
+def _number(value) -> Optional[float]:
+    return None if value is None else float(value)  # None: undefined here (too few samples or words)
+
+
+def compute_metrics(names, ctx: MetricContext, progress: Optional[Callable[[str], None]] = None) -> Dict[str, Optional[float]]:
     """Compute the named metrics; a metric returning a dict contributes several keys."""
-    out: Dict[str, float] = {}
+    out: Dict[str, Optional[float]] = {}
     for name in names:
         if progress:
             progress(name)
         value = METRICS.get(name)(ctx)
         if isinstance(value, dict):
-            out.update({k: float(v) for k, v in value.items()})
+            out.update({k: _number(v) for k, v in value.items()})
         else:
-            out[name] = float(value)
+            out[name] = _number(value)
     return out
 
 
-from . import lexical, perplexity  # noqa: E402,F401  (registers metrics)
+HF_MODULES = ("madbench_diversity", "madbench_shift")  # evaluate modules in madbench/hf_metrics/
+
+
+def evaluate_module_path(name: str) -> str:
+    """Absolute path of a local Hugging Face ``evaluate`` module: ``evaluate.load(evaluate_module_path(name))``."""
+    if name not in HF_MODULES:
+        raise MadbenchError(f"unknown evaluate module '{name}';{did_you_mean(name, HF_MODULES)} known: {', '.join(HF_MODULES)}")
+    return str(Path(__file__).resolve().parent.parent / "hf_metrics" / name / f"{name}.py")
+
+
+from . import lexical, perplexity, repetition, richness, semantic, shift  # noqa: E402,F401  (registers metrics)

@@ -1,13 +1,19 @@
-"""Lexical diversity of a generation's samples (distinct-n, type-token ratio).
+"""Lexical diversity of a generation's samples: distinct-n, type-token ratio, entropy, Zipf, compression.
 
 Tokenisation is lower-cased words and punctuation marks (the usual choice of
 distinct-n papers, Li et al. 2016), so scores do not depend on the model's tokenizer.
+Word statistics (entropy, Zipf exponent) and the compression ratio are pooled over
+all samples of the generation. Exercise with ``pytest tests/test_metrics.py``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import List
+import zlib
+from collections import Counter
+from typing import List, Optional
+
+import numpy as np
 
 from . import METRICS
 
@@ -50,3 +56,36 @@ def type_token_ratio(ctx) -> float:
 def mean_length(ctx) -> float:
     """Mean number of words per sample."""
     return sum(len(words(t)) for t in ctx.samples) / max(1, len(ctx.samples))
+
+
+def word_counts(texts: List[str]) -> Counter:
+    return Counter(w for t in texts for w in words(t))
+
+
+@METRICS.register("unigram_entropy", higher_is_better=True, needs="samples")
+def unigram_entropy(ctx) -> float:
+    """Shannon entropy (bits) of the word unigram distribution pooled over all samples."""
+    counts = np.array(list(word_counts(ctx.samples).values()), dtype=float)
+    if counts.sum() == 0:
+        return 0.0
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+@METRICS.register("zipf_exponent", higher_is_better=None, needs="samples")
+def zipf_exponent(ctx) -> Optional[float]:
+    """Zipf exponent s: minus the least-squares slope of log-frequency vs log-rank of the samples' words (human prose: about 1)."""
+    counts = np.array(sorted(word_counts(ctx.samples).values(), reverse=True), dtype=float)
+    if len(counts) < 2:
+        return None
+    x = np.log(np.arange(1, len(counts) + 1))
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    (slope, _), *_ = np.linalg.lstsq(design, np.log(counts), rcond=None)
+    return float(-slope)
+
+
+@METRICS.register("compression_ratio", higher_is_better=False, needs="samples")
+def compression_ratio(ctx) -> Optional[float]:
+    """Bytes of the newline-joined samples / bytes after zlib level 9; higher = more redundant text (lower is more diverse)."""
+    raw = "\n".join(ctx.samples).encode("utf-8")
+    return len(raw) / len(zlib.compress(raw, 9)) if raw else None
