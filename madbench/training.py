@@ -36,7 +36,10 @@ def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
     """A fresh trainable LoRA model on a copy of ``base``; or continue ``init_adapter``."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    model = copy.deepcopy(base)
+    # Share the frozen base tensors instead of copying 270 MB per generation: peft only adds
+    # LoRA modules, and nothing here writes to base weights (merging for sampling swaps in
+    # new tensors, see madbench.sampling.merged_lora). Modules and buffers are still copied.
+    model = copy.deepcopy(base, memo={id(p): p for p in base.parameters()})
     if init_adapter:
         return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
     torch.manual_seed(seed)

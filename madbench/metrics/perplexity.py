@@ -36,6 +36,16 @@ def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int):
     rows = [(0.0, 0)] * len(encoded)
     was_training = model.training
     model.eval()
+    from ..sampling import merged_lora
+
+    with merged_lora(model):
+        rows = _score(model, encoded, order, rows, batch_size, pad, device)
+    if was_training:
+        model.train()
+    return rows
+
+
+def _score(model, encoded, order, rows, batch_size, pad, device):
     for start in range(0, len(order), batch_size):
         batch = [encoded[i] for i in order[start : start + batch_size]]
         width = max(len(x) for x in batch)
@@ -54,8 +64,6 @@ def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int):
         sums, counts = (nll * valid).sum(1), valid.sum(1)
         for row, i in enumerate(order[start : start + batch_size]):
             rows[i] = (float(sums[row]), int(counts[row]))
-    if was_training:
-        model.train()
     return rows
 
 
