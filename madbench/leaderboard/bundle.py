@@ -1,0 +1,144 @@
+"""Submission bundles: build one from results.json, hash it, and load one safely.
+
+    from madbench.leaderboard.bundle import build_submission, load_untrusted
+    sub = build_submission(results, submitter="me", notes="")     # content_hash included
+    data = load_untrusted(Path("leaderboard/submissions/x.json"))  # raises Invalid(field, message)
+
+A submission is plain JSON (never pickle, never executed). ``content_hash`` is
+``sha256:`` + the SHA-256 of the canonical JSON of everything else (keys sorted,
+no whitespace, UTF-8, no NaN), so any edit after ``submit`` is detected.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+from importlib import resources
+from pathlib import Path
+
+from .. import io
+from . import scores as scores_mod
+
+FORMAT = "madbench-submission"
+SUBMISSION_VERSION = "1.0"
+MAX_BYTES = 2 * 1024 * 1024  # a submission larger than this is rejected unread
+
+
+class Invalid(Exception):
+    """A submission problem: ``field`` (a JSON path like 'chains/0/regime', or '(file)') and a one-line message."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"field '{field}': {message}")
+        self.field, self.message = field, message
+
+
+def schema() -> dict:
+    return json.loads(resources.files("madbench").joinpath("schemas/submission.schema.json").read_text())
+
+
+def canonical(data: dict) -> bytes:
+    body = {k: v for k, v in data.items() if k != "content_hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def content_hash(data: dict) -> str:
+    return "sha256:" + hashlib.sha256(canonical(data)).hexdigest()
+
+
+def run_fingerprint(data: dict) -> str:
+    """Identity of the run behind a submission (config + per-generation metrics): two files of one run share it."""
+    chains = [{"id": c.get("id"), "seed": c.get("seed"),
+               "metrics": [g.get("metrics") for g in c.get("generations") or []]} for c in data.get("chains") or []]
+    blob = json.dumps({"config": data.get("config"), "chains": chains}, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def summary(config: dict, chains: list[dict]) -> dict:
+    """The who/what block, derived from the config and the chains (validate re-derives and compares it)."""
+    regimes, mitigations = [], []
+    for chain in chains:
+        label = f"{chain['regime']}/{chain['mode']}"
+        if label not in regimes:
+            regimes.append(label)
+        if list(chain.get("mitigations") or []) not in mitigations:
+            mitigations.append(list(chain.get("mitigations") or []))
+    gens = [int(g["generation"]) for c in chains for g in c.get("generations") or []]
+    return {
+        "model": str((config.get("model") or {}).get("name", "")),
+        "corpus": str((config.get("data") or {}).get("corpus", "")),
+        "regimes": regimes,
+        "mitigations": mitigations,
+        "seeds": sorted({int(c["seed"]) for c in chains}),
+        "generations": max(gens, default=0),
+        "sampling": dict(config.get("sampling") or {}),
+    }
+
+
+def build_submission(results: dict, submitter: str = "", notes: str = "") -> dict:
+    """A complete submission dict (with content_hash) from a validated results.json dict."""
+    chains = [c for c in results["chains"] if c.get("generations")]  # an unstarted chain has nothing to show
+    data = {
+        "format": FORMAT,
+        "submission_version": SUBMISSION_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "submitter": submitter,
+        "notes": notes,
+        "run": {"name": results.get("run_name") or results["config"].get("name", ""),
+                "config_hash": results["config_hash"], "results_schema_version": results["schema_version"],
+                "complete": bool(results["complete"]), "wall_seconds": results.get("wall_seconds")},
+        "summary": summary(results["config"], chains),
+        "config": results["config"],
+        "environment": results["environment"],
+        "metrics_info": results["metrics_info"],
+        "chains": chains,
+        "scores": scores_mod.scores_block(chains, results["metrics_info"]),
+    }
+    data["content_hash"] = content_hash(data)
+    return data
+
+
+def file_name(data: dict) -> str:
+    """A safe file name: run name, model and the start of the content hash (only [a-z0-9._-])."""
+    stem = f"{data['run']['name']}-{data['summary']['model']}"
+    stem = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-.")[:60] or "submission"
+    return f"{stem}-{data['content_hash'][7:19]}.json"
+
+
+def write_submission(data: dict, path: Path) -> Path:
+    io.write_json(path, data)
+    return path
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_untrusted(path: Path, max_bytes: int = MAX_BYTES) -> dict:
+    """Read a submission without trusting it: size-capped, JSON only, NaN/Infinity refused, an object at the top."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise Invalid("(file)", "not a regular file")
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise Invalid("(file)", f"{size} bytes is over the {max_bytes}-byte limit")
+        with open(path, "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise Invalid("(file)", f"cannot be read ({exc.strerror})")
+    if len(raw) > max_bytes:
+        raise Invalid("(file)", f"over the {max_bytes}-byte limit")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise Invalid("(file)", "not UTF-8 text")
+    except json.JSONDecodeError as exc:
+        raise Invalid("(file)", f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})")
+    except (ValueError, RecursionError) as exc:
+        raise Invalid("(file)", f"not valid JSON ({str(exc)[:100]})")
+    if not isinstance(data, dict):
+        raise Invalid("(top level)", "must be a JSON object")
+    return data

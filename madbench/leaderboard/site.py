@@ -1,0 +1,256 @@
+"""Render validated submissions as a static site that works from file:// with no network.
+
+    madbench leaderboard build --out leaderboard/site
+    python -c "from madbench.leaderboard.site import build; build(...)"
+
+index.html (sortable, filterable table + per-regime curves), help.html (score
+definitions from scores.py) and one page per submission under s/. Every string
+from a submission goes through ``html.escape``; file names come from content
+hashes only; a Content-Security-Policy allows only the site's own script.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from html import escape
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from .. import io, stats
+from . import scores as scores_mod
+from .svg import fmt, line_chart
+
+CURVE_METRICS = ("perplexity", "distinct_2")
+
+
+def page_id(data: dict) -> str:
+    return data["content_hash"][7:23]  # hex only: safe as a file name
+
+
+def _asset(name: str) -> str:
+    return resources.files("madbench.leaderboard").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _page(title: str, body: str, root: str, count: int, built: str) -> str:
+    return Template(_asset("page.html")).substitute(title=escape(title), body=body, root=root, count=count, built=built)
+
+
+def _mitigation_label(mitigations) -> str:
+    return "+".join(mitigations) if mitigations else "none"
+
+
+def _cell(summary: dict, unit: str) -> tuple[str, str]:
+    """(data-sort value, HTML text) of one score cell."""
+    mean = summary.get("mean")
+    if mean is None:
+        return "", '<span class="na">—</span>'
+    text = fmt(mean) + ("%" if unit == "%" else "")
+    if (summary.get("n") or 0) > 1 and summary.get("ci95_high") is not None:
+        text += f' <span class="ci">± {fmt(summary["ci95_high"] - mean)}</span>'
+    return repr(float(mean)), text
+
+
+def rows(subs: list[dict]) -> list[dict]:
+    """One row per (submission, chain group): what the main table shows."""
+    out = []
+    for data in subs:
+        for group in data["scores"]["groups"]:
+            out.append({"sub": data, "group": group, "model": data["summary"]["model"], "corpus": data["summary"]["corpus"],
+                        "regime": f"{group['regime']}/{group['mode']}", "mitigation": _mitigation_label(group["mitigations"])})
+    return out
+
+
+def _options(name: str, label: str, values) -> str:
+    opts = "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in sorted(set(values)))
+    return (f'<label>{label} <select class="facet" data-facet="{name}"><option value="">all</option>{opts}</select></label>')
+
+
+def render_table(table_rows: list[dict]) -> str:
+    defs = scores_mod.definitions()
+    head = ['<th data-type="text">Submission</th>', '<th data-type="text">Model</th>', '<th data-type="text">Corpus</th>',
+            '<th data-type="text">Regime</th>', '<th data-type="text">Mitigation</th>', '<th data-type="num">Seeds</th>',
+            '<th data-type="num">Gens</th>']
+    for d in defs:
+        arrow = "↑" if d["higher_is_better"] else "↓"
+        better = "higher is better" if d["higher_is_better"] else "lower is better"
+        head.append(f'<th data-type="num" data-score="{d["name"]}" data-higher-is-better="{str(d["higher_is_better"]).lower()}" '
+                    f'title="{escape(d["description"])} ({better})">{escape(d["label"])} <span class="dir">{arrow}</span></th>')
+    body = []
+    for r in table_rows:
+        sub, group = r["sub"], r["group"]
+        who = escape(sub["submitter"]) if sub["submitter"] else '<span class="na">anonymous</span>'
+        cells = [f'<td data-sort="{escape(sub["run"]["name"].lower())}"><a href="s/{page_id(sub)}.html">{escape(sub["run"]["name"])}</a>'
+                 f'<div class="who">{who}</div></td>',
+                 f'<td>{escape(r["model"])}</td>', f'<td>{escape(r["corpus"])}</td>',
+                 f'<td><span class="pill">{escape(r["regime"])}</span></td>', f'<td>{escape(r["mitigation"])}</td>',
+                 f'<td data-sort="{len(group["seeds"])}">{len(group["seeds"])}</td>',
+                 f'<td data-sort="{group["last_generation"] or 0}">{group["last_generation"]}</td>']
+        for d in defs:
+            sort, text = _cell(group["scores"][d["name"]], d["unit"])
+            cells.append(f'<td class="num" data-sort="{sort}">{text}</td>')
+        attrs = " ".join(f'data-{k}="{escape(r[k])}"' for k in ("model", "corpus", "regime", "mitigation"))
+        body.append(f"<tr {attrs}>{''.join(cells)}</tr>")
+    return (f'<table id="board" class="board"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def curve_series(subs: list[dict], regime_label: str, metric: str, multi: bool) -> list[dict]:
+    """One series per (submission, mitigation set) of a regime: seed mean with its 95% band."""
+    out = []
+    for data in subs:
+        chains = [c for c in data["chains"] if f"{c['regime']}/{c['mode']}" == regime_label]
+        for group in stats.aggregate_chains(chains):
+            rows_ = group["metrics"].get(metric) or []
+            if not rows_:
+                continue
+            label = _mitigation_label(group["mitigations"])
+            if multi:
+                label = f"{data['run']['name']} · {data['summary']['model']} · {label} · #{data['content_hash'][7:13]}"
+            out.append({"label": label, "points": [(r["generation"], r["mean"]) for r in rows_],
+                        "band": [(r["generation"], r["ci95_low"], r["ci95_high"]) for r in rows_ if r["n"] > 1]})
+    return out
+
+
+def render_curves(subs: list[dict]) -> str:
+    regimes = []
+    for r in rows(subs):
+        if r["regime"] not in regimes:
+            regimes.append(r["regime"])
+    cards = []
+    for regime in regimes:
+        charts = "".join(line_chart(curve_series(subs, regime, m, len(subs) > 1), title=m, width=300, height=230)
+                         for m in CURVE_METRICS)
+        cards.append(f'<div class="card curve-card" data-regime="{escape(regime)}"><h3>{escape(regime)}</h3>'
+                     f'<div class="charts">{charts}</div></div>')
+    return "".join(cards)
+
+
+def render_index(subs: list[dict]) -> str:
+    table_rows = rows(subs)
+    facets = "".join([_options("model", "Model", [r["model"] for r in table_rows]),
+                      _options("regime", "Regime", [r["regime"] for r in table_rows]),
+                      _options("mitigation", "Mitigation", [r["mitigation"] for r in table_rows]),
+                      _options("corpus", "Corpus", [r["corpus"] for r in table_rows])])
+    return (
+        '<section class="intro"><h1>Model autophagy leaderboard</h1>'
+        '<p>How fast does a small language model degrade when it is fine-tuned, generation after generation, on its own '
+        'samples, and which mitigations keep it healthy? Each row is one regime and mitigation set of a submitted run; '
+        f'arrows show which direction is better. Definitions: <a href="help.html">scores &amp; help</a>.</p>'
+        f'<div class="stats"><div><b>{len(subs)}</b> submissions</div><div><b>{len(table_rows)}</b> rows</div>'
+        f'<div><b>{len({r["model"] for r in table_rows})}</b> models</div>'
+        f'<div><b>{len({r["regime"] for r in table_rows})}</b> regimes</div></div></section>'
+        '<section id="board-section" class="card"><div class="filters">'
+        '<input id="filter" type="search" placeholder="Filter rows (any text)…" aria-label="filter rows">'
+        f'{facets}<span id="shown" class="shown"></span></div>'
+        f'<div class="table-wrap">{render_table(table_rows)}</div></section>'
+        '<section id="curves"><h2>Metric vs generation, per regime</h2>'
+        '<p class="muted">Mean over seeds; a shaded band is the 95% interval where a run has several seeds.</p>'
+        f'<div class="curve-grid">{render_curves(subs)}</div></section>'
+    )
+
+
+def _dl(items: list[tuple[str, str]]) -> str:
+    return '<dl class="facts">' + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+
+
+def render_submission(data: dict) -> str:
+    s, env = data["summary"], data["environment"]
+    git = env.get("git") or {}
+    facts = _dl([
+        ("Submitter", escape(data["submitter"]) or '<span class="na">anonymous</span>'),
+        ("Created", escape(data["created"])), ("Model", escape(s["model"])), ("Corpus", escape(s["corpus"])),
+        ("Regimes", escape(", ".join(s["regimes"]))),
+        ("Mitigation sets", escape("; ".join(_mitigation_label(m) for m in s["mitigations"]))),
+        ("Seeds", escape(", ".join(map(str, s["seeds"])))), ("Generations", str(s["generations"])),
+        ("Sampling", escape(", ".join(f"{k}={v}" for k, v in s["sampling"].items()))),
+        ("Config hash", f'<code>{escape(data["run"]["config_hash"])}</code>'),
+        ("Git commit", f'<code>{escape(str(git.get("commit")))}</code>' + (" (dirty)" if git.get("dirty") else "")),
+        ("Device", escape(str(env.get("device")))), ("Complete", "yes" if data["run"]["complete"] else "no"),
+        ("Content hash", f'<code class="hash">{escape(data["content_hash"])}</code>'),
+    ])
+    notes = f'<h2>Notes</h2><p class="notes">{escape(data["notes"])}</p>' if data["notes"] else ""
+    defs = scores_mod.definitions()
+    head = "".join(f'<th title="{escape(d["description"])}">{escape(d["label"])} {"↑" if d["higher_is_better"] else "↓"}</th>' for d in defs)
+    srows = "".join(f'<tr><td>{escape(g["label"])}</td>' + "".join(f'<td class="num">{_cell(g["scores"][d["name"]], d["unit"])[1]}</td>' for d in defs)
+                    + "</tr>" for g in data["scores"]["groups"])
+    metrics = sorted({k for c in data["chains"] for g in c["generations"] for k in g["metrics"]})
+    charts = "".join(line_chart([{"label": c["id"], "points": [p for p in scores_mod.series(c, m)]} for c in data["chains"]],
+                                title=m, width=400, height=250) for m in metrics)
+    tables = []
+    for c in data["chains"]:
+        th = "".join(f"<th>{escape(m)}</th>" for m in metrics)
+        trs = "".join(f'<tr><td>{g["generation"]}</td>' + "".join(
+            f'<td class="num">{_num(g["metrics"].get(m))}</td>' for m in metrics)
+            + f'<td class="num">{_num(g.get("synthetic_fraction"))}</td><td class="num">{_num(g.get("train_tokens"))}</td></tr>'
+            for g in c["generations"])
+        tables.append(f'<h3>{escape(c["id"])} <span class="muted">seed {escape(str(c["seed"]))}</span></h3>'
+                      f'<div class="table-wrap"><table class="plain"><thead><tr><th>gen</th>{th}<th>synthetic</th>'
+                      f'<th>train tokens</th></tr></thead><tbody>{trs}</tbody></table></div>')
+    versions = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in (env.get("versions") or {}).items())
+    return (
+        f'<p class="crumbs"><a href="../index.html">← leaderboard</a></p><h1>{escape(data["run"]["name"])} '
+        f'<span class="muted">· {escape(s["model"])}</span></h1>'
+        f'<section class="card">{facts}{notes}</section>'
+        f'<section class="card"><h2>Summary scores</h2><div class="table-wrap"><table class="plain"><thead><tr><th>group</th>{head}</tr>'
+        f'</thead><tbody>{srows}</tbody></table></div></section>'
+        f'<section class="card"><h2>Curves</h2><div class="charts">{charts}</div></section>'
+        f'<section class="card"><h2>Per-generation metrics</h2>{"".join(tables)}</section>'
+        f'<section class="card"><h2>Environment</h2><table class="plain"><tbody>{versions}</tbody></table></section>'
+        f'<section class="card"><h2>Full config</h2><pre class="config">{escape(json.dumps(data["config"], indent=2))}</pre>'
+        f'<p><a href="../data/{page_id(data)}.json">raw submission JSON</a></p></section>'
+    )
+
+
+def _num(value) -> str:
+    if value is None:
+        return '<span class="na">—</span>'
+    return escape(fmt(value) if isinstance(value, float) else str(value))
+
+
+def render_help() -> str:
+    from ..metrics import METRICS, metric_info
+    from ..regimes import REGIMES
+
+    sc = "".join(f'<tr><td><code>{d["name"]}</code></td><td>{escape(d["label"])}</td>'
+                 f'<td>{"higher ↑" if d["higher_is_better"] else "lower ↓"}</td><td>{escape(d["description"])}</td></tr>'
+                 for d in scores_mod.definitions())
+    reg = "".join(f"<tr><td><code>{escape(n)}</code></td><td>{escape((f.__doc__ or '').strip())}</td></tr>" for n, f in REGIMES.items())
+    direction = {True: "higher ↑", False: "lower ↓"}
+    met = "".join(f'<tr><td><code>{escape(n)}</code></td><td>{direction.get(metric_info(n)["higher_is_better"], "—")}</td>'
+                  f'<td>{escape(metric_info(n)["description"])}</td></tr>' for n in METRICS.names())
+    return (
+        '<h1>Scores &amp; help</h1><section class="card"><h2>Summary scores</h2>'
+        '<p>Computed per chain from its per-generation metrics (<code>madbench/leaderboard/scores.py</code>), then averaged '
+        'over seeds; with several seeds a cell shows the mean ± the half-width of the 95% Student-t interval '
+        f'(<code>madbench/stats.py</code>). Relative degradation at generation g, in %: 100·(m<sub>g</sub>−m<sub>0</sub>)/|m<sub>0</sub>| '
+        'for a lower-is-better metric, the negative of that for a higher-is-better one.</p>'
+        f'<table class="plain"><thead><tr><th>key</th><th>column</th><th>better</th><th>definition</th></tr></thead><tbody>{sc}</tbody></table></section>'
+        f'<section class="card"><h2>Regimes</h2><table class="plain"><tbody>{reg}</tbody></table>'
+        '<p>Each takes <code>/replace</code> (only the last generation\'s samples) or <code>/accumulate</code> (all so far).</p></section>'
+        f'<section class="card"><h2>Metrics</h2><table class="plain"><tbody>{met}</tbody></table></section>'
+        '<section class="card"><h2>Submitting</h2><pre class="config">madbench run --config my.yaml --output-dir runs/mine\n'
+        'madbench submit runs/mine --submitter "Your name" --notes "what is special"\n'
+        'madbench leaderboard validate\nmadbench leaderboard build   # then open leaderboard/site/index.html</pre>'
+        '<p>Open a pull request with the new file in <code>leaderboard/submissions/</code>; CI validates every file there.</p></section>'
+    )
+
+
+def build(subs: list[dict], out: Path) -> Path:
+    """Write the site for already-validated submissions into ``out`` (replaced); return index.html."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    built = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    n = len(subs)
+    io.atomic_write_text(out / "index.html", _page("Leaderboard", render_index(subs), "", n, built))
+    io.atomic_write_text(out / "help.html", _page("Scores & help", render_help(), "", n, built))
+    for data in subs:
+        io.atomic_write_text(out / "s" / f"{page_id(data)}.html",
+                             _page(data["run"]["name"], render_submission(data), "../", n, built))
+        io.write_json(out / "data" / f"{page_id(data)}.json", data)
+    for name in ("style.css", "leaderboard.js"):
+        io.atomic_write_text(out / "assets" / name, _asset(name))
+    return out / "index.html"

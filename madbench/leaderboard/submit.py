@@ -1,0 +1,53 @@
+"""Turn a finished run folder into one leaderboard submission file.
+
+    madbench submit runs/default --submitter "Jane Doe" --notes "5 generations, 3 seeds"
+    madbench submit runs/smoke --out /tmp/smoke.json
+
+The file (leaderboard/submissions/<run>-<model>-<hash>.json by default) holds the
+who/what, the full config, the environment, every chain's per-generation metrics,
+the summary scores and a content hash; schema: madbench/schemas/submission.schema.json.
+Check it with ``madbench leaderboard validate FILE`` and open a pull request with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MadbenchError
+from . import bundle, validate
+
+DEFAULT_DIR = Path("leaderboard/submissions")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder with results.json (made by madbench run)")
+    parser.add_argument("--out", metavar="PATH", help=f"file or folder to write (default: {DEFAULT_DIR}/)")
+    parser.add_argument("--submitter", default="", help="your name or team, shown on the leaderboard")
+    parser.add_argument("--notes", default="", help="free text shown on the submission's page")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="submit a run whose chains did not reach the last generation (marked incomplete)")
+
+
+def main(args) -> int:
+    from ..results import load_results
+
+    results = load_results(Path(args.run_dir))
+    if not results["complete"] and not args.allow_incomplete:
+        raise MadbenchError(f"{args.run_dir} is not complete; finish it with madbench run --resume {args.run_dir} "
+                            "or pass --allow-incomplete")
+    data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes)
+    out = Path(args.out) if args.out else DEFAULT_DIR
+    if out.is_dir() or not out.suffix:
+        out = out / bundle.file_name(data)
+    try:  # a run madbench itself cannot submit is a bug, but say so plainly and write nothing
+        validate.check_data(data)
+    except bundle.Invalid as exc:
+        raise MadbenchError(f"the submission for {args.run_dir} does not validate: {exc}")
+    bundle.write_submission(data, out)
+    size = out.stat().st_size
+    if size > bundle.MAX_BYTES:
+        out.unlink()
+        raise MadbenchError(f"the submission would be {size} bytes, over the {bundle.MAX_BYTES}-byte limit; submit fewer chains")
+    print(f"madbench: wrote {out} ({size} bytes, {data['content_hash'][:19]}...)")
+    print(f"next: madbench leaderboard validate {out} && madbench leaderboard build")
+    return 0

@@ -1,0 +1,149 @@
+"""Check leaderboard submissions: schema, size, hash, known names, consistency, duplicates.
+
+    madbench leaderboard validate                      # every file in leaderboard/submissions/
+    madbench leaderboard validate a.json b.json
+
+Submissions are untrusted input: they are only parsed as JSON (size-capped) and
+compared against what madbench itself would compute from their per-generation data.
+Each problem is one :class:`~madbench.leaderboard.bundle.Invalid` (a field and a message).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from . import bundle, scores as scores_mod
+from .bundle import Invalid
+
+
+@dataclass
+class Checked:
+    path: Path
+    data: Optional[dict] = None
+    error: Optional[Invalid] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def line(self) -> str:
+        if self.ok:
+            groups = len(self.data["scores"]["groups"])
+            return f"ok   {self.path} ({self.data['summary']['model']}, {groups} group{'s' * (groups != 1)})"
+        return f"FAIL {self.path}: {self.error}"
+
+
+def check_schema(data: dict) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(bundle.schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        err = errors[0]
+        raise Invalid("/".join(map(str, err.path)) or "(top level)", err.message[:200])
+
+
+def check_hash(data: dict) -> None:
+    try:
+        actual = bundle.content_hash(data)
+    except ValueError as exc:  # NaN or Infinity smuggled past the loader
+        raise Invalid("(top level)", f"not canonical JSON ({exc})")
+    if data["content_hash"] != actual:
+        raise Invalid("content_hash", f"does not match the content (recomputed {actual[:19]}...): the file was edited after madbench submit")
+
+
+def check_names(data: dict) -> None:
+    from ..metrics import METRICS
+    from ..mitigations import MITIGATIONS
+    from ..regimes import REGIMES
+
+    declared = set(data["metrics_info"])
+    for i, chain in enumerate(data["chains"]):
+        if chain["regime"] not in REGIMES:
+            raise Invalid(f"chains/{i}/regime", f"unknown regime '{chain['regime']}'; known: {', '.join(REGIMES.names())}")
+        for j, name in enumerate(chain["mitigations"]):
+            if name not in MITIGATIONS:
+                raise Invalid(f"chains/{i}/mitigations/{j}", f"unknown mitigation '{name}'; known: {', '.join(MITIGATIONS.names())}")
+        seen = []
+        for j, gen in enumerate(chain["generations"]):
+            seen.append(gen["generation"])
+            for key, value in gen["metrics"].items():
+                if key not in METRICS and key not in declared:
+                    raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}", "unknown metric: neither registered nor declared in metrics_info")
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}", "not a finite number")
+        if seen != sorted(set(seen)) or seen[0] != 0:
+            raise Invalid(f"chains/{i}/generations", f"generations must start at 0 and increase, got {seen[:10]}")
+    ids = [c["id"] for c in data["chains"]]
+    if len(ids) != len(set(ids)):
+        raise Invalid("chains", "two chains share an id")
+
+
+def check_consistency(data: dict) -> None:
+    """The summary block and every stored score must equal what madbench recomputes from the chains."""
+    derived = bundle.summary(data["config"], data["chains"])
+    for key, value in derived.items():
+        if data["summary"].get(key) != value:
+            raise Invalid(f"summary/{key}", f"{str(data['summary'].get(key))[:80]!r} does not match config/chains ({str(value)[:80]!r})")
+    if data["scores"]["version"] != scores_mod.SCORES_VERSION or data["scores"]["degrade_pct"] != scores_mod.DEGRADE_PCT:
+        raise Invalid("scores/version", f"made by another scores version; re-run madbench submit (expected version {scores_mod.SCORES_VERSION})")
+    computed = scores_mod.group_scores(data["chains"], data["metrics_info"])
+    stored = data["scores"]["groups"]
+    if [g["label"] for g in stored] != [g["label"] for g in computed]:
+        raise Invalid("scores/groups", "the groups do not match the chains (regime/mode/mitigations)")
+    for i, (s, c) in enumerate(zip(stored, computed)):
+        for key in ("regime", "mode", "mitigations", "seeds", "last_generation"):
+            if s[key] != c[key]:
+                raise Invalid(f"scores/groups/{i}/{key}", f"{s[key]!r} does not match the chains ({c[key]!r})")
+        for name in scores_mod.SCORE_NAMES:
+            have = s["scores"].get(name)
+            if have is None:
+                raise Invalid(f"scores/groups/{i}/scores/{name}", "missing")
+            for stat, value in c["scores"][name].items():
+                if scores_mod.differs(have.get(stat), value):
+                    raise Invalid(f"scores/groups/{i}/scores/{name}/{stat}",
+                                  f"stored {have.get(stat)!r} but the per-generation data gives {value!r}")
+
+
+def check_data(data: dict) -> None:
+    """Every check of a parsed submission, in order; raises the first :class:`Invalid`."""
+    check_schema(data)
+    check_hash(data)
+    check_names(data)
+    check_consistency(data)
+
+
+def check_file(path: Path, max_bytes: int = bundle.MAX_BYTES) -> Checked:
+    """Load and check one file; never raises for a bad submission."""
+    try:
+        data = bundle.load_untrusted(path, max_bytes)
+        check_data(data)
+    except Invalid as exc:
+        return Checked(Path(path), error=exc)
+    return Checked(Path(path), data=data)
+
+
+def check_many(paths, max_bytes: int = bundle.MAX_BYTES) -> list[Checked]:
+    """Check every file; the later of two files with the same content hash or the same run is a duplicate."""
+    out, hashes, runs = [], {}, {}
+    for path in paths:
+        item = check_file(path, max_bytes)
+        if item.ok:
+            digest, run = item.data["content_hash"], bundle.run_fingerprint(item.data)
+            if digest in hashes:
+                item.error = Invalid("content_hash", f"duplicate of {hashes[digest]}")
+            elif run in runs:
+                item.error = Invalid("chains", f"the same run (config and metrics) as {runs[run]}")
+            else:
+                hashes[digest], runs[run] = path, path
+        out.append(item)
+    return out
+
+
+def submission_files(folder: Path) -> list[Path]:
+    """The *.json files of a submissions folder, sorted (no recursion, no symlinks)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.glob("*.json") if p.is_file() and not p.is_symlink())

@@ -1,0 +1,146 @@
+"""Leaderboard: scores, submit -> validate -> build from a real smoke run, broken and hostile submissions.
+
+    .venv/bin/python -m pytest -q tests/test_leaderboard.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, madbench
+from madbench.leaderboard import bundle, scores
+from madbench.leaderboard.validate import check_file
+
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
+
+
+def chain(ppl, d2, regime="fully_synthetic", seed=0, mitigations=()):
+    return {"id": f"{regime}-s{seed}", "regime": regime, "mode": "replace", "seed": seed, "mitigations": list(mitigations),
+            "complete": True, "generations": [{"generation": g, "metrics": {"perplexity": p, "distinct_2": d}}
+                                              for g, (p, d) in enumerate(zip(ppl, d2))]}
+
+
+def test_scores_by_hand():
+    c = chain([10.0, 10.5, 12.0, 16.0], [0.8, 0.6, 0.4, 0.2])
+    s = scores.chain_scores(c)
+    assert s["ppl_increase_pct"] == pytest.approx(60.0)
+    assert s["diversity_retained"] == pytest.approx(0.25)
+    # degradation 0, 5, 20, 60 -> trapezoids 2.5 + 12.5 + 40 = 55 over 3 generations
+    assert s["ppl_auc"] == pytest.approx(55 / 3)
+    # distinct-2 loss 0, 25, 50, 75 % -> 12.5 + 37.5 + 62.5 = 112.5 / 3
+    assert s["diversity_auc"] == pytest.approx(37.5)
+    assert s["gens_to_ppl_degrade"] == 2  # +5% at 1, +20% at 2
+    assert s["perplexity_last"] == 16.0 and s["distinct_2_last"] == 0.2
+    never = scores.chain_scores(chain([10.0, 10.1, 10.2], [0.5, 0.5, 0.5]))
+    assert never["gens_to_ppl_degrade"] == 3  # censored: last generation + 1
+    assert never["diversity_retained"] == pytest.approx(1.0)
+    assert scores.chain_scores(chain([10.0], [0.5]))["ppl_increase_pct"] is None  # generation 0 only
+    assert all(isinstance(d["higher_is_better"], bool) for d in scores.definitions())
+
+
+def test_scores_over_seeds_use_stats():
+    rows = scores.group_scores([chain([10, 12], [0.5, 0.4], seed=0), chain([10, 14], [0.5, 0.3], seed=1),
+                                chain([10, 11], [0.5, 0.5], regime="fresh_data")])
+    assert [r["label"] for r in rows] == ["fully_synthetic/replace", "fresh_data/replace"]
+    ppl = rows[0]["scores"]["ppl_increase_pct"]
+    assert ppl["n"] == 2 and ppl["mean"] == pytest.approx(30.0) and ppl["std"] == pytest.approx(math.sqrt(200))
+    assert ppl["ci95_low"] < 30 < ppl["ci95_high"]
+    assert rows[1]["scores"]["ppl_increase_pct"]["n"] == 1
+
+
+@pytest.fixture(scope="module")
+def submission(smoke_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("subs") / "good.json"
+    proc = madbench("submit", smoke_run, "--out", out, "--submitter", "tester", "--notes", "smoke", check=True)
+    assert str(out) in proc.stdout
+    return out
+
+
+def resave(data: dict, path: Path, rehash: bool = True) -> Path:
+    if rehash:
+        data["content_hash"] = bundle.content_hash(data)
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def test_submit_writes_a_valid_self_contained_bundle(submission, smoke_run):
+    data = json.loads(submission.read_text())
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert data["content_hash"] == bundle.content_hash(data)
+    assert data["config"] == results["config"] and data["chains"] == results["chains"]
+    assert data["summary"]["model"] == results["config"]["model"]["name"]
+    assert {g["label"] for g in data["scores"]["groups"]} == {f"{c['regime']}/{c['mode']}" for c in results["chains"]}
+    assert check_file(submission).ok
+    proc = madbench("leaderboard", "validate", submission)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 valid, 0 invalid" in proc.stdout
+
+
+def test_broken_submissions_are_rejected_one_line_each(submission, tmp_path):
+    good = json.loads(submission.read_text())
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "a_good.json").write_text(submission.read_text())
+    (folder / "bad_json.json").write_text('{"format": "madbench-submission", ')
+    wrong = json.loads(json.dumps(good)); wrong["chains"][0]["regime"] = 7
+    resave(wrong, folder / "wrong_schema.json")
+    tampered = json.loads(json.dumps(good)); tampered["chains"][0]["generations"][-1]["metrics"]["perplexity"] *= 0.5
+    resave(tampered, folder / "tampered.json", rehash=False)
+    cheat = json.loads(json.dumps(good)); cheat["scores"]["groups"][0]["scores"]["ppl_increase_pct"]["mean"] = -50.0
+    resave(cheat, folder / "cheat_scores.json")
+    unknown = json.loads(json.dumps(good)); unknown["chains"][0]["mitigations"] = ["magic"]
+    resave(unknown, folder / "unknown_name.json")
+    (folder / "oversized.json").write_text(json.dumps({**good, "notes": "x" * (bundle.MAX_BYTES + 10)}))
+    (folder / "z_duplicate.json").write_text(submission.read_text())
+
+    proc = madbench("leaderboard", "validate", folder)
+    assert proc.returncode == 1
+    fails = [line for line in proc.stderr.splitlines() if line.startswith("FAIL")]
+    expected = {"bad_json.json": "(file)", "wrong_schema.json": "chains/0/regime", "tampered.json": "content_hash",
+                "cheat_scores.json": "scores/groups/0/scores/ppl_increase_pct/mean", "unknown_name.json": "chains/0/mitigations/0",
+                "oversized.json": "(file)", "z_duplicate.json": "content_hash"}
+    assert len(fails) == len(expected), proc.stderr
+    for name, field in expected.items():
+        line = next(line for line in fails if f"{name}:" in line)
+        assert f"field '{field}'" in line, line
+    assert re.search(r"^ok +\S*a_good\.json", proc.stdout, re.M)
+    assert "1 valid, 7 invalid" in proc.stdout
+
+    site = tmp_path / "site"
+    proc = madbench("leaderboard", "build", "--submissions", folder, "--out", site)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("warning: skipping") == 7
+    index = (site / "index.html").read_text()
+    assert index.count("<tr data-model=") == len(good["scores"]["groups"])
+    assert len(list((site / "s").glob("*.html"))) == 1
+
+
+def test_site_escapes_hostile_strings(submission, tmp_path):
+    data = json.loads(submission.read_text())
+    data["submitter"] = data["notes"] = HOSTILE
+    data["config"]["model"]["name"] = data["summary"]["model"] = HOSTILE
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    resave(data, folder / "hostile.json")
+    assert check_file(folder / "hostile.json").ok  # strings are data, not errors
+    proc = madbench("leaderboard", "build", "--submissions", folder, "--out", tmp_path / "site", check=True)
+    assert "0 skipped" in proc.stdout
+    for page in [tmp_path / "site" / "index.html", *(tmp_path / "site" / "s").glob("*.html")]:
+        html = page.read_text()
+        assert "window.__pwned" in html  # shown ...
+        assert "<script>window" not in html and "<img" not in html  # ... only as text
+        assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+
+
+def test_repository_submissions_validate():
+    """CI gate: every file shipped in leaderboard/submissions/ must validate."""
+    assert list((ROOT / "leaderboard" / "submissions").glob("*.json")), "the repository must ship a submission"
+    proc = madbench("leaderboard", "validate", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    proc = madbench("leaderboard", "validate", ROOT / "leaderboard" / "does-not-exist")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr

@@ -1,0 +1,121 @@
+"""The built site in a real headless Chromium (Debian's chromium + chromedriver, driven by selenium).
+
+    .venv/bin/python -m pytest -q tests/test_leaderboard_browser.py
+
+From a fresh smoke run: submit twice (one with hostile strings), build, open
+index.html from file:// and check rows, curves, sorting, filtering, escaping.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import madbench
+from madbench.leaderboard import bundle
+
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Debian chromium + chromium-driver (scripts/setup.sh installs them as root)")
+
+
+@pytest.fixture(scope="module")
+def site(smoke_run, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("browser")
+    subs = root / "subs"
+    madbench("submit", smoke_run, "--out", subs / "plain.json", "--submitter", "alice", check=True)
+    data = json.loads((subs / "plain.json").read_text())
+    data["submitter"] = data["notes"] = HOSTILE
+    data["config"]["model"]["name"] = data["summary"]["model"] = HOSTILE
+    data["run"]["name"] = data["config"]["name"] = "hostile"
+    data["content_hash"] = bundle.content_hash(data)
+    (subs / "hostile.json").write_text(json.dumps(data))
+    madbench("leaderboard", "build", "--submissions", subs, "--out", root / "site", check=True)
+    return root / "site"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def visible_rows(driver):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#board tbody tr')).filter(r => !r.hidden)"
+        ".map(r => Array.from(r.cells).map(c => c.getAttribute('data-sort') ?? c.textContent.trim()))")
+
+
+def column(driver, name):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#board thead th')).findIndex(th => th.dataset.score === arguments[0])", name)
+
+
+def test_table_rows_and_curves(browser, site):
+    browser.get((site / "index.html").as_uri())
+    rows = visible_rows(browser)
+    groups = len(json.loads(next((site / "data").glob("*.json")).read_text())["scores"]["groups"])
+    assert len(rows) == 2 * groups
+    assert browser.execute_script("return document.querySelectorAll('#curves svg.chart polyline, #curves svg.chart circle').length") > 0
+    assert browser.find_element("id", "shown").text == f"Showing {2 * groups} of {2 * groups} rows"
+
+
+def test_header_click_sorts(browser, site):
+    browser.get((site / "index.html").as_uri())
+    col = column(browser, "perplexity_last")
+    header = browser.find_elements("css selector", "#board thead th")[col]
+    header.click()
+    values = [float(r[col]) for r in visible_rows(browser)]
+    assert values == sorted(values) and len(set(values)) > 1
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    values = [float(r[col]) for r in visible_rows(browser)]
+    assert values == sorted(values, reverse=True)
+    first = browser.find_elements("css selector", "#board thead th")[0]
+    first.click()
+    names = [r[0] for r in visible_rows(browser)]
+    assert names == sorted(names) and names[0] == "hostile"
+
+
+def test_filter_hides_rows(browser, site):
+    browser.get((site / "index.html").as_uri())
+    total = len(visible_rows(browser))
+    box = browser.find_element("id", "filter")
+    box.send_keys("fresh_data")
+    rows = browser.execute_script("return Array.from(document.querySelectorAll('#board tbody tr')).filter(r => !r.hidden).map(r => r.textContent)")
+    assert 0 < len(rows) < total and all("fresh_data" in r for r in rows)
+    box.clear()
+    box.send_keys("no row has this text")
+    assert visible_rows(browser) == []
+    box.clear()
+    box.send_keys(" ")  # clear() fires no input event; any edit re-filters
+    assert len(visible_rows(browser)) == total
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("css selector", "select[data-facet=model]")).select_by_visible_text("tiny")
+    assert 0 < len(visible_rows(browser)) < total
+
+
+def test_hostile_strings_are_text(browser, site):
+    for page in [site / "index.html", *(site / "s").glob("*.html")]:
+        browser.get(page.as_uri())
+        assert browser.execute_script("return typeof window.__pwned") == "undefined"
+        assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+        assert browser.execute_script("return document.querySelectorAll('script:not([src])').length") == 0
+        body = browser.find_element("tag name", "body").text
+        if "hostile" in body:
+            assert "<script>window.__pwned=1</script>" in body
