@@ -1,0 +1,114 @@
+"""madbench report: plots and summaries from real run folders, through the real CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from conftest import madbench
+from madbench import cli
+from madbench.report import render
+
+
+def _results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+def _image_ok(path: Path) -> None:
+    assert path.stat().st_size > 15_000, path
+    with Image.open(path) as img:
+        img.verify()
+    pixels = np.asarray(Image.open(path).convert("L"), dtype=float)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 300
+    assert pixels.std() > 5  # lines, text and axes, not a blank canvas
+
+
+def _fake_run(tmp: Path, name: str, results: dict) -> Path:
+    run = tmp / name
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(results))
+    return run
+
+
+def _reseeded(results: dict, seed: int, shift: float) -> dict:
+    """The same run as if made with another seed: other chain ids, metric values moved by `shift`."""
+    r = copy.deepcopy(results)
+    r["config_hash"] += f"-s{seed}"
+    r["config"]["loop"]["seeds"] = [seed]
+    for c in r["chains"]:
+        c["seed"] = seed
+        c["id"] = c["id"].rsplit("-s", 1)[0] + f"-s{seed}"
+        for g in c["generations"]:
+            g["metrics"] = {k: v * (1 + shift * (g["generation"] + 1)) for k, v in g["metrics"].items()}
+    return r
+
+
+def test_report_cli_on_smoke_run(smoke_run, tmp_path):
+    assert (smoke_run / "report" / "report.html").is_file()  # written by madbench run itself
+    out = tmp_path / "rep"
+    proc = madbench("report", smoke_run, "--out", out, check=True)
+    assert str(out) in proc.stdout
+    results = _results(smoke_run)
+    metrics = sorted({k for c in results["chains"] for g in c["generations"] for k in g["metrics"]})
+    assert metrics
+    for m in metrics:
+        _image_ok(out / f"metric_{m}.png")
+    _image_ok(out / "headline.png")
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for chain in results["chains"]:
+        assert chain["id"] in md and chain["id"] in page
+    assert "perplexity ↓" in md
+    assert page.count("<img ") == len(metrics) + 1
+
+
+def test_hostile_strings_are_escaped(smoke_run, tmp_path, capsys):
+    results = _results(smoke_run)
+    evil = "<script>alert('x')</script>"
+    results["chains"][0]["id"] = evil
+    results["chains"][0]["regime"] = '"><img src=x onerror=alert(1)>'
+    results["run_name"] = "<b>run</b> | pipe"
+    run = _fake_run(tmp_path, "evil", results)
+    assert cli.main(["report", str(run)]) == 0
+    page = (run / "report" / "report.html").read_text()
+    md = (run / "report" / "report.md").read_text()
+    assert "<script>" not in page and "<img src=x" not in page and "<b>run" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "<script>" not in md and "\\| pipe" in md
+
+
+def test_pooled_seeds_partial_chain_and_sweep_api(smoke_run, tmp_path):
+    base = _results(smoke_run)
+    other = _reseeded(base, seed=1, shift=0.05)
+    partial = other["chains"][0]
+    partial["generations"] = partial["generations"][:-1]  # a chain still running
+    partial["complete"] = other["complete"] = False
+    run_a = _fake_run(tmp_path, "a", base)
+    run_b = _fake_run(tmp_path, "b", other)
+    out = tmp_path / "pooled"
+    assert cli.main(["report", str(run_a), str(run_b), "--out", str(out), "--metrics", "perplexity,distinct_2"]) == 0
+    md = (out / "report.md").read_text()
+    assert "Per group over seeds" in md and "(n=2)" in md and "(incomplete)" in md
+    assert {p.name for p in out.glob("*.png")} == {"headline.png", "metric_perplexity.png", "metric_distinct_2.png"}
+    _image_ok(out / "metric_perplexity.png")
+    # the same run given twice is counted once; render() takes results dicts (the sweep's entry point)
+    out2 = render([base, base, _reseeded(base, seed=2, shift=-0.03)], tmp_path / "sweep")
+    md2 = (out2 / "report.md").read_text()
+    assert "appears twice; counted once" in md2 and "(n=2)" in md2
+
+
+def test_user_errors_are_one_line(smoke_run, tmp_path, capsys):
+    proc = madbench("report", tmp_path / "nope")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "not found" in proc.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["report", str(empty)]) == 2
+    assert "results.json" in capsys.readouterr().err
+    assert cli.main(["report", str(smoke_run), "--out", str(tmp_path / "x"), "--metrics", "perplexty"]) == 2
+    assert "did you mean 'perplexity'" in capsys.readouterr().err
+    assert cli.main(["report", str(smoke_run), str(smoke_run)]) == 2
+    assert "--out" in capsys.readouterr().err
