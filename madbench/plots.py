@@ -69,7 +69,7 @@ def _draw(ax, groups: list[dict], metric: str, colours: dict, higher_is_better, 
         if n_max > 1:
             lo = [r["ci95_low"] for r in series]
             hi = [r["ci95_high"] for r in series]
-            ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
+            ax.fill_between(xs, lo, hi, color=colour, alpha=0.12, lw=0)
             lows += lo
             highs += hi
         lows += ys

@@ -21,8 +21,8 @@ from .errors import MadbenchError
 from .stats import aggregate_chains, group_label, group_key, last_generation_table
 
 # shown first in the headline grid and tables when present; the rest fill up to MAX_HEADLINE
-HEADLINE_PREFERENCE = ("perplexity", "distinct_2", "self_bleu", "mauve", "embedding_diversity", "vendi_score",
-                       "type_token_ratio", "distinct_1")
+HEADLINE_PREFERENCE = ("perplexity", "self_bleu", "distinct_2", "vendi_score", "mauve", "frechet_embedding_distance",
+                       "mtld", "type_token_ratio")
 MAX_HEADLINE = 6
 # config keys expected to differ between runs that are pooled (they define the groups and seeds)
 POOL_IGNORED = ("name", "seed", "loop.seeds", "loop.regimes", "loop.mitigations", "eval.")
@@ -119,15 +119,17 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _pooled_chains(results_list: list[dict]) -> tuple[list[dict], list[str]]:
     """All chains, the same run given twice counted once; notes on what pooling mixed."""
-    chains, seen, notes = [], set(), []
+    chains, seen, notes, twice = [], set(), [], []
     for r in results_list:
         for c in r.get("chains") or []:
             key = (r.get("config_hash"), c.get("id"))
             if key in seen:
-                notes.append(f"chain {c.get('id')} of run {r.get('run_name')} appears twice; counted once")
+                twice.append(str(c.get("id")))
                 continue
             seen.add(key)
             chains.append(c)
+    if twice:
+        notes.append(f"{len(twice)} chain(s) given twice (same config hash and id), counted once: " + ", ".join(twice))
     if len(results_list) > 1:
         flats = [_flat(r.get("config") or {}) for r in results_list]
         keys = sorted({k for f in flats for k in f})
@@ -161,7 +163,7 @@ def _summary(results_list, chains, headline, info, notes) -> dict:
                 for m in headline]
         chain_rows.append(row)
     group_rows, group_header = [], []
-    table = last_generation_table(results_list, headline) if chains else []
+    table = last_generation_table({"chains": chains}, headline) if chains else []  # duplicates already dropped
     if any(len(r["seeds"]) > 1 for r in table):
         group_header = ["group", "seeds", "last generation"] + [f"{m}{arrows[m]} mean [95% CI]" for m in headline]
         for r in table:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import madbench
 from madbench import cli
+from madbench.plots import safe_name
 from madbench.report import render
 
 
@@ -41,7 +42,7 @@ def _reseeded(results: dict, seed: int, shift: float) -> dict:
     r["config"]["loop"]["seeds"] = [seed]
     for c in r["chains"]:
         c["seed"] = seed
-        c["id"] = c["id"].rsplit("-s", 1)[0] + f"-s{seed}"
+        c["id"] = f"{c['id']}-reseed{seed}"
         for g in c["generations"]:
             g["metrics"] = {k: v * (1 + shift * (g["generation"] + 1)) for k, v in g["metrics"].items()}
     return r
@@ -56,7 +57,7 @@ def test_report_cli_on_smoke_run(smoke_run, tmp_path):
     metrics = sorted({k for c in results["chains"] for g in c["generations"] for k in g["metrics"]})
     assert metrics
     for m in metrics:
-        _image_ok(out / f"metric_{m}.png")
+        _image_ok(out / f"metric_{safe_name(m)}.png")
     _image_ok(out / "headline.png")
     md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     for chain in results["chains"]:
@@ -97,7 +98,7 @@ def test_pooled_seeds_partial_chain_and_sweep_api(smoke_run, tmp_path):
     # the same run given twice is counted once; render() takes results dicts (the sweep's entry point)
     out2 = render([base, base, _reseeded(base, seed=2, shift=-0.03)], tmp_path / "sweep")
     md2 = (out2 / "report.md").read_text()
-    assert "appears twice; counted once" in md2 and "(n=2)" in md2
+    assert "given twice" in md2 and "(n=2)" in md2
 
 
 def test_user_errors_are_one_line(smoke_run, tmp_path, capsys):
