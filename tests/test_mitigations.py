@@ -79,7 +79,7 @@ def test_score_filters_keep_the_right_fraction(tiny, name, lowest):
     docs = [Doc(f"g001-{i:05d}", d.text) for i, d in enumerate(split.pool[:12])]
     docs.append(Doc("g001-00012", "the the the the the the the the the the"))
     ctx = MitigationContext(1, 0, split.pool, tokenizer, score=scorer(model, tokenizer))
-    m = build_mitigations([name], {name: {"keep_fraction": 0.25}})[0]
+    m = build_mitigations([name], {name: {"keep_fraction": 0.25, "scorer": "current"}})[0]
     assert m.oversample() == pytest.approx(4.0)
     kept, stats = m.filter_samples(docs, ctx)
     nll = dict(zip((d.id for d in docs), ctx.score([d.text for d in docs])))

@@ -44,10 +44,14 @@ def test_config_changes_ignore_new_keys_but_not_changed_values():
 def test_regress_fails_and_names_a_sabotaged_mitigation(tmp_path):
     out = tmp_path / "regress"
     proc = madbench("regress", "--seeds", "0", "--generations", "2", "--mitigations", "mix_real", "accumulate",
-                    "--output-dir", out, "mitigation_params.mix_real.fraction=0", timeout=900)
+                    "--output-dir", out, "mitigation_params.mix_real.fraction=0",
+                    # a reduced benchmark: the small tiny model and half the data keep this test near a minute
+                    "model.tiny_size=small", "data.train_docs=32", "sampling.num_samples=32", timeout=900)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if "(target)" in line}
     assert "FAIL" in lines["mix_real"]  # fraction 0: identical to the baseline
     assert "beats" in lines["accumulate"]  # the check discriminates: an intact mitigation still passes
-    assert "FAILED: mix_real" in proc.stdout and "checks passed in" in proc.stdout
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert "checks passed in" in summary and "mix_real perplexity (target)" in summary
+    assert "drift check skipped" in proc.stdout  # a reduced benchmark is not compared with the reference
     assert (out / "results.json").is_file()

@@ -14,7 +14,7 @@ import statistics
 from ..errors import MadbenchError
 from . import MITIGATIONS, Mitigation
 
-SCORERS = ("reference", "current")
+SCORERS = ("reference", "current", "ratio")  # ratio: NLL under generation 0 minus NLL under the sampler
 
 
 def _summary(values):
@@ -40,7 +40,11 @@ class _ScoreFilter(Mitigation):
             return docs, {"sampled": 0, "kept": 0, "dropped": 0}
         if ctx.score is None:
             raise MadbenchError(f"mitigation '{self.name}' needs a scoring model; run it through madbench run")
-        nll = ctx.score([d.text for d in docs], self.p["scorer"])
+        texts = [d.text for d in docs]
+        if self.p["scorer"] == "ratio":  # how much more surprising the text is to generation 0 than to its writer
+            nll = [r - c for r, c in zip(ctx.score(texts, "reference"), ctx.score(texts, "current"))]
+        else:
+            nll = ctx.score(texts, self.p["scorer"])
         n_keep = max(1, int(round(len(docs) * float(self.p["keep_fraction"]))))
         # NaN/inf (empty texts) always sort last, i.e. are never preferred
         def key(i):
@@ -64,11 +68,13 @@ class VerifierFilter(_ScoreFilter):
 
     name = "verifier_filter"
     paper = "Feng et al., Beyond Model Collapse: Scaling Up with Synthesized Data Requires Verification, 2024"
-    card = ("Samples num_samples/keep_fraction documents, scores each with a verifier (default: NLL per token under "
-            "the generation-0 model, which saw only real data) and keeps the keep_fraction with the lowest NLL. "
-            "Feng et al. 2024. Params: keep_fraction (0-1], scorer ('reference' = generation 0, 'current' = the sampler).")
+    card = ("Samples num_samples/keep_fraction documents, scores each with a verifier and keeps the keep_fraction "
+            "with the lowest score. Default scorer 'ratio': NLL per token under the generation-0 model (which saw only "
+            "real data) minus NLL under the sampler, i.e. drop what the sampler likes far more than the real-data "
+            "model does; 'reference' (plain generation-0 NLL) prefers repetitive text on the tiny model. "
+            "Feng et al. 2024. Params: keep_fraction (0-1], scorer ('ratio', 'reference', 'current').")
     target_metric = "perplexity"
-    params = {"keep_fraction": 0.5, "scorer": "reference"}
+    params = {"keep_fraction": 0.5, "scorer": "ratio"}
     lowest = True
 
 
