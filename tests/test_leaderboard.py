@@ -118,6 +118,8 @@ def test_broken_submissions_are_rejected_one_line_each(submission, tmp_path):
     index = (site / "index.html").read_text()
     assert index.count("<tr data-model=") == len(good["scores"]["groups"])
     assert len(list((site / "s").glob("*.html"))) == 1
+    proc = madbench("leaderboard", "build", "--submissions", folder, "--out", folder)  # never wipe a non-site folder
+    assert proc.returncode == 2 and "not a leaderboard site" in proc.stderr and (folder / "a_good.json").is_file()
 
 
 def test_site_escapes_hostile_strings(submission, tmp_path):

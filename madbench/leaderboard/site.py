@@ -20,6 +20,7 @@ from pathlib import Path
 from string import Template
 
 from .. import io, stats
+from ..errors import MadbenchError
 from . import scores as scores_mod
 from .svg import fmt, line_chart
 
@@ -242,7 +243,12 @@ def build(subs: list[dict], out: Path) -> Path:
     """Write the site for already-validated submissions into ``out`` (replaced); return index.html."""
     out = Path(out)
     if out.exists():
-        shutil.rmtree(out)
+        if out.is_dir() and any(out.iterdir()) and not (out / "assets" / "leaderboard.js").is_file():
+            raise MadbenchError(f"{out} is not empty and is not a leaderboard site; pick an empty or new folder for --out")
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink()
     built = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n = len(subs)
     io.atomic_write_text(out / "index.html", _page("Leaderboard", render_index(subs), "", n, built))
