@@ -23,6 +23,7 @@ import logging
 import math
 import random
 import re
+import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -199,8 +200,6 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
-
-    import time
 
     start, cpu = time.perf_counter(), time.process_time()
     names = list(cfg.eval.tasks)
