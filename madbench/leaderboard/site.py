@@ -85,7 +85,8 @@ def render_table(table_rows: list[dict]) -> str:
         who = escape(sub["submitter"]) if sub["submitter"] else '<span class="na">anonymous</span>'
         cells = [f'<td data-sort="{escape(sub["run"]["name"].lower())}"><a href="s/{page_id(sub)}.html">{escape(sub["run"]["name"])}</a>'
                  f'<div class="who">{who}</div></td>',
-                 f'<td>{escape(r["model"])}</td>', f'<td>{escape(r["corpus"])}</td>',
+                 f'<td class="clip" title="{escape(r["model"])}">{escape(r["model"])}</td>',
+                 f'<td class="clip" title="{escape(r["corpus"])}">{escape(r["corpus"])}</td>',
                  f'<td><span class="pill">{escape(r["regime"])}</span></td>', f'<td>{escape(r["mitigation"])}</td>',
                  f'<td data-sort="{len(group["seeds"])}">{len(group["seeds"])}</td>',
                  f'<td data-sort="{group["last_generation"] or 0}">{group["last_generation"]}</td>']
