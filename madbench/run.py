@@ -106,6 +106,9 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
     except ImportError:
         write_report = None
     if write_report:
-        write_report(run_dir)
+        try:
+            write_report(run_dir)
+        except Exception as exc:  # results are saved; a plotting problem must not fail the run
+            log(f"madbench: warning: report failed ({type(exc).__name__}: {exc}); retry with: madbench report {run_dir}")
     log(f"madbench: done in {time.perf_counter() - start:.0f}s; results in {run_dir / 'results.json'}")
     return 0

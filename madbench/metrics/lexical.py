@@ -48,8 +48,9 @@ for _n in (1, 2, 3, 4):
 
 @METRICS.register("type_token_ratio", higher_is_better=True, needs="samples")
 def type_token_ratio(ctx) -> float:
-    """Unique words / words across all samples."""
-    return distinct_n(ctx.samples, 1)
+    """Mean per-sample type-token ratio (unique words / words within each sample); corpus-level is distinct_1."""
+    ratios = [len(set(w)) / len(w) for w in (words(t) for t in ctx.samples) if w]
+    return sum(ratios) / len(ratios) if ratios else 0.0
 
 
 @METRICS.register("mean_length", higher_is_better=None, needs="samples")
