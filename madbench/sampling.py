@@ -117,10 +117,6 @@ def _sample_batch(model, ids, mask, max_new: int, processors, pad: int, eos) -> 
 def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_processors=(), desc="sampling") -> List[str]:
     """Return one completion (prompt + continuation) per prompt, in prompt order."""
     s = cfg.sampling
-    if getattr(s, "backend", "torch") == "vllm":
-        from .vllm_backend import generate_vllm
-
-        return generate_vllm(model, tokenizer, prompts, cfg, seed, logits_processors, desc)
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     encoded = [[bos] + tokenizer(p, add_special_tokens=False)["input_ids"] if p else [bos] for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
