@@ -194,6 +194,14 @@ def flatten(results: dict) -> Dict[str, float]:
     return out
 
 
+def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
+    return simple_evaluate(
+        model=lm, tasks=specs, task_manager=task_manager(bool(builtin)), log_samples=True,
+        limit=(cfg.eval.task_docs or None) if builtin else None,  # local tasks are built with task_docs already
+        bootstrap_iters=1000,  # stderr of perplexity-type metrics by bootstrap; lm-eval's 100,000 is slow on CPU
+    )
+
+
 def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     """Score the in-memory model on cfg.eval.tasks; keep lm-eval's output in out_dir; return flat metrics."""
     import torch
@@ -217,12 +225,12 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     for lg in loggers:  # lm-eval logs every request batch at INFO; keep the run's output readable
         lg.setLevel(logging.ERROR)
     try:
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, softmax_dtype=torch.float32)
-        results = simple_evaluate(
-            model=lm, tasks=specs, task_manager=task_manager(bool(builtin)), log_samples=True,
-            limit=(cfg.eval.task_docs or None) if builtin else None,  # local tasks are built with task_docs already
-            bootstrap_iters=1000,  # stderr of perplexity-type metrics by bootstrap; lm-eval's 100,000 is slow on CPU
-        )
+        from .sampling import merged_lora
+
+        # LoRA folded into the weights for scoring: the cost of the base model, same numbers
+        with merged_lora(model):
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, softmax_dtype=torch.float32)
+            results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
     except Exception as exc:
         if not builtin:
             raise
