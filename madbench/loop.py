@@ -128,7 +128,7 @@ class Runner:
         """compute_metrics with a progress bar (one step per metric)."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(names), desc=desc, unit="metric", leave=False, dynamic_ncols=True, disable=not self.is_main)
+        bar = tqdm(total=len(names), desc=desc, unit="metric", leave=False, dynamic_ncols=True, disable=None if self.is_main else True)
 
         def step(name: str) -> None:
             bar.set_postfix_str(name)

@@ -126,7 +126,7 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
     torch.manual_seed(seed)
     processors = _processors(s, list(logits_processors))
     model.eval()
-    bar = tqdm(total=len(prompts), desc=desc, unit="doc", leave=False, dynamic_ncols=True)
+    bar = tqdm(total=len(prompts), desc=desc, unit="doc", leave=False, dynamic_ncols=True, disable=None)
     with merged_lora(model):
         for start in range(0, len(order), s.batch_size):
             idx = order[start : start + s.batch_size]

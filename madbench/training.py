@@ -74,7 +74,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
     model.train()
     start, tokens, losses = time.perf_counter(), 0, []
-    bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=not accelerator.is_main_process)
+    bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None if accelerator.is_main_process else True)
     for _ in range(t.epochs):
         order = list(range(len(blocks)))
         rng.shuffle(order)
@@ -91,7 +91,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
             schedule.step()
             optimizer.zero_grad()
             tokens += batch.numel()
-            losses.append(float(loss))
+            losses.append(loss.detach().item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
