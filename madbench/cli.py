@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from .errors import MadbenchError
 
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # peft still calls a transformers property deprecated in v5; once per adapter load it would flood the log
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

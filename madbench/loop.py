@@ -21,6 +21,7 @@ generation is never recomputed or overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import time
@@ -46,6 +47,21 @@ HEADLINE = ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")  # 
 
 def derive_seed(*parts) -> int:
     return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+class PhaseClock:
+    """Wall seconds per phase of a generation: ``with clock("train"): ...``."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.perf_counter() - start, 3)
 
 
 @dataclass(frozen=True)
@@ -227,6 +243,7 @@ class Runner:
         tmp = io.atomic_dir(final)
         mctx = MitigationContext(generation=g, seed=chain.seed, pool=self.split.pool, tokenizer=self.tokenizer)
         mix_stats: dict = {}
+        clock = PhaseClock()
         if g == 0:
             gen0 = self.ensure_gen0(chain.seed)
             model = self.load_adapter(gen0 / "adapter")
@@ -235,7 +252,8 @@ class Runner:
             train_stats = {k: v for k, v in g0.items() if k.startswith("train_")}
             manifest = io.read_json(gen0 / "mix.json")
             mctx.score, mctx.extra["model"] = self.score_fn(chain.seed, model), model
-            samples, kept, sample_stats = self.gen0_samples(chain, mitigations, mctx)
+            with clock("sample"):
+                samples, kept, sample_stats = self.gen0_samples(chain, mitigations, mctx)
         else:
             history = self.history(chain, g)
             mctx.extra.update(history=history, train_docs=cfg.data.train_docs)  # for mix-level mitigations
@@ -253,28 +271,37 @@ class Runner:
                 raise MadbenchError(f"chain {chain.id}: generation {g} has an empty training mix; check the mitigations' parameters")
             prev = self.gen_dir(chain, g - 1) / "adapter" if g > 1 else self.gen0_dir(chain.seed) / "adapter"
             init = str(prev) if cfg.loop.init_from == "previous" else None
-            model = make_peft_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
-            train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
-                                     derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
-                                     desc=f"{chain.id} gen {g}: training")
-            model = train_stats.pop("model")
-            model.save_pretrained(tmp / "adapter")
+            with clock("train"):
+                model = make_peft_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
+                train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
+                                         derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
+                                         desc=f"{chain.id} gen {g}: training")
+                model = train_stats.pop("model")
+                model.save_pretrained(tmp / "adapter")
             manifest = {"generation": g, "documents": [
                 {"id": d.id, "source": "real" if d.id.startswith("h") else "synthetic"} for d in mix]}
-            model_metrics = self.model_metrics(model, tmp)
+            with clock("evaluate_model"):
+                model_metrics = self.model_metrics(model, tmp)
             mctx.score = self.score_fn(chain.seed, model)
-            samples, kept, sample_stats = self.sample(model, chain, g, mitigations, mctx)
+            with clock("sample"):  # includes the mitigations' sample filters (scoring, dedup)
+                samples, kept, sample_stats = self.sample(model, chain, g, mitigations, mctx)
         kept_ids = {d.id for d in kept}
         io.write_jsonl(tmp / "samples.jsonl", [{"id": d.id, "text": d.text, "kept": d.id in kept_ids} for d in samples])
         io.write_json(tmp / "mix.json", manifest)
-        metrics = {**model_metrics, **self.sample_metrics([d.text for d in samples])}
+        # Diversity is scored on the first sampling.num_samples samples (the same prompts in every chain):
+        # a mitigation that oversamples must not look less diverse just because it wrote more text.
+        scored = samples[: cfg.sampling.num_samples]
+        with clock("evaluate_samples"):
+            metrics = {**model_metrics, **self.sample_metrics([d.text for d in scored])}
         n_syn = sum(1 for d in manifest["documents"] if d["source"] == "synthetic")
         meta = {
             "chain": chain.id, "generation": g, "metrics": metrics,
             "train_tokens": train_stats.get("train_tokens"), "train_docs": len(manifest["documents"]),
             "synthetic_fraction": n_syn / max(1, len(manifest["documents"])),
             "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats},
-            "num_samples": len(samples), "num_kept": len(kept), "seconds": time.perf_counter() - start,
+            "num_samples": len(samples), "num_kept": len(kept), "num_scored": len(scored),
+            "seconds": time.perf_counter() - start,
+            "timing": clock.seconds,  # per phase; generation 0 reuses the shared training and model evaluation
         }
         io.write_json(tmp / "metrics.json", metrics)
         io.write_json(tmp / "meta.json", meta)

@@ -44,8 +44,8 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
             gens.append({
                 "generation": g, "metrics": meta["metrics"], "train_tokens": meta["train_tokens"],
                 "train_docs": meta["train_docs"], "synthetic_fraction": meta["synthetic_fraction"],
-                "num_samples": meta["num_samples"], "num_kept": meta["num_kept"],
-                "seconds": meta["seconds"], "mitigations": meta["mitigations"],
+                "num_samples": meta["num_samples"], "num_kept": meta["num_kept"], "num_scored": meta.get("num_scored", meta["num_samples"]),
+                "seconds": meta["seconds"], "timing": meta.get("timing", {}), "mitigations": meta["mitigations"],
                 "train_loss_last": meta["train"].get("train_loss_last"),
             })
         out_chains.append({
