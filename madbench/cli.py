@@ -13,7 +13,6 @@ import argparse
 import importlib
 import os
 import sys
-import warnings
 
 from .errors import MadbenchError
 
@@ -55,8 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # peft still calls a transformers property deprecated in v5; once per adapter load it would flood the log
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -1,0 +1,66 @@
+"""The sampler's top-p rule against transformers' own ``TopPLogitsWarper``, and its draws.
+
+    .venv/bin/python -m pytest -q tests/test_sampling.py
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import TopPLogitsWarper
+
+from madbench.sampling import nucleus_sample
+
+
+def _nucleus_like_transformers(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Boolean mask of the tokens transformers' warper keeps (finite scores)."""
+    return torch.isfinite(TopPLogitsWarper(top_p)(None, scores.clone()))
+
+
+def _support(scores: torch.Tensor, top_p: float, candidates: int, draws: int) -> torch.Tensor:
+    """Mask of every token nucleus_sample drew for each row in ``draws`` tries."""
+    seen = torch.zeros_like(scores, dtype=torch.bool)
+    for _ in range(draws):
+        tok = nucleus_sample(scores, top_p, candidates)
+        seen[torch.arange(scores.shape[0]), tok] = True
+    return seen
+
+
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("candidates", [4, 64])  # 4: most rows take the full-sort fallback
+def test_draws_stay_inside_transformers_nucleus(top_p, candidates):
+    torch.manual_seed(0)
+    # peaked rows (small nucleus) and flat rows (nucleus larger than the candidate window)
+    scores = torch.cat([torch.randn(6, 300) * 8, torch.randn(6, 300) * 0.3])
+    allowed = _nucleus_like_transformers(scores, top_p)
+    seen = _support(scores, top_p, candidates, draws=400)
+    assert not (seen & ~allowed).any(), "drew a token outside the top-p nucleus"
+    # and it keeps no fewer tokens than transformers': every nucleus token with >= 2% mass is drawn
+    likely = allowed & (torch.softmax(scores, -1) >= 0.02)
+    assert likely.any() and not (likely & ~seen).any(), "never drew a likely token of the nucleus"
+
+
+def test_draw_frequencies_match_the_renormalised_nucleus():
+    torch.manual_seed(1)
+    logits = torch.tensor([[2.0, 1.5, 1.0, 0.0, -1.0, -3.0]])
+    probs = torch.softmax(logits, -1)[0]
+    allowed = _nucleus_like_transformers(logits, 0.8)[0]
+    expected = torch.where(allowed, probs, torch.zeros_like(probs))
+    expected = expected / expected.sum()
+    n = 20000
+    draws = nucleus_sample(logits.expand(n, -1), 0.8, candidates=3)  # this nucleus needs the fallback
+    freq = torch.bincount(draws, minlength=6).float() / n
+    assert torch.allclose(freq, expected, atol=0.015), (freq, expected)
+
+
+def test_top_p_one_samples_the_whole_distribution_and_seed_fixes_draws():
+    scores = torch.randn(4, 50)
+    torch.manual_seed(3)
+    a = nucleus_sample(scores, 1.0)
+    torch.manual_seed(3)
+    b = nucleus_sample(scores, 1.0)
+    assert torch.equal(a, b)
+    torch.manual_seed(3)
+    c = nucleus_sample(scores, 0.9)
+    torch.manual_seed(3)
+    assert torch.equal(c, nucleus_sample(scores, 0.9))
