@@ -104,11 +104,12 @@ def nucleus_sample(scores: torch.Tensor, top_p: float, candidates: int = 512) ->
         return torch.multinomial(probs, num_samples=1).squeeze(1)
     top, idx = probs.topk(min(candidates, probs.shape[-1]), dim=-1)  # descending
     wide = top.sum(-1) < top_p  # rows whose nucleus does not fit in the candidates
+    if not bool(wide.any()):  # the common case: no masked copies of the candidates
+        return _draw_sorted(top, idx, top_p)
     out = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
     if not bool(wide.all()):
         out[~wide] = _draw_sorted(top[~wide], idx[~wide], top_p)
-    if bool(wide.any()):
-        out[wide] = _draw_sorted(*probs[wide].sort(dim=-1, descending=True), top_p)
+    out[wide] = _draw_sorted(*probs[wide].sort(dim=-1, descending=True), top_p)
     return out
 
 

@@ -13,11 +13,15 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from madbench.results import load_results  # noqa: E402
+
 PHASES = ("train", "evaluate_model", "sample", "evaluate_samples")
 
 
 def shares(run_dir: Path) -> str:
-    results = json.loads((run_dir / "results.json").read_text())
+    results = load_results(run_dir)
     total, lm_eval, n = dict.fromkeys(PHASES, 0.0), 0.0, 0
     for chain in results["chains"]:
         for gen in chain["generations"]:
