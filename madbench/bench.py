@@ -5,7 +5,8 @@
     madbench bench --scaling               # time per generation as samples / tokens double
     madbench bench model.name=tiny --samples 8 --new-tokens 8 --train-docs 8 --eval-docs 8
 
-In one process it measures, for madbench's own path (madbench.sampling.generate,
+In one process it measures, after a warm-up step at a quarter of the sizes (both
+paths: a run's generations all run warm), for madbench's own path (madbench.sampling.generate,
 madbench.training.train_lora, madbench.metrics.perplexity.token_nll) and for a
 plain-transformers baseline written the obvious way (fp32 model, LoRA via
 get_peft_model, a plain AdamW loop, ``model(..., labels=...)`` for perplexity,
@@ -221,10 +222,14 @@ def main(args) -> int:
     load = os.getloadavg()[0]
     print(f"madbench bench: {cfg.model.name} ({n_params / 1e6:.1f} M params, {base.dtype}), {torch.get_num_threads()} threads, "
           f"load {load:.2f}; matmul peak " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()), flush=True)
+    quarter = lambda xs: xs[: max(1, len(xs) // 4)]  # noqa: E731
+    warm = (tokenizer, cfg, quarter(train_texts), quarter(eval_texts), quarter(prompts))
+    madbench_step(base, *warm)  # warm-up: thread pools, oneDNN primitives, the heap; the loop runs warm too
     mine = madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts)
     plain = None
     if not args.no_baseline:
         base32 = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        plain_step(base32, *warm)
         plain = plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts)
         del base32
     table = rows(mine, plain, floor)

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .runtime import tune_allocator
+
+    tune_allocator()  # before any tensor exists: see madbench/runtime.py
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .attention import use_fast_attention
 from .errors import MadbenchError
 from .io import atomic_dir, commit_dir
 
@@ -123,4 +124,5 @@ def load_base(path: str, cfg):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device()).eval()
+    use_fast_attention(model)
     return tokenizer, model

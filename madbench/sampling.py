@@ -10,18 +10,19 @@ samples exactly what an uninterrupted one would.
 Speed (measured by ``madbench bench``): instead of ``model.generate`` the decode
 loop below calls the model directly with a preallocated (static) KV cache and
 keeps only the last position's logits; LoRA deltas are folded into the weights
-for the duration of sampling (:func:`merged_lora`), so a decode step costs the
-same as the base model's. The sampling rule is transformers' own processors
+and the linear layers' weights are prepacked for oneDNN for the duration of
+sampling (:func:`madbench.inference.inference_weights`), so a decode step costs
+less than the base model's under plain transformers. The sampling rule is transformers' own processors
 (repetition penalty, the caller's processors, temperature, top-k) in the order
 ``generate`` applies them, then top-p by :func:`nucleus_sample`, which keeps the
-same nucleus as ``TopPLogitsWarper`` without sorting the whole vocabulary every
-step (the draws follow the same distribution as ``generate``'s, not the same
-random stream). Beam search still goes through ``model.generate``.
+same nucleus as ``TopPLogitsWarper`` without sorting the vocabulary (rejection
+sampling from the whole distribution: the draws follow the same distribution as
+``generate``'s, not the same random stream). Beam search still goes through
+``model.generate``. On the CPU, attention is :mod:`madbench.attention`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 from typing import List
 
@@ -29,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .corpus import Doc
+from .inference import inference_weights
 
 
 def make_prompts(cfg, pool: List[Doc], n: int, seed: int, generation: int) -> List[str]:
@@ -37,41 +39,6 @@ def make_prompts(cfg, pool: List[Doc], n: int, seed: int, generation: int) -> Li
     rng = random.Random(f"prompts:{seed}:{generation}")
     picks = [pool[rng.randrange(len(pool))] for _ in range(n)]
     return [" ".join(d.text.split()[: cfg.data.prompt_words]) for d in picks]
-
-
-@contextlib.contextmanager
-def merged_lora(model):
-    """Fold active LoRA deltas into fresh copies of the base weights (restored on exit).
-
-    The base weights themselves are never written to: each LoRA layer's ``weight``
-    attribute is pointed at ``W + scale * B @ A`` (computed in fp32, stored in W's
-    dtype) and the adapter is bypassed; on exit the original Parameter objects come
-    back. A model without LoRA layers passes through unchanged.
-    """
-    try:
-        from peft.tuners.lora import LoraLayer
-    except ImportError:  # pragma: no cover - peft is a dependency
-        yield model
-        return
-    swapped = []
-    try:
-        for module in model.modules():
-            if not isinstance(module, LoraLayer) or getattr(module, "merged", False):
-                continue
-            base = module.get_base_layer()
-            active = [a for a in module.active_adapters if a in getattr(module, "lora_A", {})]
-            if not active or not isinstance(base, torch.nn.Linear) or getattr(module, "fan_in_fan_out", False):
-                continue
-            weight = base.weight
-            delta = sum(module.lora_B[a].weight.float() @ module.lora_A[a].weight.float() * module.scaling[a] for a in active)
-            swapped.append((module, base, weight, module.disable_adapters))
-            base.weight = torch.nn.Parameter((weight.float() + delta).to(weight.dtype), requires_grad=False)
-            module._disable_adapters = True
-        yield model
-    finally:
-        for module, base, weight, disabled in swapped:
-            base.weight = weight
-            module._disable_adapters = disabled
 
 
 def _processors(s, extra):
@@ -89,35 +56,39 @@ def _processors(s, extra):
     return LogitsProcessorList(procs)
 
 
-def nucleus_sample(scores: torch.Tensor, top_p: float, candidates: int = 512) -> torch.Tensor:
+def nucleus_sample(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """Draw one token per row from softmax(scores) restricted to the top-p nucleus.
 
     The nucleus is the set transformers' ``TopPLogitsWarper`` keeps: the most probable
-    tokens until their mass reaches ``top_p`` (a token is kept when the mass strictly above
-    it is below ``top_p``; at least one token). Instead of sorting the whole vocabulary
-    for every row and step, it takes the ``candidates`` most probable tokens
-    (``torch.topk``) and sorts fully only the rows whose nucleus is larger than that;
-    the draw is a multinomial over the nucleus, so the distribution is exactly top-p's.
+    tokens until their mass reaches ``top_p`` (a token is kept when the mass of the
+    tokens more probable than it is below ``top_p``, so the most probable token always is;
+    tokens of exactly equal probability are kept or dropped together, where a sort would
+    split them in an arbitrary order). Instead of sorting the vocabulary every step it
+    draws from the whole distribution by inverse CDF and redraws the rows whose token
+    falls outside the nucleus (rejection sampling: what is accepted follows the
+    renormalised nucleus exactly; a redraw is needed with probability ``1 - mass``,
+    at most ``1 - top_p``). Each round costs a cumulative sum and one pass over the
+    vocabulary, about 6x less than sorting it on a 2-core CPU (49k tokens, 64 rows).
     """
     probs = torch.softmax(scores, dim=-1)
-    if top_p >= 1.0:
-        return torch.multinomial(probs, num_samples=1).squeeze(1)
-    top, idx = probs.topk(min(candidates, probs.shape[-1]), dim=-1)  # descending
-    wide = top.sum(-1) < top_p  # rows whose nucleus does not fit in the candidates
-    if not bool(wide.any()):  # the common case: no masked copies of the candidates
-        return _draw_sorted(top, idx, top_p)
-    out = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
-    if not bool(wide.all()):
-        out[~wide] = _draw_sorted(top[~wide], idx[~wide], top_p)
-    out[wide] = _draw_sorted(*probs[wide].sort(dim=-1, descending=True), top_p)
+    cdf = probs.cumsum(-1)
+    out, ok = _inverse_cdf_draw(probs, cdf, top_p)
+    while not bool(ok.all()):
+        rows = (~ok).nonzero()[:, 0]
+        drawn, accepted = _inverse_cdf_draw(probs[rows], cdf[rows], top_p)
+        out[rows[accepted]] = drawn[accepted]
+        ok[rows[accepted]] = True
     return out
 
 
-def _draw_sorted(probs: torch.Tensor, idx: torch.Tensor, top_p: float) -> torch.Tensor:
-    """One draw per row from descending ``probs`` (token ids ``idx``) cut to the top-p nucleus."""
-    keep = (probs.cumsum(-1) - probs) < top_p
-    keep[:, 0] = True
-    return idx.gather(-1, torch.multinomial(probs * keep, num_samples=1)).squeeze(1)
+def _inverse_cdf_draw(probs: torch.Tensor, cdf: torch.Tensor, top_p: float):
+    """One draw per row from ``probs`` (cumulative sums ``cdf``) and whether it lies in the top-p nucleus."""
+    u = torch.rand(probs.shape[0], 1, device=probs.device) * cdf[:, -1:]
+    token = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[1] - 1)
+    if top_p >= 1.0:
+        return token[:, 0], torch.ones(probs.shape[0], dtype=torch.bool, device=probs.device)
+    more_probable = (probs * (probs > probs.gather(1, token))).sum(-1)
+    return token[:, 0], more_probable < top_p
 
 
 def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad: int, eos) -> torch.Tensor:
@@ -162,7 +133,7 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
     processors = _processors(s, list(logits_processors))
     model.eval()
     bar = tqdm(total=len(prompts), desc=desc, unit="doc", leave=False, dynamic_ncols=True, disable=None)
-    with merged_lora(model):
+    with inference_weights(model):
         for start in range(0, len(order), s.batch_size):
             idx = order[start : start + s.batch_size]
             width = max(len(encoded[i]) for i in idx)

@@ -38,7 +38,7 @@ def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
 
     # Share the frozen base tensors instead of copying 270 MB per generation: peft only adds
     # LoRA modules, and nothing here writes to base weights (merging for sampling swaps in
-    # new tensors, see madbench.sampling.merged_lora). Modules and buffers are still copied.
+    # new tensors, see madbench.inference.merged_lora). Modules and buffers are still copied.
     model = copy.deepcopy(base, memo={id(p): p for p in base.parameters()})
     if init_adapter:
         return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)

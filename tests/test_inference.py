@@ -1,0 +1,56 @@
+"""Inference weights (merged LoRA, oneDNN-prepacked linears) give the adapter model's own outputs.
+
+    .venv/bin/python -m pytest -q tests/test_inference.py
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from madbench.inference import inference_weights, packed_linears
+
+
+@pytest.fixture(scope="module")
+def lora_model():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=101, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=128, max_position_embeddings=64)
+    model = get_peft_model(LlamaForCausalLM(cfg).to(torch.bfloat16),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # a trained-looking adapter: B = 0 would make merging trivially right
+            torch.nn.init.normal_(p, std=0.2)
+    return model.eval()
+
+
+@torch.no_grad()
+def test_inference_weights_match_the_adapter_forward(lora_model):
+    ids = torch.randint(0, 101, (3, 9))
+    reference = lora_model(input_ids=ids).logits.float()
+    base_q = lora_model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight
+    before = base_q.clone()
+    with inference_weights(lora_model):
+        fast = lora_model(input_ids=ids).logits.float()
+    torch.testing.assert_close(fast, reference, atol=0.1, rtol=0.05)  # bf16: merged weights round once more
+    assert torch.equal(base_q, before), "the shared base weight was written to"
+    assert lora_model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight is base_q
+    after = lora_model(input_ids=ids).logits.float()
+    torch.testing.assert_close(after, reference, atol=0, rtol=0)  # adapters and plain linears are back
+
+
+@torch.no_grad()
+def test_packed_linears_patch_and_restore_every_linear(lora_model):
+    linears = [m for m in lora_model.modules() if type(m) is torch.nn.Linear and m.weight.dtype == torch.bfloat16]
+    assert linears  # peft keeps the adapters' own linears in fp32: those stay plain
+    with packed_linears(lora_model):
+        patched = [m for m in linears if "forward" in vars(m)]
+        x = torch.randn(5, 64, dtype=torch.bfloat16)
+        if patched:  # a CPU with oneDNN bf16: the packed product is F.linear's
+            layer = lora_model.base_model.model.lm_head
+            torch.testing.assert_close(layer(x).float(), torch.nn.functional.linear(x, layer.weight).float(), atol=0.05, rtol=0.02)
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert len(patched) == len(linears)
+    assert not any("forward" in vars(m) for m in linears)
