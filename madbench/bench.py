@@ -5,12 +5,13 @@
     madbench bench --scaling               # time per generation as samples / tokens double
     madbench bench model.name=tiny --samples 8 --new-tokens 8 --train-docs 8 --eval-docs 8
 
-In one process it measures, after a warm-up step at a quarter of the sizes (both
-paths: a run's generations all run warm), for madbench's own path (madbench.sampling.generate,
+It measures, after one untimed warm-up step (both paths: a run's generations all
+run warm), for madbench's own path (in this process) (madbench.sampling.generate,
 madbench.training.train_lora, madbench.metrics.perplexity.token_nll) and for a
 plain-transformers baseline written the obvious way (fp32 model, LoRA via
 get_peft_model, a plain AdamW loop, ``model(..., labels=...)`` for perplexity,
-``model.generate`` batch by batch): sampling tokens/s, LoRA training tokens/s,
+``model.generate`` batch by batch; in a fresh spawned process with glibc's
+default allocator): sampling tokens/s, LoRA training tokens/s,
 evaluation time and a whole generation step (copy + train + evaluate + sample).
 
 FLOP counts assumed (N = base parameters, tied embeddings counted once; the
@@ -99,11 +100,29 @@ def madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts, seed: 
             "distinct_2": _distinct2(outputs), "step_seconds": t3 - t0, "rss_mb": rss_mb()}
 
 
+def plain_baseline(path, cfg, data) -> dict:
+    """Load the model in fp32 the plain way, run :func:`plain_step` once to warm up, then time it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    base32 = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    plain_step(base32, tokenizer, cfg, *data)
+    return plain_step(base32, tokenizer, cfg, *data)
+
+
 def plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts, seed: int = 1) -> dict:
-    """The same generation written the obvious way with transformers + peft, in fp32."""
+    """The same generation written the obvious way with transformers + peft, in fp32.
+
+    Training uses madbench's recipe (learning-rate schedule, weight decay, shuffled block
+    order) so that the quality columns compare the fast path's numerics, not two recipes.
+    """
+    import random
+
     from peft import LoraConfig, get_peft_model
 
-    from .training import pack
+    from .training import pack, warmup_cosine
 
     t, s = cfg.train, cfg.sampling
     t0 = time.perf_counter()
@@ -112,14 +131,19 @@ def plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts, seed: i
         r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
         target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
     blocks = pack(tokenizer, train_texts, t.seq_len)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate, weight_decay=t.weight_decay)
+    schedule = warmup_cosine(opt, t.warmup_steps, math.ceil(len(blocks) / t.batch_size) * t.epochs)
+    rng = random.Random(f"order:{seed}")
     model.train()
     tt, tokens = time.perf_counter(), 0
     for _ in range(t.epochs):
+        order = list(range(len(blocks)))
+        rng.shuffle(order)
         for i in range(0, len(blocks), t.batch_size):
-            batch = blocks[i : i + t.batch_size]
+            batch = blocks[order[i : i + t.batch_size]]
             model(input_ids=batch, labels=batch).loss.backward()
             opt.step()
+            schedule.step()
             opt.zero_grad()
             tokens += batch.numel()
     train_seconds = time.perf_counter() - tt
@@ -190,8 +214,6 @@ def print_table(table: list) -> None:
 
 def main(args) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM
-
     from .config import build_config
     from .corpus import load_split
     from .models import bf16_supported, load_base, resolve_model
@@ -222,16 +244,17 @@ def main(args) -> int:
     load = os.getloadavg()[0]
     print(f"madbench bench: {cfg.model.name} ({n_params / 1e6:.1f} M params, {base.dtype}), {torch.get_num_threads()} threads, "
           f"load {load:.2f}; matmul peak " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()), flush=True)
-    quarter = lambda xs: xs[: max(1, len(xs) // 4)]  # noqa: E731
-    warm = (tokenizer, cfg, quarter(train_texts), quarter(eval_texts), quarter(prompts))
-    madbench_step(base, *warm)  # warm-up: thread pools, oneDNN primitives, the heap; the loop runs warm too
+    data = (train_texts, eval_texts, prompts)
+    madbench_step(base, tokenizer, cfg, *data)  # warm-up: thread pools, oneDNN primitives, the heap; a run is warm too
     mine = madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts)
     plain = None
     if not args.no_baseline:
-        base32 = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        plain_step(base32, *warm)
-        plain = plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts)
-        del base32
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # its own process: plain transformers gets glibc's default allocator, not madbench's (madbench/runtime.py)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            plain = pool.submit(plain_baseline, path, cfg, data).result()
     table = rows(mine, plain, floor)
     print_table(table)
     print(f"quality: perplexity madbench {mine['perplexity']:.3f} / plain {plain['perplexity'] if plain else float('nan'):.3f}; "

@@ -156,6 +156,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if hint is str:
             if isinstance(value, (dict, list)):
                 raise ValueError
+            if isinstance(value, bool):  # a YAML file's `mixed_precision: no`
+                return "yes" if value else "no"
             return str(value)
         if origin is tuple:
             args = typing.get_args(hint)
@@ -230,6 +232,8 @@ def parse_override(text: str) -> dict:
         value = raw
     if value is None:
         value = ""
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # YAML 1.1 reads no/yes/on/off as booleans: 'train.mixed_precision=no' means the word
     out: dict = {}
     node = out
     parts = key.split(".")

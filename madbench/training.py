@@ -48,6 +48,12 @@ def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
     return get_peft_model(model, lora)
 
 
+def warmup_cosine(optimizer, warmup_steps: int, total_steps: int):
+    """Linear warm-up over ``warmup_steps``, then cosine decay over ``total_steps`` (stepped once per batch)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps))
+                                             * (0.5 * (1 + math.cos(math.pi * s / max(1, total_steps)))))
+
+
 def mixed_precision(cfg) -> str:
     if cfg.train.mixed_precision == "auto":
         return "bf16" if bf16_supported() else "no"
@@ -68,9 +74,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(blocks) / t.batch_size)
     total = steps_per_epoch * t.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / max(1, t.warmup_steps)) * (0.5 * (1 + math.cos(math.pi * s / max(1, total))))
-    )
+    schedule = warmup_cosine(optimizer, t.warmup_steps, total)
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
     model.train()
     start, tokens, losses = time.perf_counter(), 0, []

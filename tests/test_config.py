@@ -65,3 +65,12 @@ def test_parse_override_requires_key_value():
     assert parse_override("a.b=3") == {"a": {"b": 3}}
     with pytest.raises(MadbenchError, match="key=value"):
         parse_override("a.b")
+
+
+def test_yaml_booleans_mean_words_for_string_fields(tmp_path):
+    assert build_config({}, None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    path = tmp_path / "exp.yaml"
+    path.write_text("train:\n  mixed_precision: no\nmodel:\n  trust_remote_code: no\n")
+    cfg = build_config({}, str(path))
+    assert cfg.train.mixed_precision == "no" and cfg.model.trust_remote_code is False
+    assert build_config({}, None, ["model.trust_remote_code=off"]).model.trust_remote_code is False
