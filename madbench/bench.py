@@ -169,8 +169,10 @@ def plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts, seed: i
         for i in range(0, len(prompts), s.batch_size):
             enc = tokenizer([(tokenizer.bos_token or "") + p for p in prompts[i : i + s.batch_size]],
                             return_tensors="pt", padding=True, add_special_tokens=False)
+            # the run's sampling settings spelled out: generate's own default top_k=50 would narrow the draws
             out = model.generate(**enc, max_new_tokens=s.max_new_tokens, do_sample=True, temperature=s.temperature,
-                                 top_p=s.top_p, pad_token_id=tokenizer.pad_token_id)
+                                 top_p=s.top_p, top_k=s.top_k, repetition_penalty=s.repetition_penalty,
+                                 pad_token_id=tokenizer.pad_token_id)
             outputs += tokenizer.batch_decode(out, skip_special_tokens=True)
     t3 = time.perf_counter()
     return {"train_tokens": tokens, "train_seconds": train_seconds, "setup_train_seconds": t1 - t0,
