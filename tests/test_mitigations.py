@@ -113,19 +113,23 @@ def test_watermark_filter_reports_precision_recall_on_a_mixed_mix(tiny):
 
     cfg, split, tokenizer, model = tiny
     ctx = MitigationContext(2, 0, split.pool, tokenizer)
-    m = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 0.5}})[0]
     prompts = [" ".join(d.text.split()[:8]) for d in split.pool[:24]]
-    proc = m.logits_processors(ctx)
-    texts = generate(model, tokenizer, prompts, cfg, 3, proc)
-    docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
-    _, sstats = m.filter_samples(docs, ctx)
-    assert sstats["watermarked"] == proc[0].watermarked_rows  # the processor and the text agree on who is marked
-    assert 0 < sstats["watermarked"] < 24
-    mix = docs + split.pool[:8]  # some human text too
-    new_mix, stats = m.transform_mix(mix, ctx)
-    assert stats["watermarked"] == sstats["watermarked"]
-    assert stats["precision"] >= 0.9 and stats["recall"] >= 0.7
-    assert len(new_mix) == len(mix) and stats["real_added"] == stats["dropped"] == stats["detected"]
+    recalls = []
+    for seed in range(4):  # about 11 marked documents a seed: one seed's recall is a noisy number
+        m = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 0.5}})[0]
+        proc = m.logits_processors(ctx)
+        texts = generate(model, tokenizer, prompts, cfg, seed, proc)
+        docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
+        _, sstats = m.filter_samples(docs, ctx)
+        assert sstats["watermarked"] == proc[0].watermarked_rows  # the processor and the text agree on who is marked
+        assert 0 < sstats["watermarked"] < 24
+        mix = docs + split.pool[:8]  # some human text too
+        new_mix, stats = m.transform_mix(mix, ctx)
+        assert stats["watermarked"] == sstats["watermarked"]
+        assert stats["precision"] >= 0.9
+        assert len(new_mix) == len(mix) and stats["real_added"] == stats["dropped"] == stats["detected"]
+        recalls.append(stats["recall"])
+    assert sum(recalls) / len(recalls) >= 0.7, recalls
     dropped = build_mitigations(["watermark_filter"], {"watermark_filter": {"action": "drop"}})[0]
     fewer, s = dropped.transform_mix(mix, ctx)
     assert len(fewer) == len(mix) - s["detected"] and s["real_added"] == 0
