@@ -65,6 +65,7 @@ class SamplingConfig:
     num_beams: int = 1
     repetition_penalty: float = 1.0
     batch_size: int = 64  # one decode batch for the default 64 samples: fewer, fuller steps
+    backend: str = "hf"  # 'hf': madbench's decode loop (CPU or GPU); 'vllm': vLLM + LoRA requests (GPU, madbench[vllm])
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,8 @@ def validate(cfg: RunConfig) -> None:
         (cfg.sampling.temperature > 0, "sampling.temperature must be > 0"),
         (0 < cfg.sampling.top_p <= 1, "sampling.top_p must be in (0, 1]"),
         (cfg.sampling.max_new_tokens > 0, "sampling.max_new_tokens must be > 0"),
+        (cfg.sampling.backend in ("hf", "vllm"), f"unknown sampling.backend '{cfg.sampling.backend}'; use hf or vllm"),
+        (cfg.sampling.backend != "vllm" or cfg.sampling.num_beams == 1, "sampling.backend=vllm samples; beam search needs sampling.backend=hf"),
         (cfg.data.train_docs > 0 and cfg.data.eval_docs > 0, "data.train_docs and data.eval_docs must be > 0"),
         (cfg.train.epochs > 0 and cfg.train.batch_size > 0, "train.epochs and train.batch_size must be > 0"),
         (cfg.train.seq_len >= 16, "train.seq_len must be >= 16"),

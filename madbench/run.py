@@ -81,6 +81,10 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
     from accelerate import PartialState
     import torch
 
+    if cfg.sampling.backend == "vllm":
+        from .vllm_backend import check_available
+
+        check_available()  # before any training: one line if vLLM or the GPU is missing
     chains = chains or plan_chains(cfg)
     is_main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     log = log if is_main else (lambda *a, **k: None)

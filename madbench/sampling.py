@@ -129,6 +129,10 @@ def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad:
 def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_processors=(), desc="sampling") -> List[str]:
     """Return one completion (prompt + continuation) per prompt, in prompt order."""
     s = cfg.sampling
+    if s.backend == "vllm":
+        from .vllm_backend import generate_vllm
+
+        return generate_vllm(model, tokenizer, prompts, cfg, seed, logits_processors)
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     encoded = [[bos] + tokenizer(p, add_special_tokens=False)["input_ids"] if p else [bos] for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))

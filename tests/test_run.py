@@ -162,6 +162,8 @@ BAD_INPUTS = [
     (["--config", "/nonexistent.yaml"], "config file '/nonexistent.yaml' not found"),
     (["generations3"], "must look like key=value"),
     (["sampling.top_p=1.5"], "sampling.top_p must be in (0, 1]"),
+    (["sampling.backend=tgi"], "unknown sampling.backend 'tgi'; use hf or vllm"),
+    (["sampling.backend=vllm"], "sampling.backend=vllm needs"),  # vLLM not installed, or no CUDA GPU (CI has neither)
 ]
 
 
