@@ -1,0 +1,79 @@
+"""Why sampling sits where it does against the FLOP floor: decode-step cost by rows, matmul efficiency, bandwidth.
+
+    .venv/bin/python scripts/decode_profile.py                 # default model (SmolLM2-135M)
+    .venv/bin/python scripts/decode_profile.py model.name=tiny
+
+Prints (1) milliseconds per decode step of madbench's sampler at 1, 8, 32 and 64 rows (a 1-row step is
+dispatch plus streaming the weights; the growth after it is compute), (2) GFLOP/s of one decoder layer's
+linear shapes at 64 rows with a plain ``F.linear`` and with oneDNN-prepacked weights, beside the
+2048x2048 peak that ``madbench bench`` uses for its floor, and (3) the memory bandwidth of a 256 MB copy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def best_of(fn, reps: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(overrides) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from madbench.bench import matmul_peak
+    from madbench.config import build_config
+    from madbench.corpus import load_split
+    from madbench.models import load_base, resolve_model
+    from madbench.runtime import tune_allocator
+    from madbench.sampling import generate, make_prompts
+
+    tune_allocator()
+    cfg = build_config(overrides=list(overrides))
+    split = load_split(cfg)
+    tokenizer, model = load_base(resolve_model(cfg, split), cfg)
+    prompts = make_prompts(cfg, split.pool, 64, 0, 1)
+    steps = 32
+    print("rows | ms per decode step")
+    for rows in (1, 8, 32, 64):
+        c = build_config(cfg.to_dict(), overrides=[f"sampling.batch_size={rows}", f"sampling.max_new_tokens={steps}"])
+        seconds = best_of(lambda: generate(model, tokenizer, prompts[:rows], c, 1), reps=3)
+        print(f"{rows} | {1000 * seconds / steps:.1f}")
+    dtype = model.dtype
+    hidden, inter = model.config.hidden_size, model.config.intermediate_size
+    heads, kv = model.config.num_attention_heads, model.config.num_key_value_heads
+    kv_dim = hidden // heads * kv
+    shapes = [(hidden, hidden), (kv_dim, hidden), (inter, hidden), (hidden, inter), (model.config.vocab_size, hidden)]
+    peak = matmul_peak(dtype)
+    print(f"linear at 64 rows ({str(dtype).replace('torch.', '')}; 2048x2048 peak {peak:.0f} GFLOP/s) | F.linear GFLOP/s | prepacked GFLOP/s")
+    packable = dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    for out_f, in_f in shapes:
+        x, w = torch.randn(64, in_f).to(dtype), torch.randn(out_f, in_f).to(dtype)
+        flops = 2 * 64 * in_f * out_f / 1e9
+        plain = flops / best_of(lambda: torch.nn.functional.linear(x, w))
+        packed = "-"
+        if packable:
+            pw = torch.ops.mkldnn._reorder_linear_weight(w, 64)
+            packed = f"{flops / best_of(lambda: torch.ops.mkldnn._linear_pointwise(x, pw, None, 'none', [], '')):.0f}"
+        print(f"{in_f} -> {out_f} | {plain:.0f} | {packed}")
+    a = torch.ones(128 * 2 ** 20, dtype=torch.bfloat16)
+    b = torch.empty_like(a)
+    print(f"memory bandwidth (256 MB copy, read + write): {2 * a.numel() * 2 / best_of(lambda: b.copy_(a), reps=5) / 1e9:.1f} GB/s")
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    print(f"weights streamed per decode step: {weights / 2 ** 20:.1f} MB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
