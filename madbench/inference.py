@@ -2,65 +2,27 @@
 
     madbench bench          # sampling / evaluation tokens/s with these weights vs plain transformers
 
-:func:`inference_weights` is a context manager for no-grad forward passes:
-
-- LoRA deltas are folded into fresh copies of the base weights (:func:`merged_lora`),
-  so a forward pass costs what the base model's does, with no adapter matmuls;
-- on a CPU with bf16 support, every bf16 ``nn.Linear`` weight is reordered once into oneDNN's blocked
-  layout and the layer calls ``mkldnn._linear_pointwise`` (:func:`packed_linears`),
-  the path inductor takes for frozen CPU models. A plain ``F.linear`` repacks its
-  weight on every call; at a decode batch of 64 rows this cut SmolLM2-135M's
-  linear-layer time per step by about a fifth (cold weights, 2-core Zen 5).
-
-Everything is restored on exit; the base weights are never written to, so the
-frozen base that generations share stays intact. ``MADBENCH_PACKED_LINEARS=0``
-turns packing off.
+:func:`inference_weights` is the context manager that sampling, held-out perplexity and
+lm-eval enter for their no-grad forward passes. Today it folds the LoRA deltas into
+fresh copies of the base weights (:func:`merged_lora`), so a forward pass costs what
+the base model's does, with no adapter matmuls. (Prepacking the linear weights for
+oneDNN was tried here too: faster on one layer in isolation, no measurable change in
+``madbench bench``, so it is not done.) Everything is restored on exit; the base
+weights are never written to, so the frozen base that generations share stays intact.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 
 
 @contextlib.contextmanager
 def inference_weights(model):
-    """Merged LoRA and (on the CPU) prepacked linear weights for the duration of the block."""
-    with merged_lora(model), packed_linears(model):
+    """The weights for no-grad forward passes (merged LoRA) for the duration of the block."""
+    with merged_lora(model):
         yield model
-
-
-def _packing_available(model) -> bool:
-    return (os.environ.get("MADBENCH_PACKED_LINEARS", "1") != "0" and torch.backends.mkldnn.is_available()
-            and next(model.parameters()).device.type == "cpu" and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def _packed_forward(packed, bias):
-    def forward(x):
-        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-    return forward
-
-
-@contextlib.contextmanager
-def packed_linears(model, batch_hint: int = 64):
-    """Run every ``nn.Linear`` of ``model`` with a oneDNN-prepacked copy of its weight (CPU, no grad only)."""
-    patched = []
-    if _packing_available(model):
-        for module in model.modules():
-            if type(module) is not torch.nn.Linear or module.weight.dtype != torch.bfloat16:
-                continue
-            packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), batch_hint)
-            bias = module.bias.detach() if module.bias is not None else None
-            patched.append(module)
-            module.forward = _packed_forward(packed, bias)
-    try:
-        yield model
-    finally:
-        for module in patched:
-            del module.forward  # back to the class's forward
 
 
 @contextlib.contextmanager

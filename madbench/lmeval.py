@@ -227,7 +227,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     try:
         from .inference import inference_weights
 
-        # LoRA folded into (prepacked) weights for scoring: the cost of the base model, same numbers
+        # LoRA folded into the weights for scoring: the cost of the base model, same numbers
         with inference_weights(model):
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, softmax_dtype=torch.float32)
             results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)

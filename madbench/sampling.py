@@ -10,9 +10,8 @@ samples exactly what an uninterrupted one would.
 Speed (measured by ``madbench bench``): instead of ``model.generate`` the decode
 loop below calls the model directly with a preallocated (static) KV cache and
 keeps only the last position's logits; LoRA deltas are folded into the weights
-and the linear layers' weights are prepacked for oneDNN for the duration of
-sampling (:func:`madbench.inference.inference_weights`), so a decode step costs
-less than the base model's under plain transformers. The sampling rule is transformers' own processors
+for the duration of sampling (:func:`madbench.inference.inference_weights`), so a
+decode step costs the same as the base model's. The sampling rule is transformers' own processors
 (repetition penalty, the caller's processors, temperature, top-k) in the order
 ``generate`` applies them, then top-p by :func:`nucleus_sample`, which keeps the
 same nucleus as ``TopPLogitsWarper`` without sorting the vocabulary (rejection
