@@ -11,8 +11,8 @@ time. PyTorch's CPU tuning guide answers this with jemalloc or tcmalloc through
 ``LD_PRELOAD``; :func:`tune_allocator` gets the same effect from glibc itself with
 ``mallopt``: blocks up to 1 GB come from the heap and stay there for reuse, for
 about 1.4 GB more resident memory. ``madbench bench --no-baseline`` with and without
-``MADBENCH_MALLOC=0`` (SmolLM2-135M, 2-core Zen 5): LoRA training 560 -> 872 tok/s,
-evaluation 1271 -> 1796 tok/s, a generation step 24.1 -> 18.0 s; warm sampling is
+``MADBENCH_MALLOC=0`` (SmolLM2-135M, 2-core Zen 5): LoRA training 631 -> 866 tok/s,
+evaluation 1405 -> 2076 tok/s, a generation step 22.2 -> 17.4 s; warm sampling is
 unchanged (glibc's own threshold rises to its 12 MB blocks after the first frees).
 """
 
