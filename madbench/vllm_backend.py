@@ -57,7 +57,10 @@ def engine(path: str, dtype: str, max_lora_rank: int, seed: int):
     if key not in _engines:
         from vllm import LLM
 
-        _engines[key] = LLM(model=path, dtype=dtype, enable_lora=True, max_lora_rank=max(8, max_lora_rank), max_loras=1,
+        rank = 8
+        while rank < max_lora_rank:  # vLLM takes power-of-two ranks (8, 16, 32, ...)
+            rank *= 2
+        _engines[key] = LLM(model=path, dtype=dtype, enable_lora=True, max_lora_rank=rank, max_loras=1,
                             seed=seed, gpu_memory_utilization=float(os.environ.get("MADBENCH_VLLM_GPU_MEMORY", "0.3")))
     return _engines[key]
 
