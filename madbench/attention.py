@@ -69,10 +69,15 @@ def register() -> str:
     return NAME
 
 
+def wanted_implementation(device_type: str, current=None):
+    """``MADBENCH_ATTENTION`` if set, else madbench's attention on the CPU and ``current`` elsewhere."""
+    return os.environ.get("MADBENCH_ATTENTION") or (NAME if device_type == "cpu" else current)
+
+
 def use_fast_attention(model) -> str:
     """Switch ``model`` to madbench's attention where that is faster (CPU); return the implementation in use."""
     current = getattr(model.config, "_attn_implementation", None)
-    wanted = os.environ.get("MADBENCH_ATTENTION") or (NAME if model.device.type == "cpu" else current)
+    wanted = wanted_implementation(model.device.type, current)
     if wanted == NAME:
         register()
     if wanted and wanted != current and getattr(model, "_supports_attention_backend", False):

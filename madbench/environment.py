@@ -38,10 +38,10 @@ def device_info() -> dict:
 
     info = {"device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
-    from .attention import NAME
+    from .attention import wanted_implementation
     from .runtime import settings
 
-    info.update(settings(), attention=os.environ.get("MADBENCH_ATTENTION") or (NAME if info["device"] == "cpu" else "model default"))
+    info.update(settings(), attention=wanted_implementation(info["device"], "model default"))
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

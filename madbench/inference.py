@@ -2,10 +2,10 @@
 
     madbench bench          # sampling / evaluation tokens/s with these weights vs plain transformers
 
-:func:`inference_weights` is the context manager that sampling, held-out perplexity and
-lm-eval enter for their no-grad forward passes. Today it folds the LoRA deltas into
-fresh copies of the base weights (:func:`merged_lora`), so a forward pass costs what
-the base model's does, with no adapter matmuls. (Prepacking the linear weights for
+:func:`merged_lora` is the context manager that sampling, held-out perplexity and
+lm-eval enter for their no-grad forward passes: it folds the LoRA deltas into fresh
+copies of the base weights, so a forward pass costs what the base model's does,
+with no adapter matmuls. (Prepacking the linear weights for
 oneDNN was tried here too: faster on one layer in isolation, no measurable change in
 ``madbench bench``, so it is not done.) Everything is restored on exit; the base
 weights are never written to, so the frozen base that generations share stays intact.
@@ -16,13 +16,6 @@ from __future__ import annotations
 import contextlib
 
 import torch
-
-
-@contextlib.contextmanager
-def inference_weights(model):
-    """The weights for no-grad forward passes (merged LoRA) for the duration of the block."""
-    with merged_lora(model):
-        yield model
 
 
 @contextlib.contextmanager

@@ -225,10 +225,10 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     for lg in loggers:  # lm-eval logs every request batch at INFO; keep the run's output readable
         lg.setLevel(logging.ERROR)
     try:
-        from .inference import inference_weights
+        from .inference import merged_lora
 
         # LoRA folded into the weights for scoring: the cost of the base model, same numbers
-        with inference_weights(model):
+        with merged_lora(model):
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, softmax_dtype=torch.float32)
             results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
     except Exception as exc:

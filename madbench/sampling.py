@@ -10,7 +10,7 @@ samples exactly what an uninterrupted one would.
 Speed (measured by ``madbench bench``): instead of ``model.generate`` the decode
 loop below calls the model directly with a preallocated (static) KV cache and
 keeps only the last position's logits; LoRA deltas are folded into the weights
-for the duration of sampling (:func:`madbench.inference.inference_weights`), so a
+for the duration of sampling (:func:`madbench.inference.merged_lora`), so a
 decode step costs the same as the base model's. The sampling rule is transformers' own processors
 (repetition penalty, the caller's processors, temperature, top-k) in the order
 ``generate`` applies them, then top-p by :func:`nucleus_sample`, which keeps the
@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .corpus import Doc
-from .inference import inference_weights
+from .inference import merged_lora
 
 
 def make_prompts(cfg, pool: List[Doc], n: int, seed: int, generation: int) -> List[str]:
@@ -38,6 +38,17 @@ def make_prompts(cfg, pool: List[Doc], n: int, seed: int, generation: int) -> Li
     rng = random.Random(f"prompts:{seed}:{generation}")
     picks = [pool[rng.randrange(len(pool))] for _ in range(n)]
     return [" ".join(d.text.split()[: cfg.data.prompt_words]) for d in picks]
+
+
+def encode_prompts(tokenizer, prompts: List[str]) -> List[List[int]]:
+    """Token ids of each prompt after BOS (EOS where the tokenizer has no BOS); an empty prompt is BOS alone."""
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return [[bos] + tokenizer(p, add_special_tokens=False)["input_ids"] if p else [bos] for p in prompts]
+
+
+def decode_completion(tokenizer, ids) -> str:
+    """Prompt + continuation as text, special tokens dropped and whitespace normalised."""
+    return " ".join(tokenizer.decode(ids, skip_special_tokens=True).split())
 
 
 def _processors(s, extra):
@@ -132,8 +143,7 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
         from .vllm_backend import generate_vllm
 
         return generate_vllm(model, tokenizer, prompts, cfg, seed, logits_processors)
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    encoded = [[bos] + tokenizer(p, add_special_tokens=False)["input_ids"] if p else [bos] for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     outputs: List[str] = [""] * len(prompts)
     device = next(model.parameters()).device
@@ -142,7 +152,7 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
     processors = _processors(s, list(logits_processors))
     model.eval()
     bar = tqdm(total=len(prompts), desc=desc, unit="doc", leave=False, dynamic_ncols=True, disable=None)
-    with inference_weights(model):
+    with merged_lora(model):
         for start in range(0, len(order), s.batch_size):
             idx = order[start : start + s.batch_size]
             width = max(len(encoded[i]) for i in idx)
@@ -162,8 +172,7 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
             else:
                 out = _sample_batch(model, ids, mask, s.max_new_tokens, processors, s.top_p, pad, tokenizer.eos_token_id)
             for row, i in enumerate(idx):
-                text = tokenizer.decode(out[row, width - len(encoded[i]) :], skip_special_tokens=True)
-                outputs[i] = " ".join(text.split())
+                outputs[i] = decode_completion(tokenizer, out[row, width - len(encoded[i]) :])
             bar.update(len(idx))
     bar.close()
     return outputs

@@ -82,14 +82,14 @@ def generate_vllm(model, tokenizer, prompts: List[str], cfg, seed: int, logits_p
         raise MadbenchError("a mitigation of this chain steers decoding with logits processors (e.g. watermark_filter); "
                             "run it with sampling.backend=hf")
     check_available()
+    import torch
     from vllm.lora.request import LoRARequest
 
-    import torch
+    from .sampling import decode_completion, encode_prompts
 
     dtype = "bfloat16" if next(model.parameters()).dtype == torch.bfloat16 else "float32"
     llm = engine(base_path(model), dtype, cfg.lora.r, seed)
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    encoded = [[bos] + tokenizer(p, add_special_tokens=False)["input_ids"] if p else [bos] for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts)
     with tempfile.TemporaryDirectory(prefix="madbench-adapter-") as folder:
         lora = None
         if hasattr(model, "peft_config"):
@@ -99,5 +99,4 @@ def generate_vllm(model, tokenizer, prompts: List[str], cfg, seed: int, logits_p
         requests = [{"prompt_token_ids": ids} for ids in encoded]
         params = [sampling_params(s, seed, i) for i in range(len(prompts))]
         results = llm.generate(requests, params, lora_request=lora, use_tqdm=False)
-    return [" ".join(tokenizer.decode(ids + list(r.outputs[0].token_ids), skip_special_tokens=True).split())
-            for ids, r in zip(encoded, results)]
+    return [decode_completion(tokenizer, ids + list(r.outputs[0].token_ids)) for ids, r in zip(encoded, results)]

@@ -10,7 +10,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from madbench.inference import inference_weights
+from madbench.inference import merged_lora
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +27,12 @@ def lora_model():
 
 
 @torch.no_grad()
-def test_inference_weights_match_the_adapter_forward(lora_model):
+def test_merged_lora_matches_the_adapter_forward(lora_model):
     ids = torch.randint(0, 101, (3, 9))
     reference = lora_model(input_ids=ids).logits.float()
     base_q = lora_model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight
     before = base_q.clone()
-    with inference_weights(lora_model):
+    with merged_lora(lora_model):
         fast = lora_model(input_ids=ids).logits.float()
     torch.testing.assert_close(fast, reference, atol=0.1, rtol=0.05)  # bf16: merged weights round once more
     assert torch.equal(base_q, before), "the shared base weight was written to"

@@ -36,9 +36,9 @@ def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int):
     rows = [(0.0, 0)] * len(encoded)
     was_training = model.training
     model.eval()
-    from ..inference import inference_weights
+    from ..inference import merged_lora
 
-    with inference_weights(model):
+    with merged_lora(model):
         rows = _score(model, encoded, order, rows, batch_size, pad, device)
     if was_training:
         model.train()
