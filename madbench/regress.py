@@ -1,6 +1,7 @@
 """Regression benchmark: every mitigation must beat the unmitigated baseline, and nothing may drift.
 
     madbench regress                                  # the fixed benchmark (tiny model, 8 seeds, 6 generations), checks, table
+    madbench regress --seeds 8 9 10 11 12 13 14 15    # another draw of the same benchmark: must pass too
     madbench regress --update                         # rewrite madbench/regress_reference.json, deliberately
     madbench regress --seeds 0 --generations 2 --mitigations mix_real mitigation_params.mix_real.fraction=0
 
@@ -11,11 +12,16 @@ chain of a seed. Then, at the last generation:
 
 1. each mitigation must beat the baseline on its ``target_metric`` (declared by
    its class) with the 95% seed intervals of the two groups not overlapping
-   (``madbench.stats.compare(...)["separated"]``), when several seeds are run;
-2. every checked metric of every group must stay within a relative tolerance of
-   the reference values stored in the repository (only when the run's config is
-   the reference's config; a reduced benchmark skips this check).
+   (``madbench.stats.compare(...)["separated"]``); with one seed, by at least
+   ``SINGLE_SEED_MIN_EFFECT``;
+2. no checked metric of any group may drift from the reference (``madbench/regress_reference.json``
+   holds every seed's value): see :mod:`madbench.drift`. Another processor, another seed set
+   or a code change that only reorders random draws gives a new draw from the same
+   distribution and passes; a real regression fails.
 
+The drift check runs when the benchmark's protocol is the reference's: the config
+without ``name``, ``seed``, ``loop.seeds`` and ``mitigation_params`` (the mitigation
+under test, so a sabotaged parameter is checked against the intact reference).
 Exit status 0 when every check passes, 1 otherwise.
 """
 
@@ -26,6 +32,7 @@ import time
 from pathlib import Path
 
 from . import io
+from .drift import FAMILY_ALPHA, MIN_EFFECT, drift_rows, read_reference, reference_record, same_processor_note
 from .errors import MadbenchError
 
 REFERENCE = Path(__file__).with_name("regress_reference.json")
@@ -34,9 +41,9 @@ DEFAULT_GENERATIONS = 6
 # mitigations that clear the baseline's seed spread on the tiny model; verifier_filter and dedup do not at
 # this scale (see README), so they are checked only on request (--mitigations)
 DEFAULT_MITIGATIONS = ("mix_real", "accumulate", "surprise_filter", "watermark_filter")
-CHECKED = ("perplexity", "distinct_2", "type_token_ratio")  # metrics checked for drift
-TOLERANCE = {"perplexity": 0.10, "distinct_2": 0.08, "type_token_ratio": 0.08}  # relative, per metric
 REGIME = "fully_synthetic"
+SINGLE_SEED_MIN_EFFECT = 0.05  # with one seed there is no interval: "beats" needs a 5% relative improvement
+PROTOCOL_FREE = ("name", "seed", "loop.seeds", "mitigation_params")  # keys that do not change the benchmark
 
 
 def add_arguments(p) -> None:
@@ -46,9 +53,10 @@ def add_arguments(p) -> None:
     p.add_argument("--generations", type=int, default=DEFAULT_GENERATIONS, help="generations after generation 0 (default: %(default)s)")
     p.add_argument("--mitigations", nargs="+", default=list(DEFAULT_MITIGATIONS), metavar="NAME",
                    help="mitigations to check, each beside the baseline (default: all: %(default)s)")
-    p.add_argument("--reference", default=str(REFERENCE), help="reference values file (default: the one in the package)")
+    p.add_argument("--reference", default=str(REFERENCE), help="reference file: read, or written by --update (default: the one in the package)")
     p.add_argument("--fresh", action="store_true", help="delete --output-dir first instead of resuming it")
-    p.add_argument("--update", action="store_true", help="rewrite the reference file from this run (full benchmark only)")
+    p.add_argument("--update", action="store_true",
+                   help="write --reference from this run (the packaged reference only from the full benchmark)")
 
 
 def build(args):
@@ -61,68 +69,64 @@ def build(args):
     return build_config(PRESETS.get("tiny")(), None, overrides)
 
 
-def _last(chain: dict, metric: str):
+def last_value(chain: dict, metric: str):
     gens = chain.get("generations") or []
     return gens[-1]["metrics"].get(metric) if gens else None
 
 
-def evaluate(results: dict, mitigations, reference: dict | None) -> list[dict]:
-    """Rows of the verdict table: target checks first, then drift checks."""
+def groups(results: dict) -> dict:
+    """{label: [chain, ...]}: 'baseline' or the '+'-joined mitigations, chains in seed order."""
+    out = {}
+    for c in sorted(results["chains"], key=lambda c: c.get("seed", 0)):
+        out.setdefault("+".join(c["mitigations"]) or "baseline", []).append(c)
+    return out
+
+
+def target_rows(results: dict, mitigations) -> list[dict]:
+    """The baseline must collapse, and every mitigation must beat it on its target metric."""
     from .metrics import metric_info
     from .mitigations import MITIGATIONS
     from .stats import compare, seed_summary
 
-    chains = results["chains"]
-    by_set = {}
-    for c in chains:
-        by_set.setdefault("+".join(c["mitigations"]) or "baseline", []).append(c)
-    rows = []
+    by_set = groups(results)
     base = by_set.get("baseline", [])
-    n_seeds = len(base)
-    # sanity: the unmitigated chain must collapse, or no mitigation has anything to fix
     first = [c["generations"][0]["metrics"].get("perplexity") for c in base if c.get("generations")]
-    last = [_last(c, "perplexity") for c in base]
-    g0, gl = seed_summary(first)["mean"], seed_summary(last)["mean"]
-    rows.append({"mitigation": "baseline", "metric": "perplexity gen0->last", "baseline": g0, "value": gl,
-                 "reference": None, "ok": g0 is not None and gl is not None and gl > g0,
-                 "verdict": "collapses" if g0 is not None and gl is not None and gl > g0 else "FAIL: no collapse"})
+    g0, gl = seed_summary(first)["mean"], seed_summary([last_value(c, "perplexity") for c in base])["mean"]
+    collapses = g0 is not None and gl is not None and gl > g0
+    rows = [{"mitigation": "baseline", "metric": "perplexity gen0->last", "baseline": g0, "value": gl, "reference": None,
+             "ok": collapses, "verdict": "collapses" if collapses else "FAIL: no collapse"}]
     for name in mitigations:
-        cls = MITIGATIONS.get(name)
-        metric = cls.target_metric
+        metric = MITIGATIONS.get(name).target_metric
         hib = metric_info(metric)["higher_is_better"]
-        a = [_last(c, metric) for c in base]
-        b = [_last(c, metric) for c in by_set.get(name, [])]
-        cmp = compare(a, b, hib)
-        ok = bool(cmp["better"]) and (cmp["separated"] or n_seeds < 2 and cmp["diff"] != 0)
+        cmp = compare([last_value(c, metric) for c in base], [last_value(c, metric) for c in by_set.get(name, [])], hib)
+        row = {"mitigation": name, "metric": metric + " (target)", "baseline": cmp["a"]["mean"], "baseline_sd": cmp["a"]["std"],
+               "value": cmp["b"]["mean"], "value_sd": cmp["b"]["std"], "reference": None}
         if cmp["diff"] is None:
-            verdict = "FAIL: no results"
-        else:
-            rel = cmp["diff"] / abs(cmp["a"]["mean"]) * 100 if cmp["a"]["mean"] else float("nan")
-            word = "beats" if ok else ("FAIL: better but within seed spread" if cmp["better"] else "FAIL: not better")
-            verdict = f"{word} ({cmp['diff']:+.4g}, {rel:+.1f}%" + (f", g={cmp['hedges_g']:+.2f}" if cmp["hedges_g"] is not None else "") + ")"
-        rows.append({"mitigation": name, "metric": metric + (" (target)"), "baseline": cmp["a"]["mean"],
-                     "baseline_sd": cmp["a"]["std"], "value": cmp["b"]["mean"], "value_sd": cmp["b"]["std"],
-                     "reference": _ref(reference, name, metric), "ok": ok, "verdict": verdict})
-    if reference is None:
-        return rows
-    tol = {**TOLERANCE, **reference.get("tolerance", {})}
-    for label in ["baseline", *mitigations]:
-        for metric in CHECKED:
-            summary = seed_summary([_last(c, metric) for c in by_set.get(label, [])])
-            value = summary["mean"]
-            ref = _ref(reference, label, metric)
-            if ref is None or value is None:
-                ok, verdict = False, "FAIL: no reference value" if ref is None else "FAIL: no results"
-            else:
-                drift = (value - ref) / abs(ref) if ref else value - ref
-                # the allowed drift is the relative tolerance, or 3 standard errors of the seed mean where the
-                # seeds spread more than that (another CPU can round differently and send chains elsewhere)
-                noise = 3 * summary["std"] / summary["n"] ** 0.5 / abs(ref) if ref and summary["std"] else 0.0
-                allowed = max(tol.get(metric, 0.1), noise)
-                ok = abs(drift) <= allowed
-                verdict = f"{'ok' if ok else 'FAIL: drift'} ({drift * 100:+.1f}%, tol {allowed * 100:.0f}%)"
-            rows.append({"mitigation": label, "metric": metric, "baseline": None, "value": value, "reference": ref,
-                         "ok": ok, "verdict": verdict})
+            rows.append({**row, "ok": False, "verdict": "FAIL: no results"})
+            continue
+        a, b = cmp["a"], cmp["b"]
+        rel = cmp["diff"] / abs(a["mean"]) if a["mean"] else float("nan")
+        if min(a["n"], b["n"]) >= 2:
+            ok = bool(cmp["better"]) and cmp["separated"]
+            # margin: the gap between the two 95% intervals (negative: they overlap), relative to the baseline
+            gap = (b["ci95_low"] - a["ci95_high"]) if (cmp["diff"] > 0) else (a["ci95_low"] - b["ci95_high"])
+            margin = f", interval gap {gap / abs(a['mean']) * 100:+.1f}%" if a["mean"] else ""
+            fail = "FAIL: better but within seed spread" if cmp["better"] else "FAIL: not better"
+        else:  # one seed: no interval, so a stated minimum effect instead of any non-zero difference
+            ok = bool(cmp["better"]) and abs(rel) >= SINGLE_SEED_MIN_EFFECT
+            margin = f", 1 seed: needs {SINGLE_SEED_MIN_EFFECT:.0%}"
+            fail = "FAIL: better by less than the 1-seed minimum" if cmp["better"] else "FAIL: not better"
+        g = f", g={cmp['hedges_g']:+.2f}" if cmp["hedges_g"] is not None else ""
+        rows.append({**row, "ok": ok, "verdict": f"{'beats' if ok else fail} ({cmp['diff']:+.4g}, {rel * 100:+.1f}%{g}{margin})"})
+    return rows
+
+
+def evaluate(results: dict, mitigations, reference: dict | None) -> list[dict]:
+    """Rows of the verdict table: target checks first, then drift checks (when a reference applies)."""
+    rows = target_rows(results, mitigations)
+    if reference is not None:
+        values = {label: chains for label, chains in groups(results).items() if label in ("baseline", *mitigations)}
+        rows += drift_rows(values, reference, last_value)
     return rows
 
 
@@ -137,26 +141,10 @@ def _flat(data, prefix=""):
 
 
 def config_changes(ref_config: dict, config: dict) -> list:
-    """Dotted keys whose values differ between two configs; keys only one side has (a config field
-    added later with its default) are ignored, so new features do not invalidate the reference."""
+    """Dotted keys of the benchmark protocol whose values differ between two configs. Keys only one side
+    has (a config field added later with its default) and ``PROTOCOL_FREE`` keys are ignored."""
     a, b = _flat(ref_config), _flat(config)
-    return sorted(k for k in set(a) & set(b) if a[k] != b[k])
-
-
-def _ref(reference, label, metric):
-    if not reference:
-        return None
-    return (reference.get("values", {}).get(label) or {}).get(metric)
-
-
-def reference_values(results: dict, mitigations) -> dict:
-    from .stats import seed_summary
-
-    out = {}
-    for label in ["baseline", *mitigations]:
-        members = [c for c in results["chains"] if ("+".join(c["mitigations"]) or "baseline") == label]
-        out[label] = {m: seed_summary([_last(c, m) for c in members])["mean"] for m in CHECKED}
-    return out
+    return sorted(k for k in set(a) & set(b) if a[k] != b[k] and k not in PROTOCOL_FREE)
 
 
 def _fmt(v, sd=None) -> str:
@@ -169,7 +157,7 @@ def _fmt(v, sd=None) -> str:
 def print_table(rows) -> None:
     head = ("mitigation", "metric", "baseline", "value", "reference", "verdict")
     cells = [(r["mitigation"], r["metric"], _fmt(r["baseline"], r.get("baseline_sd")), _fmt(r["value"], r.get("value_sd")),
-              _fmt(r["reference"]), r["verdict"]) for r in rows]
+              _fmt(r["reference"], r.get("reference_sd")), r["verdict"]) for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *cells)]
     for line in [head, tuple("-" * w for w in widths), *cells]:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
@@ -180,9 +168,19 @@ def main(args) -> int:
     from .run import execute
 
     start = time.perf_counter()
+    # `--mitigations a b key=value` : argparse's nargs="+" swallows the overrides that follow; give them back
+    args.overrides = [*args.overrides, *(m for m in args.mitigations if "=" in m)]
+    args.mitigations = [m for m in args.mitigations if "=" not in m]
     for name in args.mitigations:
         MITIGATIONS.get(name)
     cfg = build(args)
+    ref_path = Path(args.reference)
+    full = (tuple(args.seeds), args.generations, tuple(args.mitigations), tuple(args.overrides)) == \
+        (DEFAULT_SEEDS, DEFAULT_GENERATIONS, DEFAULT_MITIGATIONS, ())
+    if args.update and not full and ref_path.resolve() == REFERENCE.resolve():
+        raise MadbenchError("--update of the packaged reference needs the full benchmark; drop --seeds/--generations/"
+                            "--mitigations and overrides, or write elsewhere with --reference FILE")
+    reference = None if args.update else read_reference(ref_path)
     run_dir = Path(args.output_dir)
     if args.fresh and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -191,18 +189,9 @@ def main(args) -> int:
         raise MadbenchError(f"{run_dir} holds a different benchmark config; pass --fresh to replace it or choose another --output-dir")
     execute(cfg, run_dir, log=lambda msg: print(msg, flush=True))
     results = io.read_json(run_dir / "results.json")
-    ref_path = Path(args.reference)
-    reference = io.read_json(ref_path) if ref_path.is_file() else None
-    full = (tuple(args.seeds), args.generations, tuple(args.mitigations), tuple(args.overrides)) == \
-        (DEFAULT_SEEDS, DEFAULT_GENERATIONS, DEFAULT_MITIGATIONS, ())
     if args.update:
-        if not full:
-            raise MadbenchError("--update writes the reference of the full benchmark; drop --seeds/--generations/--mitigations and overrides")
-        io.write_json(ref_path, {"config_hash": cfg.hash(), "config": cfg.to_dict(), "tolerance": dict(TOLERANCE),
-                                 "values": reference_values(results, args.mitigations),
-                                 "note": "written by `madbench regress --update`; last-generation seed means"})
-        print(f"madbench regress: wrote {ref_path}")
-        reference = io.read_json(ref_path)
+        io.write_json(ref_path, reference_record(cfg, results, groups(results), ["baseline", *args.mitigations], last_value))
+        print(f"madbench regress: wrote {ref_path} (the drift check is skipped: this run is the reference)")
     changed = config_changes(reference.get("config", {}), cfg.to_dict()) if reference else None
     drift_ref = reference if changed == [] else None
     rows = evaluate(results, args.mitigations, drift_ref)
@@ -210,8 +199,14 @@ def main(args) -> int:
         rows.append({"mitigation": "reference", "metric": "config", "baseline": None, "value": None, "reference": None,
                      "ok": False, "verdict": f"FAIL: config differs at {', '.join(changed[:4])}; run `madbench regress --update` deliberately"})
     print_table(rows)
-    if drift_ref is None:
-        why = "no reference file" if reference is None else "this benchmark's config differs from the reference's"
+    if drift_ref is not None:
+        print(f"drift check: two-sided Mann-Whitney U of this run's seeds against the reference's, Bonferroni over "
+              f"{sum(1 for r in rows if r.get('drift'))} checks for a {FAMILY_ALPHA:.0%} family-wise false-alarm rate; a FAIL "
+              f"also needs a median shift of at least {', '.join(f'{k} {v:.0%}' for k, v in MIN_EFFECT.items())}")
+        print(same_processor_note(drift_ref, results))
+    elif not args.update:
+        why = ("no reference file" if reference is None else
+               f"this benchmark's protocol differs from the reference's at {', '.join(changed[:4])}")
         print(f"(drift check skipped: {why})")
     failed = [r for r in rows if not r["ok"]]
     wall = time.perf_counter() - start

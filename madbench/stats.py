@@ -130,6 +130,43 @@ def welch_p(a: list[float], b: list[float]) -> float | None:
     return p if math.isfinite(p) else None
 
 
+def rank_sum_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Mann-Whitney U (Wilcoxon rank-sum) p-value that a and b come from one distribution.
+
+    Distribution-free: under the null (the seeds of both groups are exchangeable draws) the false-alarm
+    rate is exactly the level it is tested at (exact null distribution without ties, normal approximation
+    with tie correction otherwise). None with fewer than 2 values a side or without scipy."""
+    a, b = clean(a), clean(b)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    try:
+        from scipy.stats import mannwhitneyu
+    except ImportError:
+        return None
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    p = float(mannwhitneyu(a, b, alternative="two-sided", method="auto").pvalue)
+    return min(1.0, p) if math.isfinite(p) else None
+
+
+def hodges_lehmann(a: list[float], b: list[float]) -> float | None:
+    """Shift of b against a: the median of all pairwise differences b_j - a_i (robust to a wild seed)."""
+    a, b = clean(a), clean(b)
+    if not a or not b:
+        return None
+    diffs = sorted(y - x for x in a for y in b)
+    mid = len(diffs) // 2
+    return diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
+
+
+def median(values: list[float]) -> float | None:
+    xs = sorted(clean(values))
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
 def compare(a: list[float], b: list[float], higher_is_better: bool | None) -> dict:
     """How b (e.g. a mitigation) differs from a (e.g. the baseline) on one metric.
 

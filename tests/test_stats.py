@@ -115,3 +115,21 @@ def test_last_generation_table_pools_runs():
     assert rows[0]["metrics"]["missing_metric"]["mean"] is None
     assert stats.last_generation_table(run_a, ["perplexity"])[0]["metrics"]["perplexity"]["n"] == 1
     assert math.isclose(rows[0]["metrics"]["perplexity"]["std"], np.std([15.0, 17.0], ddof=1))
+
+
+def test_hodges_lehmann_is_the_median_of_pairwise_differences():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 7), rng.normal(2, 1, 6)
+    assert stats.hodges_lehmann(list(a), list(b)) == pytest.approx(float(np.median(np.subtract.outer(b, a))))
+    assert stats.median([3.0, None, 1.0, 2.0, 10.0]) == 2.5
+
+
+def test_rank_sum_false_alarm_rate_is_its_level_and_it_sees_a_real_shift():
+    """The drift check's stated false-alarm rate holds on heavy-tailed seeds (8 vs 8), and a 2-SD shift is seen."""
+    rng = np.random.default_rng(0)
+    level, trials = 0.05, 400
+    same = [stats.rank_sum_p(list(rng.standard_t(2, 8)), list(rng.standard_t(2, 8))) for _ in range(trials)]
+    assert sum(p < level for p in same) / trials <= level + 0.025  # binomial slack
+    shifted = [stats.rank_sum_p(list(rng.normal(0, 1, 8)), list(rng.normal(2, 1, 8))) for _ in range(100)]
+    assert sum(p < level for p in shifted) >= 80
+    assert stats.rank_sum_p([1.0, 1.0], [1.0, 1.0]) == 1.0 and stats.rank_sum_p([1.0], [2.0, 3.0]) is None
