@@ -208,12 +208,12 @@ def _build(cls, data: dict, prefix: str = ""):
 
 
 def merge(base: dict, extra: dict) -> dict:
+    """Deep-merge ``extra`` over ``base``: nested mappings merge key by key at every depth
+    (``mitigation_params.dedup.threshold`` and ``.shingle`` both survive); any other value replaces."""
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "mitigation_params":
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
         else:
             out[key] = value
     return out
