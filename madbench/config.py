@@ -287,8 +287,11 @@ def validate(cfg: RunConfig) -> None:
     for mset in cfg.loop.mitigations:
         for name in mset:
             mitigations.MITIGATIONS.get(name)
-    for name in cfg.mitigation_params:
-        mitigations.MITIGATIONS.get(name)
+    for name, params in cfg.mitigation_params.items():
+        cls = mitigations.MITIGATIONS.get(name)
+        if not isinstance(params, dict):
+            raise MadbenchError(f"mitigation_params.{name} must map parameter names to values, got {params!r}")
+        cls(**params)  # unknown names (with a did-you-mean) and out-of-range values fail here, before anything runs
     for name in cfg.eval.metrics:
         METRICS.get(name)
     if cfg.eval.tasks:

@@ -137,6 +137,42 @@ def test_dry_run_prints_config_and_plan(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+PREFLIGHT = [  # each passed --dry-run before: found late (at load or after generation 0) or never
+    (["model.name=/nonexistent"], "model '/nonexistent' not found"),
+    (["data.corpus=/etc/passwd"], "corpus '/etc/passwd' is not a .txt, .jsonl or .json file"),
+    (["data.corpus={binary}"], "is binary, not text"),
+    (["loop.mitigations=[[dedup]]", "mitigation_params.dedup.thresold=0.3"],
+     "unknown parameter 'thresold' for mitigation 'dedup'; did you mean 'threshold'?"),
+    (["mitigation_params.dedup.threshold=7"], "mitigation_params.dedup.threshold must be in (0, 1], got 7"),
+    (["loop.generations=200"], "fresh_data needs 12 new real documents per generation x 200 generations"),
+]
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
+@pytest.mark.parametrize("args,message", PREFLIGHT, ids=[m[:24] for _, m in PREFLIGHT])
+def test_preflight_catches_bad_config_before_anything_runs(tmp_path, args, message, dry):
+    binary = tmp_path / "corpus.txt"
+    binary.write_bytes(b"\x7fELF\x00\x00" * 100)
+    out = tmp_path / "bad"
+    args = [a.format(binary=binary) for a in args]
+    proc = madbench("run", "--preset", "smoke", "--output-dir", out, *args, *(["--dry-run"] if dry else []))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("madbench: error:"), proc.stderr[-2000:]
+    assert message in lines[0]
+    assert not out.exists()  # nothing trained, nothing written
+
+
+def test_dry_run_on_a_folder_with_another_config_shows_the_plan(smoke_run):
+    before = sorted(p.name for p in smoke_run.iterdir())
+    proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "--dry-run", "sampling.temperature=0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "temperature: 0.5" in proc.stdout and "holds a run with a different config" in proc.stdout
+    assert "fully_synthetic-replace-s0: 0/3 generations done (the folder holds another config)" in proc.stdout
+    same = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "--dry-run")
+    assert "fully_synthetic-replace-s0: 3/3 generations done" in same.stdout and "different config" not in same.stdout
+    assert sorted(p.name for p in smoke_run.iterdir()) == before
+
+
 def test_accumulate_and_mitigation_chains_run(tmp_path):
     out = tmp_path / "acc"
     madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[synthetic_augmentation/accumulate]",
