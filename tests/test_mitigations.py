@@ -147,3 +147,31 @@ def test_mix_real_and_accumulate_build_the_documented_mix(tiny):
     off = build_mitigations(["mix_real"], {"mix_real": {"fraction": 0.0}})[0].transform_mix(syn[2], ctx)[0]
     assert off == syn[2]
     assert math.isclose(MITIGATIONS.get("mix_real").params["fraction"], 0.1)
+
+
+def test_composed_filters_deliver_num_samples_or_fail_clearly(tiny):
+    """Defect: dedup+verifier_filter sampled max(oversample) x 64 and trained on 32 documents."""
+    from madbench.mitigations.compose import compose_samples
+
+    cfg, split, tokenizer, model = tiny
+    texts = [d.text for d in split.pool + split.fresh]
+    calls = []
+
+    def draw(n, rnd):  # real passages, every third one a verbatim repeat of an earlier one
+        calls.append(n)
+        start = sum(calls[:-1])
+        return [Doc(f"g001-{start + i:05d}", texts[start + i - 1] if (start + i) % 3 == 2 else texts[start + i])
+                for i in range(n)]
+
+    ctx = MitigationContext(generation=1, seed=0, pool=split.pool, tokenizer=tokenizer, score=scorer(model, tokenizer))
+    mits = build_mitigations(["dedup", "verifier_filter"], {})
+    docs, kept, stats = compose_samples(draw, mits, ctx, target=24)
+    assert len(kept) == 24 and len({d.text for d in kept}) == 24
+    assert calls[0] == 60 and len(calls) >= 2  # 24 x 1.25 x 2, then a top-up: a third of the draws were duplicates
+    assert stats["dedup"]["exact_duplicates"] > 0 and stats["verifier_filter"]["kept"] >= 24
+    assert stats["dedup"]["kept"] + stats["dedup"]["dropped"] == len(docs) == stats["composition"]["sampled"]
+    assert stats["composition"]["rounds"] == len(calls)
+
+    same = lambda n, rnd: [Doc(f"g001-{rnd}-{i}", texts[0]) for i in range(n)]  # a fully collapsed sampler
+    with pytest.raises(MadbenchError, match=r"mitigations dedup\+verifier_filter kept 1 of sampling.num_samples=24 .* in 3 rounds"):
+        compose_samples(same, mits, ctx, target=24)

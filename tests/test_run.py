@@ -226,3 +226,17 @@ def test_malformed_config_file_and_resume_of_non_run(tmp_path):
 def test_changed_config_in_existing_folder_is_refused(smoke_run):
     proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "sampling.temperature=0.5")
     assert proc.returncode == 2 and "different config" in proc.stderr and "--resume" in proc.stderr
+
+
+def test_composed_filters_train_on_num_samples_documents(tmp_path):
+    """dedup + verifier_filter used to train fully_synthetic generation 1 on 19 of 24 documents (max instead of product)."""
+    out = tmp_path / "composed"
+    madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]", "loop.generations=1",
+             "loop.mitigations=[[dedup,verifier_filter]]", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]", check=True)
+    gens = load(out)["chains"][0]["generations"]
+    assert gens[1]["train_docs"] == 24 and gens[1]["synthetic_fraction"] == 1.0
+    for g in gens:
+        samples = g["mitigations"]["samples"]
+        assert samples["composition"]["kept"] == 24 and g["num_kept"] == 24
+        assert samples["dedup"]["kept"] + samples["dedup"]["dropped"] == samples["composition"]["sampled"]
+        assert samples["verifier_filter"]["sampled"] == samples["dedup"]["kept"]
