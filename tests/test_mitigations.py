@@ -175,3 +175,24 @@ def test_composed_filters_deliver_num_samples_or_fail_clearly(tiny):
     same = lambda n, rnd: [Doc(f"g001-{rnd}-{i}", texts[0]) for i in range(n)]  # a fully collapsed sampler
     with pytest.raises(MadbenchError, match=r"mitigations dedup\+verifier_filter kept 1 of sampling.num_samples=24 .* in 3 rounds"):
         compose_samples(same, mits, ctx, target=24)
+
+
+@pytest.mark.parametrize("prompt", ["real", "none"])
+def test_watermark_decision_and_ground_truth_agree_for_every_prompt_mode(tiny, prompt):
+    """Defect: with sampling.prompt=none every row was decided on the empty prompt (all or none marked)."""
+    import dataclasses
+
+    from madbench.sampling import generate, make_prompts
+
+    cfg, split, tokenizer, model = tiny
+    cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, prompt=prompt))
+    m = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 0.5}})[0]
+    ctx = MitigationContext(1, 0, split.pool, tokenizer)
+    proc = m.logits_processors(ctx)
+    texts = generate(model, tokenizer, make_prompts(cfg, split.pool, 24, 0, 1), cfg, 3, proc)
+    docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
+    _, sstats = m.filter_samples(docs, ctx)
+    assert 4 <= sstats["watermarked"] <= 20 and sstats["watermarked"] == proc[0].watermarked_rows
+    assert sstats["mean_z_watermarked"] > 2.5 > sstats["mean_z_unwatermarked"]  # the marked rows are the watermarked ones
+    _, stats = m.transform_mix(docs, ctx)
+    assert stats["precision"] >= 0.9 and stats["recall"] >= 0.6
