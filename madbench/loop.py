@@ -252,7 +252,7 @@ class Runner:
             model = self.load_adapter(gen0 / "adapter")
             g0 = io.read_json(gen0 / "model_metrics.json")
             model_metrics = g0["metrics"]
-            train_stats = {k: v for k, v in g0.items() if k.startswith("train_")}
+            train_stats = {k: v for k, v in g0.items() if k.startswith(("train_", "mix_tokens"))}
             manifest = io.read_json(gen0 / "mix.json")
             mctx.score, mctx.extra["model"] = self.score_fn(chain.seed, model), model
             with clock("sample"):
