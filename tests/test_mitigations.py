@@ -146,7 +146,17 @@ def test_mix_real_and_accumulate_build_the_documented_mix(tiny):
     assert len({d.id for d in mix}) == len(mix)
     off = build_mitigations(["mix_real"], {"mix_real": {"fraction": 0.0}})[0].transform_mix(syn[2], ctx)[0]
     assert off == syn[2]
-    assert math.isclose(MITIGATIONS.get("mix_real").params["fraction"], 0.1)
+    # the default mix_real (Shumailov et al.'s 10%): real pool documents replace the mix's tail, reproducibly per generation
+    big = [Doc(f"g002-{i:05d}", f"text {i}") for i in range(40)]
+    default = build_mitigations(["mix_real"], {})[0]
+    mix, stats = default.transform_mix(big, ctx)
+    pool_ids = {d.id for d in split.pool}
+    real = [d for d in mix if d.id.startswith("h")]
+    assert len(mix) == 40 and mix[:36] == big[:36] and len(real) == stats["real_added"] == 4
+    assert {d.id for d in real} <= pool_ids and len({d.id for d in real}) == 4
+    assert default.transform_mix(big, ctx)[0] == mix  # seeded: a resumed run rebuilds the same mix
+    later = MitigationContext(4, 0, split.pool, extra=ctx.extra)
+    assert [d.id for d in default.transform_mix(big, later)[0][36:]] != [d.id for d in real]
 
 
 def test_composed_filters_deliver_num_samples_or_fail_clearly(tiny):

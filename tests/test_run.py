@@ -59,8 +59,16 @@ def test_run_folder_has_manifests_samples_and_loadable_adapters(smoke_run):
     mix = json.loads((gen / "mix.json").read_text())
     sources = {d["source"] for d in mix["documents"]}
     assert sources == {"real", "synthetic"}
-    held_out = {d["id"] for d in json.loads((smoke_run / "gen0" / "seed0" / "mix.json").read_text())["documents"]}
-    assert held_out  # generation 0 trained on real documents only
+    # generation 0 trained on the first data.train_docs documents of the real training pool, none held out
+    from madbench.config import from_dict
+    from madbench.corpus import load_split
+
+    split = load_split(from_dict(json.loads((smoke_run / "config.json").read_text())["config"]))
+    gen0 = json.loads((smoke_run / "gen0" / "seed0" / "mix.json").read_text())["documents"]
+    assert [d["id"] for d in gen0] == [d.id for d in split.pool[:24]]
+    assert {d["source"] for d in gen0} == {"real"} and not {d["id"] for d in gen0} & {d.id for d in split.eval}
+    synthetic = [d["id"] for d in mix["documents"] if d["source"] == "synthetic"]
+    assert synthetic and all(i.startswith("g001-") for i in synthetic)  # generation 2 trains on generation 1's samples
     samples = [json.loads(line) for line in (gen / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 24 and all(s["text"] for s in samples)
     # the adapter loads with plain transformers + peft and produces logits
