@@ -226,9 +226,11 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         lg.setLevel(logging.ERROR)
     try:
         from .inference import merged_lora
+        from .quiet import captured_stderr
 
-        # LoRA folded into the weights for scoring: the cost of the base model, same numbers
-        with merged_lora(model):
+        # LoRA folded into the weights for scoring: the cost of the base model, same numbers.
+        # lm-eval's bars (always on) and git probe go to lm_eval/stderr.txt when the output is a log file.
+        with merged_lora(model), captured_stderr(out_dir / "stderr.txt"):
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, softmax_dtype=torch.float32)
             results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
     except Exception as exc:

@@ -248,3 +248,18 @@ def test_composed_filters_train_on_num_samples_documents(tmp_path):
         assert samples["composition"]["kept"] == 24 and g["num_kept"] == 24
         assert samples["dedup"]["kept"] + samples["dedup"]["dropped"] == samples["composition"]["sampled"]
         assert samples["verifier_filter"]["sampled"] == samples["dedup"]["kept"]
+
+
+def test_log_file_holds_one_line_per_generation(tmp_path):
+    """Output to a file (not a terminal): no transformers / datasets / lm-eval progress bars, no git chatter."""
+    out = tmp_path / "log"
+    proc = madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]",
+                    "loop.generations=1", "eval.tasks=[madbench_cloze]", "eval.metrics=[perplexity,distinct_2]",
+                    cwd=tmp_path, check=True)  # cwd outside any git repository: lm-eval's git probe complains there
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("madbench: run") and lines[-1].startswith("madbench: done")
+    assert [line.split(":")[0] for line in lines[1:3]] == ["[1/2] fully_synthetic-replace-s0 gen 0",
+                                                          "[2/2] fully_synthetic-replace-s0 gen 1"]
+    assert proc.stderr.strip() == "", proc.stderr[-2000:]
+    kept = (out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "lm_eval" / "stderr.txt").read_text()
+    assert "loglikelihood requests" in kept  # lm-eval's own output is kept beside its results, not lost
