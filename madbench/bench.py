@@ -122,7 +122,7 @@ def plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts, seed: i
 
     from peft import LoraConfig, get_peft_model
 
-    from .training import pack, warmup_cosine
+    from .training import pack, target_tokens, warmup_cosine
 
     t, s = cfg.train, cfg.sampling
     t0 = time.perf_counter()
@@ -130,7 +130,7 @@ def plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts, seed: i
     model = get_peft_model(copy.deepcopy(base32), LoraConfig(
         r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
         target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
-    blocks = pack(tokenizer, train_texts, t.seq_len)
+    blocks, labels = pack(tokenizer, train_texts, t.seq_len)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate, weight_decay=t.weight_decay)
     schedule = warmup_cosine(opt, t.warmup_steps, math.ceil(len(blocks) / t.batch_size) * t.epochs)
     rng = random.Random(f"order:{seed}")
@@ -140,12 +140,12 @@ def plain_step(base32, tokenizer, cfg, train_texts, eval_texts, prompts, seed: i
         order = list(range(len(blocks)))
         rng.shuffle(order)
         for i in range(0, len(blocks), t.batch_size):
-            batch = blocks[order[i : i + t.batch_size]]
-            model(input_ids=batch, labels=batch).loss.backward()
+            batch, batch_labels = blocks[order[i : i + t.batch_size]], labels[order[i : i + t.batch_size]]
+            model(input_ids=batch, labels=batch_labels).loss.backward()
             opt.step()
             schedule.step()
             opt.zero_grad()
-            tokens += batch.numel()
+            tokens += target_tokens(batch_labels)
     train_seconds = time.perf_counter() - tt
     model.eval()
     t1 = time.perf_counter()

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .quiet import quiet_libraries
+
+    quiet_libraries()  # output to a file: no third-party progress bars (madbench/quiet.py)
     from .runtime import tune_allocator
 
     tune_allocator()  # before any tensor exists: see madbench/runtime.py

@@ -93,7 +93,7 @@ class EvalConfig:
         "perplexity", "distinct_1", "distinct_2", "distinct_3", "distinct_4", "type_token_ratio", "mean_length",
         "self_bleu", "mtld", "hdd", "unigram_entropy", "zipf_exponent", "compression_ratio", "repetition_4gram",
         "duplicate_rate", "pairwise_cosine_distance", "vendi_score", "frechet_embedding_distance", "mauve")
-    tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: tasks/*.yaml (held-out data) or built-in lm-eval names
+    tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: madbench/tasks/*.yaml (held-out data) or built-in lm-eval names
     task_docs: int = 64  # documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all
     batch_size: int = 16
 
@@ -208,12 +208,12 @@ def _build(cls, data: dict, prefix: str = ""):
 
 
 def merge(base: dict, extra: dict) -> dict:
+    """Deep-merge ``extra`` over ``base``: nested mappings merge key by key at every depth
+    (``mitigation_params.dedup.threshold`` and ``.shingle`` both survive); any other value replaces."""
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "mitigation_params":
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
         else:
             out[key] = value
     return out
@@ -287,8 +287,11 @@ def validate(cfg: RunConfig) -> None:
     for mset in cfg.loop.mitigations:
         for name in mset:
             mitigations.MITIGATIONS.get(name)
-    for name in cfg.mitigation_params:
-        mitigations.MITIGATIONS.get(name)
+    for name, params in cfg.mitigation_params.items():
+        cls = mitigations.MITIGATIONS.get(name)
+        if not isinstance(params, dict):
+            raise MadbenchError(f"mitigation_params.{name} must map parameter names to values, got {params!r}")
+        cls(**params)  # unknown names (with a did-you-mean) and out-of-range values fail here, before anything runs
     for name in cfg.eval.metrics:
         METRICS.get(name)
     if cfg.eval.tasks:

@@ -69,18 +69,40 @@ def load_texts(corpus: str, text_field: str = "text") -> List[str]:
         return CORPORA.get(corpus)()
     if corpus.startswith("hf:"):
         return _datasets_texts(corpus[3:], text_field)
-    path = Path(corpus).expanduser()
-    if not path.exists():
-        if "/" not in corpus and "." not in corpus:
-            CORPORA.get(corpus)  # raises unknown corpus with a hint
-        raise MadbenchError(f"corpus '{corpus}' not found; use {', '.join(CORPORA.names())}, a .txt/.jsonl file or folder, or hf:NAME")
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl", ".json")) if path.is_dir() else [path]
+    files = corpus_files(corpus)
     texts: List[str] = []
     for file in files:
         texts.extend(_file_texts(file, text_field))
     if not texts:
         raise MadbenchError(f"corpus '{corpus}' contains no text; give .txt files (blank-line separated) or JSONL with a '{text_field}' field")
     return texts
+
+
+TEXT_SUFFIXES = (".txt", ".jsonl", ".json")
+
+
+def corpus_files(corpus: str) -> List[Path]:
+    """The text files a corpus path names (checked, nothing parsed), or one line saying what to fix."""
+    path = Path(corpus).expanduser()
+    if not path.exists():
+        if "/" not in corpus and "." not in corpus:
+            CORPORA.get(corpus)  # raises unknown corpus with a hint
+        raise MadbenchError(f"corpus '{corpus}' not found; use {', '.join(CORPORA.names())}, a .txt/.jsonl file or folder, or hf:NAME")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in TEXT_SUFFIXES and p.is_file())
+        if not files:
+            raise MadbenchError(f"corpus folder '{corpus}' holds no .txt, .jsonl or .json file; put the corpus text there")
+    else:
+        files = [path]
+    for file in files:
+        if file.suffix not in TEXT_SUFFIXES:
+            raise MadbenchError(f"corpus '{corpus}' is not a .txt, .jsonl or .json file; give a text corpus "
+                                f"(blank-line separated .txt, or JSONL with a 'text' field) or a folder of them")
+        with open(file, "rb") as handle:
+            head = handle.read(1 << 16)
+        if b"\0" in head:
+            raise MadbenchError(f"corpus file '{file}' is binary, not text; give a UTF-8 .txt or .jsonl file")
+    return files
 
 
 def _file_texts(file: Path, text_field: str) -> List[str]:

@@ -1,10 +1,10 @@
 """Task scores through EleutherAI lm-eval, for every generation's in-memory model.
 
-    madbench run --preset smoke                                   # default suite: tasks/*.yaml
+    madbench run --preset smoke                                   # default suite: madbench/tasks/*.yaml
     madbench run eval.tasks=[madbench_cloze] eval.task_docs=32
     madbench run eval.tasks=[madbench_cloze,hellaswag]            # built-in lm-eval tasks need the hub (online)
 
-The local tasks (``tasks/<name>.yaml``) read data built here, deterministically,
+The local tasks (``madbench/tasks/<name>.yaml``, package data) read data built here, deterministically,
 from the run's held-out human documents (``split.eval``, never trained on):
 ``RUN/lm_eval_data/<name>.jsonl``, with a resolved copy ``RUN/lm_eval_data/<name>.yaml``
 whose data path is absolute, so a saved adapter scores the same from disk::
@@ -33,7 +33,7 @@ from . import io
 from .errors import MadbenchError
 from .registry import Registry, did_you_mean
 
-TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"  # package data: a wheel install has them too
 BUILDERS = Registry("local lm-eval task")  # task name -> fn(docs, rng, n) -> list of JSONL rows
 NUM_CHOICES = 4  # madbench_cloze: the true continuation + 3 distractors
 _MANAGERS: dict = {}  # include_defaults -> TaskManager; indexing the ~14,700 built-in tasks takes ~7 s
@@ -41,7 +41,7 @@ _BUILT: dict = {}  # (data folder, task, docs) -> resolved task config, built on
 
 
 def local_tasks() -> Dict[str, Path]:
-    """The task YAMLs shipped in tasks/ (name -> file)."""
+    """The task YAMLs shipped in madbench/tasks/ (name -> file)."""
     return {p.stem: p for p in sorted(TASKS_DIR.glob("*.yaml"))}
 
 
@@ -71,7 +71,7 @@ def task_manager(builtin: bool):
 
 
 def check_tasks(names) -> None:
-    """Raise one line for a name that is neither in tasks/ nor a built-in lm-eval task, group or tag."""
+    """Raise one line for a name that is neither in madbench/tasks/ nor a built-in lm-eval task, group or tag."""
     local = local_tasks()
     unknown = [n for n in names if n not in local]
     if not unknown:
@@ -80,7 +80,7 @@ def check_tasks(names) -> None:
     known_set = set(known)
     for name in unknown:
         if name not in known_set:
-            where = f"local tasks: {', '.join(local)}" if local else f"the tasks folder {TASKS_DIR} is missing (install madbench from its source checkout: pip install -e .)"
+            where = f"local tasks: {', '.join(local)}" if local else f"the tasks folder {TASKS_DIR} is missing (reinstall madbench)"
             raise MadbenchError(
                 f"unknown lm-eval task '{name}' in eval.tasks;{did_you_mean(name, [*local, *known])} "
                 f"{where}; built-in names: lm_eval ls tasks"
@@ -226,9 +226,11 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         lg.setLevel(logging.ERROR)
     try:
         from .inference import merged_lora
+        from .quiet import captured_stderr
 
-        # LoRA folded into the weights for scoring: the cost of the base model, same numbers
-        with merged_lora(model):
+        # LoRA folded into the weights for scoring: the cost of the base model, same numbers.
+        # lm-eval's bars (always on) and git probe go to lm_eval/stderr.txt when the output is a log file.
+        with merged_lora(model), captured_stderr(out_dir / "stderr.txt"):
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, softmax_dtype=torch.float32)
             results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
     except Exception as exc:

@@ -199,19 +199,22 @@ class Runner:
     # ------------------------------------------------------------------ one chain
     def sample(self, model, chain: Chain, g: int, mitigations, mctx) -> Tuple[List[Doc], List[Doc], dict]:
         """Sample a generation's synthetic docs; return (all samples, kept samples, mitigation stats)."""
-        factor = max([m.oversample() for m in mitigations] + [1.0])
-        n = int(round(self.cfg.sampling.num_samples * factor))
-        prompts = make_prompts(self.cfg, self.split.pool, n, chain.seed, g)
+        from .mitigations.compose import compose_samples
+
         processors = [p for m in mitigations for p in m.logits_processors(mctx)]
-        texts = generate(model, self.tokenizer, prompts, self.cfg, derive_seed(chain.seed, "sample", g), processors,
-                         desc=f"{chain.id} gen {g}: sampling")
-        docs = [Doc(f"g{g:03d}-{i:05d}", t) for i, t in enumerate(texts)]
-        kept, stats = docs, {}
-        for m in mitigations:
-            kept, s = m.filter_samples(kept, mctx)
-            if s:
-                stats[m.name] = {**stats.get(m.name, {}), **s}
-        return docs, kept, stats
+        drawn: List[Doc] = []
+
+        def draw(n: int, rnd: int) -> List[Doc]:  # round 0 is what a chain without filters samples
+            gen = g if rnd == 0 else f"{g}.{rnd}"
+            prompts = make_prompts(self.cfg, self.split.pool, n, chain.seed, gen)
+            seed = derive_seed(chain.seed, "sample", g) if rnd == 0 else derive_seed(chain.seed, "sample", g, "top-up", rnd)
+            texts = generate(model, self.tokenizer, prompts, self.cfg, seed, processors,
+                             desc=f"{chain.id} gen {g}: sampling" + (f" (top-up {rnd})" if rnd else ""))
+            new = [Doc(f"g{g:03d}-{len(drawn) + i:05d}", t) for i, t in enumerate(texts)]
+            drawn.extend(new)
+            return new
+
+        return compose_samples(draw, mitigations, mctx, self.cfg.sampling.num_samples, where=f"chain {chain.id} gen {g}: ")
 
     def gen0_samples(self, chain: Chain, mitigations, mctx) -> Tuple[List[Doc], List[Doc], dict]:
         """Generation-0 samples are cached per sampling setup, so plain chains share them."""
@@ -249,7 +252,7 @@ class Runner:
             model = self.load_adapter(gen0 / "adapter")
             g0 = io.read_json(gen0 / "model_metrics.json")
             model_metrics = g0["metrics"]
-            train_stats = {k: v for k, v in g0.items() if k.startswith("train_")}
+            train_stats = {k: v for k, v in g0.items() if k.startswith(("train_", "mix_tokens"))}
             manifest = io.read_json(gen0 / "mix.json")
             mctx.score, mctx.extra["model"] = self.score_fn(chain.seed, model), model
             with clock("sample"):

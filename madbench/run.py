@@ -33,6 +33,15 @@ def add_arguments(p) -> None:
 
 
 def resolve(args) -> tuple[RunConfig, Path]:
+    """The config and run folder; a real run refuses a folder that holds another config."""
+    cfg, run_dir, differs = resolve_plan(args)
+    if differs:
+        raise MadbenchError(differs)
+    return cfg, run_dir
+
+
+def resolve_plan(args) -> tuple[RunConfig, Path, str]:
+    """(config, run folder, why the folder holds another experiment or ''): reads, never writes."""
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").is_file():
@@ -41,7 +50,7 @@ def resolve(args) -> tuple[RunConfig, Path]:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
         cfg = from_dict(io.read_json(run_dir / "config.json")["config"])
         validate(cfg)
-        return cfg, run_dir
+        return cfg, run_dir, ""
     from .presets import PRESETS
 
     cfg = build_config(PRESETS.get(args.preset)(), args.config, args.overrides)
@@ -50,27 +59,36 @@ def resolve(args) -> tuple[RunConfig, Path]:
     if saved.is_file():
         old = io.read_json(saved)
         if old.get("config_hash") != cfg.hash():
-            raise MadbenchError(
+            return cfg, run_dir, (
                 f"{run_dir} holds a run with a different config (hash {old.get('config_hash')} vs {cfg.hash()}); "
-                f"use --resume {run_dir} to continue it, or pick another --output-dir"
-            )
-    return cfg, run_dir
+                f"use --resume {run_dir} to continue it, or pick another --output-dir")
+    return cfg, run_dir, ""
 
 
 def main(args) -> int:
-    cfg, run_dir = resolve(args)
+    from .preflight import preflight
+
+    if not args.dry_run:
+        cfg, run_dir = resolve(args)
+        preflight(cfg)  # every config error is one line here, before anything trains or is written
+        return execute(cfg, run_dir)
+    cfg, run_dir, differs = resolve_plan(args)
+    facts = preflight(cfg)
     from .loop import plan_chains
 
     chains = plan_chains(cfg)
-    if args.dry_run:
-        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
-        print(f"# config hash {cfg.hash()}; output {run_dir}")
-        print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
-        for c in chains:
-            done = sum((run_dir / "chains" / c.id / f"gen_{g:03d}" / "meta.json").is_file() for g in range(cfg.loop.generations + 1))
-            print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done")
-        return 0
-    return execute(cfg, run_dir, chains)
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
+    print(f"# config hash {cfg.hash()}; output {run_dir}")
+    if differs:
+        print(f"# note: {differs}; a run with this config there would be refused")
+    fresh = f", fresh_data uses {facts['fresh_needed']}" if facts["fresh_needed"] else ""
+    print(f"# pre-flight: ok (corpus: {facts['passages']} passages; held-out + generation 0 use {facts['held_out_and_gen0']}{fresh})")
+    print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
+    for c in chains:
+        done = 0 if differs else sum((run_dir / "chains" / c.id / f"gen_{g:03d}" / "meta.json").is_file()
+                                     for g in range(cfg.loop.generations + 1))
+        print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done" + (" (the folder holds another config)" if differs else ""))
+    return 0
 
 
 def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:

@@ -107,11 +107,27 @@ def _inverse_cdf_draw(probs: torch.Tensor, cdf: torch.Tensor, top_p: float):
     return token[:, 0], accept
 
 
+def cache_argument(model) -> str:
+    """The name under which the model's forward takes its KV cache: ``cache`` (transformers 5)
+    or ``past_key_values`` (4.x). Passing the wrong one is silently swallowed by ``**kwargs``
+    and the decode would run without its cache, so ask the class that owns the forward."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(inner).forward).parameters
+    if "cache" in params:
+        return "cache"
+    if "past_key_values" in params:
+        return "past_key_values"
+    raise RuntimeError(f"{type(inner).__name__}.forward takes neither 'cache' nor 'past_key_values'; "
+                       "madbench's decode loop needs a transformers causal LM")
+
+
 def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad: int, eos) -> torch.Tensor:
     """Ancestral sampling with a static KV cache; returns prompt + continuation ids."""
     from transformers import StaticCache
 
-    cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + max_new)
+    cache = {cache_argument(model): StaticCache(config=model.config, max_cache_len=ids.shape[1] + max_new)}
     eos_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=ids.device)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -120,7 +136,7 @@ def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad:
     # linear on it materialises the LM head once per row (1.8 GB of copies for 32 rows of SmolLM2).
     keep = torch.tensor([ids.shape[1] - 1], device=ids.device)
     for _ in range(max_new):
-        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, **cache, use_cache=True,
                        logits_to_keep=keep).logits[:, -1].float()
         keep = 1
         scores = processors(seq, logits)

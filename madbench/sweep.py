@@ -127,6 +127,17 @@ def plan(spec: dict, overrides=()) -> List[dict]:
     return variants
 
 
+def check_variants(variants: List[dict]) -> None:
+    """The pre-flight check of every variant (dry run or not), before any job starts: one line naming the variant."""
+    from .preflight import preflight
+
+    for v in variants:
+        try:
+            preflight(v["config"])
+        except MadbenchError as exc:
+            raise MadbenchError(f"variant '{v['id']}': {exc}" if len(variants) > 1 or v["axes"] else str(exc)) from None
+
+
 def _chain_done(run_dir: Path, cfg: RunConfig, chain) -> int:
     return sum((run_dir / "chains" / chain.id / f"gen_{g:03d}" / "meta.json").is_file() for g in range(cfg.loop.generations + 1))
 
@@ -193,6 +204,7 @@ def main(args) -> int:
     if backend not in BACKENDS:
         raise MadbenchError(f"sweep.backend '{backend}' is not one of {', '.join(BACKENDS)}")
     variants = plan(spec, args.overrides)
+    check_variants(variants)
     sweep_dir = Path(args.output_dir or Path("runs") / "sweeps" / spec["name"]).resolve()
     gen0_jobs, chain_jobs, finished = make_jobs(variants, sweep_dir)
     if args.dry_run:

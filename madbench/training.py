@@ -1,7 +1,9 @@
 """LoRA fine-tuning of one generation with peft, driven by accelerate.
 
-Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks
-(no padding is trained on). Data order and LoRA init are seeded from
+Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks;
+the last block is padded and its padding masked out of the loss (labels -100), so
+every token of the mix is trained on and no padding is. ``train_tokens`` counts the
+loss targets over all epochs. Data order and LoRA init are seeded from
 (seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
 """
 
@@ -11,7 +13,7 @@ import copy
 import math
 import random
 import time
-from typing import List
+from typing import List, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -19,17 +21,34 @@ from tqdm.auto import tqdm
 from .models import bf16_supported
 
 
-def pack(tokenizer, texts: List[str], seq_len: int) -> torch.Tensor:
-    """Tokenise, join with EOS and cut into full blocks of ``seq_len`` tokens."""
+def pack(tokenizer, texts: List[str], seq_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Tokenise, join with EOS and cut into blocks of ``seq_len`` tokens: (input ids, labels).
+
+    Every token of the mix is in a block: the last, partial block (or the only one, for a
+    mix shorter than ``seq_len``) is filled with the pad token, whose labels are -100 so
+    the loss never trains on padding. (A last block of a single token is dropped: the
+    first position of a block is never a target, so it would carry no loss.)
+    """
     bos = tokenizer.bos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stream: List[int] = []
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         stream.extend(([bos] if bos is not None else []) + ids + [tokenizer.eos_token_id])
-    if len(stream) < seq_len:
-        stream = stream + [tokenizer.eos_token_id] * (seq_len - len(stream))
-    n = len(stream) // seq_len
-    return torch.tensor(stream[: n * seq_len], dtype=torch.long).view(n, seq_len)
+    if len(stream) % seq_len == 1 and len(stream) > 1:
+        stream = stream[:-1]
+    n = math.ceil(len(stream) / seq_len)
+    fill = n * seq_len - len(stream)
+    ids = torch.tensor(stream + [pad] * fill, dtype=torch.long).view(n, seq_len)
+    labels = ids.clone()
+    if fill:
+        labels.view(-1)[len(stream):] = -100
+    return ids, labels
+
+
+def target_tokens(labels: torch.Tensor) -> int:
+    """Tokens a batch trains on: positions after the first of each block whose label is not padding."""
+    return int((labels[:, 1:] != -100).sum())
 
 
 def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
@@ -66,7 +85,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
 
     t = cfg.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
-    blocks = pack(tokenizer, texts, t.seq_len)
+    blocks, labels = pack(tokenizer, texts, t.seq_len)
     rng = random.Random(f"order:{seed}")
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # LoRA weights stay fp32 even on a bf16 base: stable updates
@@ -87,14 +106,14 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
         while len(batches) % accelerator.num_processes:  # equal step counts, or DDP's all-reduce hangs
             batches.append(batches[len(batches) % max(1, len(batches))])
         for b in batches[accelerator.process_index :: accelerator.num_processes]:
-            batch = blocks[b].to(accelerator.device)
-            with accelerator.autocast():
-                loss = model(input_ids=batch, labels=batch).loss
+            batch, batch_labels = blocks[b].to(accelerator.device), labels[b].to(accelerator.device)
+            with accelerator.autocast():  # padding sits after the real tokens: a causal model never attends to it
+                loss = model(input_ids=batch, labels=batch_labels).loss
             accelerator.backward(loss)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
-            tokens += batch.numel()
+            tokens += target_tokens(batch_labels)
             losses.append(loss.detach().item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -104,7 +123,9 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     accelerator.free_memory()
     return {
         "model": unwrapped,
-        "train_tokens": tokens * accelerator.num_processes,
+        "train_tokens": tokens * accelerator.num_processes,  # tokens trained on (loss targets), all epochs, no padding
+        "mix_tokens": int((labels != -100).sum()),  # tokens of the mix (with BOS/EOS separators)
+        "mix_tokens_trained": target_tokens(labels),  # of those, loss targets per epoch (a block's first token is not)
         "train_docs": len(texts),
         "train_steps": len(losses),
         "train_loss_first": losses[0] if losses else None,

@@ -74,3 +74,15 @@ def test_yaml_booleans_mean_words_for_string_fields(tmp_path):
     cfg = build_config({}, str(path))
     assert cfg.train.mixed_precision == "no" and cfg.model.trust_remote_code is False
     assert build_config({}, None, ["model.trust_remote_code=off"]).model.trust_remote_code is False
+
+
+def test_nested_mappings_deep_merge_across_file_preset_and_overrides(tmp_path):
+    """Defect: mitigation_params.dedup.shingle=2 after .threshold=0.3 used to drop the threshold."""
+    cfg = build_config(PRESETS.get("smoke")(), None, ["loop.mitigations=[[dedup]]", "mitigation_params.dedup.threshold=0.3",
+                                                      "mitigation_params.dedup.shingle=2"])
+    assert cfg.mitigation_params == {"dedup": {"threshold": 0.3, "shingle": 2}}
+    path = tmp_path / "exp.yaml"
+    path.write_text("mitigation_params:\n  dedup: {threshold: 0.4, num_perm: 64}\n  mix_real: {fraction: 0.2}\n")
+    cfg = build_config({"mitigation_params": {"dedup": {"oversample": 2.0}}}, str(path), ["mitigation_params.dedup.shingle=2"])
+    assert cfg.mitigation_params == {"dedup": {"oversample": 2.0, "threshold": 0.4, "num_perm": 64, "shingle": 2},
+                                     "mix_real": {"fraction": 0.2}}

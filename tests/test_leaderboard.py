@@ -146,3 +146,24 @@ def test_repository_submissions_validate():
     assert proc.returncode == 0, proc.stderr + proc.stdout
     proc = madbench("leaderboard", "validate", ROOT / "leaderboard" / "does-not-exist")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_validation_guarantees_what_the_docs_say_and_no_more(submission, tmp_path):
+    """Docs used to claim "any edit after submit is detected"; an edit that recomputes the hash is not."""
+    from madbench.leaderboard import validate
+
+    data = json.loads(submission.read_text())
+    data["chains"][0]["generations"][-1]["metrics"]["perplexity"] *= 0.5  # an invented number
+    careless = tmp_path / "careless.json"
+    careless.write_text(json.dumps(data))
+    assert "corrupted or edited" in str(check_file(careless).error)  # caught: the checksum no longer matches
+    stale = dict(data, content_hash=bundle.content_hash(data))
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    assert "scores/groups" in str(check_file(tmp_path / "stale.json").error)  # caught: scores no longer follow
+    data["scores"] = scores.scores_block(data["chains"], data["metrics_info"])
+    data["content_hash"] = bundle.content_hash(data)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(data))
+    assert check_file(forged).ok  # not caught, and the docs say so
+    for text in (validate.__doc__, bundle.__doc__, (ROOT / "README.md").read_text()):
+        assert "not a signature" in text and "any edit after" not in text

@@ -146,4 +146,63 @@ def test_mix_real_and_accumulate_build_the_documented_mix(tiny):
     assert len({d.id for d in mix}) == len(mix)
     off = build_mitigations(["mix_real"], {"mix_real": {"fraction": 0.0}})[0].transform_mix(syn[2], ctx)[0]
     assert off == syn[2]
-    assert math.isclose(MITIGATIONS.get("mix_real").params["fraction"], 0.1)
+    # the default mix_real (Shumailov et al.'s 10%): real pool documents replace the mix's tail, reproducibly per generation
+    big = [Doc(f"g002-{i:05d}", f"text {i}") for i in range(40)]
+    default = build_mitigations(["mix_real"], {})[0]
+    mix, stats = default.transform_mix(big, ctx)
+    pool_ids = {d.id for d in split.pool}
+    real = [d for d in mix if d.id.startswith("h")]
+    assert len(mix) == 40 and mix[:36] == big[:36] and len(real) == stats["real_added"] == 4
+    assert {d.id for d in real} <= pool_ids and len({d.id for d in real}) == 4
+    assert default.transform_mix(big, ctx)[0] == mix  # seeded: a resumed run rebuilds the same mix
+    later = MitigationContext(4, 0, split.pool, extra=ctx.extra)
+    assert [d.id for d in default.transform_mix(big, later)[0][36:]] != [d.id for d in real]
+
+
+def test_composed_filters_deliver_num_samples_or_fail_clearly(tiny):
+    """Defect: dedup+verifier_filter sampled max(oversample) x 64 and trained on 32 documents."""
+    from madbench.mitigations.compose import compose_samples
+
+    cfg, split, tokenizer, model = tiny
+    texts = [d.text for d in split.pool + split.fresh]
+    calls = []
+
+    def draw(n, rnd):  # real passages, every third one a verbatim repeat of an earlier one
+        calls.append(n)
+        start = sum(calls[:-1])
+        return [Doc(f"g001-{start + i:05d}", texts[start + i - 1] if (start + i) % 3 == 2 else texts[start + i])
+                for i in range(n)]
+
+    ctx = MitigationContext(generation=1, seed=0, pool=split.pool, tokenizer=tokenizer, score=scorer(model, tokenizer))
+    mits = build_mitigations(["dedup", "verifier_filter"], {})
+    docs, kept, stats = compose_samples(draw, mits, ctx, target=24)
+    assert len(kept) == 24 and len({d.text for d in kept}) == 24
+    assert calls[0] == 60 and len(calls) >= 2  # 24 x 1.25 x 2, then a top-up: a third of the draws were duplicates
+    assert stats["dedup"]["exact_duplicates"] > 0 and stats["verifier_filter"]["kept"] >= 24
+    assert stats["dedup"]["kept"] + stats["dedup"]["dropped"] == len(docs) == stats["composition"]["sampled"]
+    assert stats["composition"]["rounds"] == len(calls)
+
+    same = lambda n, rnd: [Doc(f"g001-{rnd}-{i}", texts[0]) for i in range(n)]  # a fully collapsed sampler
+    with pytest.raises(MadbenchError, match=r"mitigations dedup\+verifier_filter kept 1 of sampling.num_samples=24 .* in 3 rounds"):
+        compose_samples(same, mits, ctx, target=24)
+
+
+@pytest.mark.parametrize("prompt", ["real", "none"])
+def test_watermark_decision_and_ground_truth_agree_for_every_prompt_mode(tiny, prompt):
+    """Defect: with sampling.prompt=none every row was decided on the empty prompt (all or none marked)."""
+    import dataclasses
+
+    from madbench.sampling import generate, make_prompts
+
+    cfg, split, tokenizer, model = tiny
+    cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, prompt=prompt))
+    m = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 0.5}})[0]
+    ctx = MitigationContext(1, 0, split.pool, tokenizer)
+    proc = m.logits_processors(ctx)
+    texts = generate(model, tokenizer, make_prompts(cfg, split.pool, 24, 0, 1), cfg, 3, proc)
+    docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
+    _, sstats = m.filter_samples(docs, ctx)
+    assert 4 <= sstats["watermarked"] <= 20 and sstats["watermarked"] == proc[0].watermarked_rows
+    assert sstats["mean_z_watermarked"] > 2.5 > sstats["mean_z_unwatermarked"]  # the marked rows are the watermarked ones
+    _, stats = m.transform_mix(docs, ctx)
+    assert stats["precision"] >= 0.9 and stats["recall"] >= 0.6

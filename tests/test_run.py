@@ -59,8 +59,16 @@ def test_run_folder_has_manifests_samples_and_loadable_adapters(smoke_run):
     mix = json.loads((gen / "mix.json").read_text())
     sources = {d["source"] for d in mix["documents"]}
     assert sources == {"real", "synthetic"}
-    held_out = {d["id"] for d in json.loads((smoke_run / "gen0" / "seed0" / "mix.json").read_text())["documents"]}
-    assert held_out  # generation 0 trained on real documents only
+    # generation 0 trained on the first data.train_docs documents of the real training pool, none held out
+    from madbench.config import from_dict
+    from madbench.corpus import load_split
+
+    split = load_split(from_dict(json.loads((smoke_run / "config.json").read_text())["config"]))
+    gen0 = json.loads((smoke_run / "gen0" / "seed0" / "mix.json").read_text())["documents"]
+    assert [d["id"] for d in gen0] == [d.id for d in split.pool[:24]]
+    assert {d["source"] for d in gen0} == {"real"} and not {d["id"] for d in gen0} & {d.id for d in split.eval}
+    synthetic = [d["id"] for d in mix["documents"] if d["source"] == "synthetic"]
+    assert synthetic and all(i.startswith("g001-") for i in synthetic)  # generation 2 trains on generation 1's samples
     samples = [json.loads(line) for line in (gen / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 24 and all(s["text"] for s in samples)
     # the adapter loads with plain transformers + peft and produces logits
@@ -137,6 +145,42 @@ def test_dry_run_prints_config_and_plan(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+PREFLIGHT = [  # each passed --dry-run before: found late (at load or after generation 0) or never
+    (["model.name=/nonexistent"], "model '/nonexistent' not found"),
+    (["data.corpus=/etc/passwd"], "corpus '/etc/passwd' is not a .txt, .jsonl or .json file"),
+    (["data.corpus={binary}"], "is binary, not text"),
+    (["loop.mitigations=[[dedup]]", "mitigation_params.dedup.thresold=0.3"],
+     "unknown parameter 'thresold' for mitigation 'dedup'; did you mean 'threshold'?"),
+    (["mitigation_params.dedup.threshold=7"], "mitigation_params.dedup.threshold must be in (0, 1], got 7"),
+    (["loop.generations=200"], "fresh_data needs 12 new real documents per generation x 200 generations"),
+]
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
+@pytest.mark.parametrize("args,message", PREFLIGHT, ids=[m[:24] for _, m in PREFLIGHT])
+def test_preflight_catches_bad_config_before_anything_runs(tmp_path, args, message, dry):
+    binary = tmp_path / "corpus.txt"
+    binary.write_bytes(b"\x7fELF\x00\x00" * 100)
+    out = tmp_path / "bad"
+    args = [a.format(binary=binary) for a in args]
+    proc = madbench("run", "--preset", "smoke", "--output-dir", out, *args, *(["--dry-run"] if dry else []))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("madbench: error:"), proc.stderr[-2000:]
+    assert message in lines[0]
+    assert not out.exists()  # nothing trained, nothing written
+
+
+def test_dry_run_on_a_folder_with_another_config_shows_the_plan(smoke_run):
+    before = sorted(p.name for p in smoke_run.iterdir())
+    proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "--dry-run", "sampling.temperature=0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "temperature: 0.5" in proc.stdout and "holds a run with a different config" in proc.stdout
+    assert "fully_synthetic-replace-s0: 0/3 generations done (the folder holds another config)" in proc.stdout
+    same = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "--dry-run")
+    assert "fully_synthetic-replace-s0: 3/3 generations done" in same.stdout and "different config" not in same.stdout
+    assert sorted(p.name for p in smoke_run.iterdir()) == before
+
+
 def test_accumulate_and_mitigation_chains_run(tmp_path):
     out = tmp_path / "acc"
     madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[synthetic_augmentation/accumulate]",
@@ -190,3 +234,32 @@ def test_malformed_config_file_and_resume_of_non_run(tmp_path):
 def test_changed_config_in_existing_folder_is_refused(smoke_run):
     proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "sampling.temperature=0.5")
     assert proc.returncode == 2 and "different config" in proc.stderr and "--resume" in proc.stderr
+
+
+def test_composed_filters_train_on_num_samples_documents(tmp_path):
+    """dedup + verifier_filter used to train fully_synthetic generation 1 on 19 of 24 documents (max instead of product)."""
+    out = tmp_path / "composed"
+    madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]", "loop.generations=1",
+             "loop.mitigations=[[dedup,verifier_filter]]", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]", check=True)
+    gens = load(out)["chains"][0]["generations"]
+    assert gens[1]["train_docs"] == 24 and gens[1]["synthetic_fraction"] == 1.0
+    for g in gens:
+        samples = g["mitigations"]["samples"]
+        assert samples["composition"]["kept"] == 24 and g["num_kept"] == 24
+        assert samples["dedup"]["kept"] + samples["dedup"]["dropped"] == samples["composition"]["sampled"]
+        assert samples["verifier_filter"]["sampled"] == samples["dedup"]["kept"]
+
+
+def test_log_file_holds_one_line_per_generation(tmp_path):
+    """Output to a file (not a terminal): no transformers / datasets / lm-eval progress bars, no git chatter."""
+    out = tmp_path / "log"
+    proc = madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]",
+                    "loop.generations=1", "eval.tasks=[madbench_cloze]", "eval.metrics=[perplexity,distinct_2]",
+                    cwd=tmp_path, check=True)  # cwd outside any git repository: lm-eval's git probe complains there
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("madbench: run") and lines[-1].startswith("madbench: done")
+    assert [line.split(":")[0] for line in lines[1:3]] == ["[1/2] fully_synthetic-replace-s0 gen 0",
+                                                          "[2/2] fully_synthetic-replace-s0 gen 1"]
+    assert proc.stderr.strip() == "", proc.stderr[-2000:]
+    kept = (out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "lm_eval" / "stderr.txt").read_text()
+    assert "loglikelihood requests" in kept  # lm-eval's own output is kept beside its results, not lost

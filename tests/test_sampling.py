@@ -80,3 +80,33 @@ def test_ties_at_the_nucleus_edge_follow_the_warper_averaged_over_tie_order():
     n = 20000
     freq = torch.bincount(nucleus_sample(logits.expand(n, -1), top_p), minlength=5).float() / n
     assert torch.allclose(freq, expected, atol=0.015), (freq, expected)
+
+
+def test_greedy_decode_loop_equals_model_generate_tokens(madbench_cache):
+    """madbench's static-cache decode loop, made greedy (top_k=1), gives model.generate's greedy tokens.
+
+    A KV cache passed under the wrong argument name (transformers 4.x calls it past_key_values,
+    5.x cache) is swallowed by **kwargs: each step would then see one token and diverge here."""
+    from madbench.config import build_config
+    from madbench.corpus import load_split
+    from madbench.models import load_base, resolve_model
+    from madbench.presets import PRESETS
+    from madbench.sampling import _processors, _sample_batch, cache_argument, encode_prompts
+
+    cfg = build_config(PRESETS.get("smoke")(), None, ["sampling.top_k=1", "sampling.max_new_tokens=24"])
+    split = load_split(cfg)
+    tokenizer, model = load_base(resolve_model(cfg, split), cfg)
+    assert cache_argument(model) in ("cache", "past_key_values")
+    prompts = [" ".join(d.text.split()[:n]) for d, n in zip(split.pool[:6], (2, 8, 5, 8, 3, 1))]
+    encoded = encode_prompts(tokenizer, prompts)
+    width, pad = max(map(len, encoded)), tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
+    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+    with torch.no_grad():
+        ours = _sample_batch(model, ids, mask, 24, _processors(cfg.sampling, []), 1.0, pad, tokenizer.eos_token_id)
+        theirs = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=24,
+                                pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+    assert ours.shape[1] > width + 8
+    for row in range(len(prompts)):  # up to each row's EOS (generate pads after it; so does the loop)
+        a, b = ours[row, width:].tolist(), theirs[row, width:].tolist()
+        assert a[: len(b)] == b[: len(a)], (prompts[row], a, b)

@@ -82,6 +82,24 @@ def test_plan_and_dry_run(tmp_path):
     assert not (tmp_path / "default").exists()
 
 
+def test_grid_deep_merges_and_every_variant_is_checked_before_any_job(tmp_path):
+    from madbench.sweep import load_spec, plan
+
+    spec = load_spec(str(write_spec(tmp_path / "s.yaml", **{"mitigation_params.dedup": [{"shingle": 2}, {"shingle": 4}]})))
+    spec["mitigation_params"] = {"dedup": {"threshold": 0.3}}
+    assert [v["config"].mitigation_params for v in plan(spec)] == [
+        {"dedup": {"threshold": 0.3, "shingle": 2}}, {"dedup": {"threshold": 0.3, "shingle": 4}}]
+    bad = write_spec(tmp_path / "bad.yaml", **{"loop.mitigations": [[], ["dedup"]]})
+    bad.write_text(bad.read_text() + "mitigation_params:\n  dedup: {bogus: 1}\n")
+    for extra in (["--dry-run"], []):  # used to pass --dry-run, then fail both generation-0 jobs: 0 of 6 done
+        proc = madbench("sweep", "--config", bad, "--output-dir", tmp_path / "out", *extra)
+        assert proc.returncode == 2 and "unknown parameter 'bogus' for mitigation 'dedup'" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    tiny = write_spec(tmp_path / "t.yaml", **{"data.max_docs": [2000, 18]})
+    proc = madbench("sweep", "--config", tiny, "--output-dir", tmp_path / "out", "--dry-run")
+    assert proc.returncode == 2 and proc.stderr.startswith("madbench: error: variant 'data.max_docs=18': fresh_data needs")
+
+
 def test_local_failure_then_resume_runs_only_what_is_missing(tmp_path):
     spec = write_spec(tmp_path / "s.yaml")
     out = tmp_path / "sweep"

@@ -6,7 +6,10 @@
 
 A submission is plain JSON (never pickle, never executed). ``content_hash`` is
 ``sha256:`` + the SHA-256 of the canonical JSON of everything else (keys sorted,
-no whitespace, UTF-8, no NaN), so any edit after ``submit`` is detected.
+no whitespace, UTF-8, no NaN). It is a checksum, not a signature: it catches accidental
+corruption and edits that did not recompute it, but anyone can edit a file and recompute
+the hash. What ``madbench leaderboard validate`` guarantees, and what it does not, is
+stated in :mod:`madbench.leaderboard.validate`.
 """
 
 from __future__ import annotations

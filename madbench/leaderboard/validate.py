@@ -6,6 +6,21 @@
 Submissions are untrusted input: they are only parsed as JSON (size-capped) and
 compared against what madbench itself would compute from their per-generation data.
 Each problem is one :class:`~madbench.leaderboard.bundle.Invalid` (a field and a message).
+
+What a valid submission guarantees:
+  * it is plain JSON under the size cap that matches the submission schema (never executed);
+  * it was not corrupted or edited after its ``content_hash`` was computed (a checksum:
+    accidental damage and careless edits are caught);
+  * its regimes, mitigations and metrics are names madbench knows (or metrics it declares),
+    its generations start at 0 and increase, its numbers are finite;
+  * its summary block and every summary score equal what madbench recomputes from its own
+    per-generation metrics and config, so the leaderboard's columns follow from the curves;
+  * it is not a duplicate (same content hash, or same run) of an earlier file.
+
+What it does not guarantee: that the per-generation metrics came from running madbench.
+Anyone can edit them, or invent them, and recompute ``content_hash`` and the scores: the
+hash is not a signature and nothing is re-run. Trust in the numbers themselves comes from
+reproducing the run (its full config and environment are in the file) or from who submitted it.
 """
 
 from __future__ import annotations
@@ -52,7 +67,7 @@ def check_hash(data: dict) -> None:
     except ValueError as exc:  # NaN or Infinity smuggled past the loader
         raise Invalid("(top level)", f"not canonical JSON ({exc})")
     if data["content_hash"] != actual:
-        raise Invalid("content_hash", f"does not match the content (recomputed {actual[:19]}...): the file was edited after madbench submit")
+        raise Invalid("content_hash", f"does not match the content (recomputed {actual[:19]}...): the file was corrupted or edited after madbench submit")
 
 
 def check_names(data: dict) -> None:

@@ -6,8 +6,11 @@ green list of gamma*|V| tokens whose logits get +delta. A detector that knows th
 key counts green tokens and computes z = (green - gamma*T) / sqrt(T*gamma*(1-gamma)).
 
 Here a ``watermark_fraction`` of the samples (chosen by a keyed hash of the
-prompt's first words, so the choice is reproducible from the text alone) are
-watermarked: a model of a web where only some generators watermark. When the
+text's first words, so the choice is reproducible from the text alone) are
+watermarked. A row is decided as soon as its first words are final: at once for
+a real prompt, after a few free tokens for ``sampling.prompt=none`` (an empty
+prompt would otherwise give every row the same decision); a sample too short to
+have them is never watermarked. This is a model of a web where only some generators watermark. When the
 next generation's mix is gathered, documents with z >= ``z_threshold`` are
 dropped (``action=drop``) or replaced by human documents from the pool
 (``action=replace``: a scraper that keeps its budget with verifiable human text),
@@ -58,14 +61,20 @@ class GreenList:
         return z, green, scored
 
 
-def chosen(text: str, key: int, fraction: float, words: int = 4) -> bool:
-    """Whether a sample whose text starts with ``text`` is watermarked: a keyed hash of its first words."""
+HEAD_WORDS = 4  # the decision hashes this many leading words
+
+
+def chosen(text: str, key: int, fraction: float, words: int = HEAD_WORDS) -> bool:
+    """Whether a sample whose text is ``text`` is watermarked: a keyed hash of its first words.
+
+    Texts of ``words`` words or fewer are not: the sampler decides a row only once a word
+    follows the first ``words`` (so they cannot change), and a row that stops earlier is never marked."""
+    head = text.split()
+    if len(head) <= words or fraction <= 0.0:
+        return False
     if fraction >= 1.0:
         return True
-    if fraction <= 0.0:
-        return False
-    head = " ".join(text.split()[:words])
-    h = int(hashlib.sha256(f"{key}:{head}".encode()).hexdigest()[:12], 16)
+    h = int(hashlib.sha256(f"{key}:{' '.join(head[:words])}".encode()).hexdigest()[:12], 16)
     return h / float(16**12) < fraction
 
 
@@ -75,7 +84,8 @@ class WatermarkProcessor:
     def __init__(self, green: GreenList, delta: float, key: int, fraction: float, tokenizer):
         self.green, self.delta, self.key, self.fraction, self.tokenizer = green, float(delta), key, fraction, tokenizer
         self._prefix = None  # the current batch's prompt ids (detects a new generate() call)
-        self._rows: List[int] = []
+        self._rows: List[int] = []  # rows decided and watermarked
+        self._pending: Dict[int, int] = {}  # undecided row -> index of its first real token
         self.watermarked_rows = 0
 
     def _new_batch(self, input_ids: torch.Tensor) -> bool:
@@ -83,21 +93,36 @@ class WatermarkProcessor:
         return p is None or p.shape[0] != input_ids.shape[0] or input_ids.shape[1] < p.shape[1] or \
             not torch.equal(input_ids[:, : p.shape[1]], p)
 
-    def _decide(self, input_ids: torch.Tensor) -> None:
+    def _start(self, input_ids: torch.Tensor) -> None:
         skip = {self.tokenizer.pad_token_id, self.tokenizer.bos_token_id}
         self._prefix = input_ids.clone()
-        self._rows = []
+        self._rows, self._pending = [], {}
         for row, ids in enumerate(input_ids.tolist()):
             start = 0
             while start < len(ids) and ids[start] in skip:
                 start += 1
-            prompt = " ".join(self.tokenizer.decode(ids[start:], skip_special_tokens=True).split())
-            if chosen(prompt, self.key, self.fraction):
-                self._rows.append(row)
-        self.watermarked_rows += len(self._rows)
+            self._pending[row] = start
+
+    def _decide(self, input_ids: torch.Tensor) -> None:
+        """Decide every row whose first HEAD_WORDS words are final (a further word has begun)."""
+        width = self._prefix.shape[1]
+        ends = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id}
+        for row, start in list(self._pending.items()):
+            ids = input_ids[row].tolist()
+            if len(ids) > width and ids[-1] in ends:  # finished before its first words were complete
+                del self._pending[row]
+                continue
+            words = self.tokenizer.decode(ids[start:], skip_special_tokens=True).split()
+            if len(words) > HEAD_WORDS:
+                del self._pending[row]
+                if chosen(" ".join(words), self.key, self.fraction):
+                    self._rows.append(row)
+                    self.watermarked_rows += 1
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if self._new_batch(input_ids):
+            self._start(input_ids)
+        if self._pending:
             self._decide(input_ids)
         if not self._rows:
             return scores
