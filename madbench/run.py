@@ -39,7 +39,12 @@ def resolve(args) -> tuple[RunConfig, Path]:
             raise MadbenchError(f"{run_dir} is not a madbench run folder (no config.json); give the folder a previous 'madbench run' wrote")
         if args.overrides or args.config:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
-        cfg = from_dict(io.read_json(run_dir / "config.json")["config"])
+        saved = io.read_json(run_dir / "config.json")
+        if saved.get("plugins"):  # the plug-ins the run was made with
+            from .plugins import load_all
+
+            load_all(saved["plugins"])
+        cfg = from_dict(saved["config"])
         validate(cfg)
         return cfg, run_dir
     from .presets import PRESETS
@@ -90,7 +95,10 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
     log = log if is_main else (lambda *a, **k: None)
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_main and not (run_dir / "config.json").is_file():
-        io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash()})
+        from .plugins import loaded_specs, origins
+
+        extra = {"plugins": loaded_specs(), "plugin_origins": origins()} if origins() else {}
+        io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
     runner = Runner(cfg, run_dir, log=log)
