@@ -61,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         except Exception as exc:  # one broken verb must not take the others down, nor vanish from --help
             main_fn, reason = _unavailable(verb, module, exc)
             p = sub.add_parser(verb, help=f"(unavailable: {reason}) {help_text}", add_help=False)
-            p.add_argument("rest", nargs=argparse.REMAINDER)
-            p.add_argument("--plugin", dest="_plugins", action="append", default=[], help=argparse.SUPPRESS)
-            p.set_defaults(_main=main_fn)
+            p.set_defaults(_main=main_fn, _unavailable=True)  # its arguments are unknown: main() ignores them
             continue
         p = sub.add_parser(verb, help=help_text, description=(mod.__doc__ or help_text).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +88,9 @@ def main(argv=None) -> int:
     tune_allocator()  # before any tensor exists: see madbench/runtime.py
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and not getattr(args, "_unavailable", False):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if args.version:
             from . import __version__
 
