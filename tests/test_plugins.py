@@ -173,3 +173,14 @@ def test_a_command_whose_module_fails_to_import_says_so_instead_of_vanishing(mon
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "command 'broken' is unavailable: its module madbench.no_such_module failed to import" in err[0]
     assert main(["list", "presets"]) == 0  # the other verbs still work
+
+
+def test_every_command_takes_plugin_and_regress_loads_it_before_anything_runs(tmp_path):
+    parser = build_parser()
+    verbs = parser._subparsers._group_actions[0].choices
+    assert set(verbs) == set(COMMANDS)
+    assert all("--plugin" in verbs[v]._option_string_actions for v in COMMANDS)
+    bad = write(tmp_path / "bad.py", "raise ValueError('not today')\n")
+    line = one_error_line(madbench("regress", "--plugin", bad, "--seeds", "0", "--output-dir", tmp_path / "r"))
+    assert f"plugin '{bad}' failed to load: ValueError: not today" in line
+    assert not (tmp_path / "r").exists()  # nothing ran
