@@ -136,15 +136,17 @@ def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "defa
 
 
 def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides: Iterable[str] = (),
-        preset: str = "default", plugins: Sequence[str] = (), log=print) -> Results:
+        preset: str = "default", plugins: Sequence[str] = (), report_to: Sequence[str] = (), log=print) -> Results:
     """Run (or resume) an experiment in ``output_dir`` (default runs/<name>) and return its results."""
     from . import io
     from .run import execute
+    from .trackers import check
 
     cfg = build(config, overrides, preset, plugins)
+    report_to = check(report_to)
     run_dir = Path(output_dir or Path("runs") / cfg.name)
     saved = run_dir / "config.json"
     if saved.is_file() and io.read_json(saved).get("config_hash") != cfg.hash():
         raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
-    execute(cfg, run_dir, log=log)
+    execute(cfg, run_dir, log=log, report_to=report_to)
     return load_results(run_dir)

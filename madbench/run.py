@@ -5,6 +5,7 @@
     madbench run --config exp.yaml loop.generations=3 sampling.temperature=0.7
     madbench run --resume runs/default             # continue after a crash or Ctrl-C
     madbench run --dry-run                         # print the resolved config and the plan
+    madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/trackers.py)
 
 Re-running with the same config and output folder resumes it; finished
 generations are never recomputed.
@@ -30,6 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--output-dir", help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and the plan, then exit")
+    p.add_argument("--report-to", action="append", default=[], metavar="TRACKERS",
+                   help="experiment trackers, comma-separated or repeated: disk, tensorboard, mlflow, wandb (default: none)")
 
 
 def resolve(args) -> tuple[RunConfig, Path]:
@@ -65,6 +68,9 @@ def resolve(args) -> tuple[RunConfig, Path]:
 def main(args) -> int:
     cfg, run_dir = resolve(args)
     from .loop import plan_chains
+    from .trackers import check
+
+    report_to = check(getattr(args, "report_to", []))  # a missing tracker package: one line, before any training
 
     chains = plan_chains(cfg)
     if args.dry_run:
@@ -75,10 +81,10 @@ def main(args) -> int:
             done = sum((run_dir / "chains" / c.id / f"gen_{g:03d}" / "meta.json").is_file() for g in range(cfg.loop.generations + 1))
             print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done")
         return 0
-    return execute(cfg, run_dir, chains)
+    return execute(cfg, run_dir, chains, report_to=report_to)
 
 
-def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
+def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, report_to=()) -> int:
     from .environment import environment
     from .loop import Runner, plan_chains
     from .results import collect, write_results
@@ -101,12 +107,21 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
         io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
+    # trackers (main process only): an interrupted run's are closed by their own exit hooks
+    tracker = None
+    if is_main and report_to:
+        from .trackers import GenerationLogger
+
+        tracker = GenerationLogger(report_to, run_dir, cfg, log)
     runner = Runner(cfg, run_dir, log=log)
     env = {**environment(), "model_path": runner.model_path}
     runner.event(event="start", config_hash=cfg.hash())
 
     def publish():
-        write_results(run_dir, collect(run_dir, cfg, chains, env, time.perf_counter() - start))
+        data = collect(run_dir, cfg, chains, env, time.perf_counter() - start)
+        write_results(run_dir, data)
+        if tracker:
+            tracker.on_results(data)  # each newly finished generation, step = generation
 
     runner.run(chains, on_generation=publish)
     if not is_main:
@@ -122,5 +137,7 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
             write_report(run_dir)
         except Exception as exc:  # results are saved; a plotting problem must not fail the run
             log(f"madbench: warning: report failed ({type(exc).__name__}: {exc}); retry with: madbench report {run_dir}")
+    if tracker:
+        tracker.finish(run_dir / "report")  # the plots, then close
     log(f"madbench: done in {time.perf_counter() - start:.0f}s; results in {run_dir / 'results.json'}")
     return 0
