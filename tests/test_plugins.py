@@ -184,3 +184,20 @@ def test_every_command_takes_plugin_and_regress_loads_it_before_anything_runs(tm
     line = one_error_line(madbench("regress", "--plugin", bad, "--seeds", "0", "--output-dir", tmp_path / "r"))
     assert f"plugin '{bad}' failed to load: ValueError: not today" in line
     assert not (tmp_path / "r").exists()  # nothing ran
+
+
+def test_sweep_workers_load_the_plugins_of_the_command(tmp_path):
+    import yaml
+
+    good = write(tmp_path / "good.py", GOOD)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({
+        "preset": "smoke", "name": "plugin-sweep", "loop": {"generations": 1},
+        "data": {"train_docs": 8, "eval_docs": 8}, "sampling": {"num_samples": 8, "max_new_tokens": 16, "batch_size": 8},
+        "eval": {"metrics": ["perplexity", "mean_chars"], "tasks": []},
+        "grid": {"loop.regimes": ["half_real"], "loop.seeds": [0]}}))
+    out = tmp_path / "sweep"
+    proc = madbench("sweep", "--plugin", good, "--config", spec, "--output-dir", out, "--workers", "1", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = __import__("json").loads((out / "runs" / "base" / "results.json").read_text())
+    assert results["complete"] and all(g["metrics"]["mean_chars"] > 0 for c in results["chains"] for g in c["generations"])
