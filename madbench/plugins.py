@@ -27,7 +27,7 @@ The contract of each kind (checked when the plug-in loads):
 * metric: :class:`MetricFn`, ``fn(ctx: MetricContext) -> float | dict | None`` with
   ``higher_is_better`` (True/False/None) and ``needs`` ('samples', 'model', 'human').
 * corpus: :class:`CorpusFn`, ``fn() -> list[str]`` of raw texts (madbench cuts them).
-* model: :class:`ModelFn`, ``fn(cfg, corpus_docs) -> str``, a transformers folder or hub name.
+* model: :class:`ModelFn`, ``fn(cfg, split) -> str``, a transformers folder or hub name (``split``: the CorpusSplit).
 
 A plug-in may not reuse a built-in name. A plug-in that fails to import, clashes or
 breaks its contract is reported in one line naming it; its entries are removed and
@@ -79,7 +79,7 @@ class CorpusFn(Protocol):
 
 @runtime_checkable
 class ModelFn(Protocol):
-    def __call__(self, cfg: Any, corpus_docs: Any) -> str: ...
+    def __call__(self, cfg: Any, split: Any) -> str: ...  # RunConfig, CorpusSplit -> model folder or hub name
 
 
 _loaded_entry_points = False
@@ -137,7 +137,7 @@ def check_entry(kind: str, name: str, obj: Any) -> None:
     if kind == "corpora" and not _arity_ok(obj, 0):
         raise MadbenchError(f"corpus '{name}' must take no arguments and return a list of texts")
     if kind == "models" and not _arity_ok(obj, 2):
-        raise MadbenchError(f"model '{name}' must take (cfg, corpus_docs) and return a model folder or hub name")
+        raise MadbenchError(f"model '{name}' must take (cfg, split) and return a model folder or hub name")
 
 
 def _check_all(origin: str) -> None:

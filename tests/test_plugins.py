@@ -201,3 +201,40 @@ def test_sweep_workers_load_the_plugins_of_the_command(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = __import__("json").loads((out / "runs" / "base" / "results.json").read_text())
     assert results["complete"] and all(g["metrics"]["mean_chars"] > 0 for c in results["chains"] for g in c["generations"])
+
+
+def test_a_plugin_corpus_and_model_train_a_real_generation(tmp_path, monkeypatch):
+    plugin = write(tmp_path / "data_and_model.py", '''
+        import os
+        from pathlib import Path
+
+        from madbench.corpus import CORPORA
+        from madbench.models import MODELS
+
+
+        @CORPORA.register("topics_reversed")
+        def topics_reversed():
+            """Python's documentation topics, last first."""
+            from pydoc_data.topics import topics
+
+            return [" ".join(t.split()) for _, t in sorted(topics.items(), reverse=True)]
+
+
+        @MODELS.register("tiny_via_plugin")
+        def tiny_via_plugin(cfg, split):
+            """The tiny model, built through a plug-in."""
+            from madbench.tiny import build_tiny_model
+
+            path = build_tiny_model(cfg, split)
+            Path(os.environ["PLUGIN_MARKER"]).write_text(str(path))
+            return path
+    ''')
+    marker = tmp_path / "marker.txt"
+    monkeypatch.setenv("PLUGIN_MARKER", str(marker))
+    proc = madbench("run", "--plugin", plugin, "--preset", "smoke", "--output-dir", tmp_path / "run",
+                    "model.name=tiny_via_plugin", "data.corpus=topics_reversed", "loop.generations=0",
+                    "loop.regimes=[fully_synthetic]", "eval.tasks=[]", "eval.metrics=[perplexity]", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = __import__("json").loads((tmp_path / "run" / "results.json").read_text())
+    assert results["chains"][0]["generations"][0]["metrics"]["perplexity"] > 1
+    assert Path(marker.read_text()).is_dir()  # the plug-in resolved the model the run trained
