@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("what", nargs="?", choices=["regimes", "mitigations", "metrics", "presets", "corpora", "models"],
+    p.add_argument("what", nargs="?", choices=["regimes", "mitigations", "metrics", "presets", "corpora", "models", "tracks"],
                    help="show only this kind")
 
 
@@ -23,6 +23,7 @@ def main(args) -> int:
     from .models import MODELS
     from .presets import PRESETS
     from .regimes import REGIMES
+    from .tracks import TRACKS
 
     def first_line(obj) -> str:
         return ((getattr(obj, "card", "") or obj.__doc__ or "").strip().splitlines() or [""])[0]
@@ -34,6 +35,7 @@ def main(args) -> int:
         "presets": (PRESETS, lambda f: getattr(f, "description", "")),
         "corpora": (CORPORA, first_line),
         "models": (MODELS, lambda f: f if isinstance(f, str) else first_line(f)),
+        "tracks": (TRACKS, lambda t: f"{t.description}; human-data budget {t.human_budget:.0%}"),
     }
     for title, (registry, describe) in sections.items():
         if args.what and args.what != title:

@@ -5,6 +5,7 @@
     madbench run --config exp.yaml loop.generations=3 sampling.temperature=0.7
     madbench run --resume runs/default             # continue after a crash or Ctrl-C
     madbench run --dry-run                         # print the resolved config and the plan
+    madbench run --track tiny-fs 'loop.mitigations=[my_filter]'   # a leaderboard track's frozen protocol (madbench/tracks.py)
     madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/trackers.py)
 
 Re-running with the same config and output folder resumes it; finished
@@ -31,6 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--output-dir", help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and the plan, then exit")
+    p.add_argument("--track", metavar="NAME", help="run a leaderboard track: its frozen protocol, your loop.mitigations beside its baseline (see: madbench list tracks)")
     p.add_argument("--report-to", action="append", default=[], metavar="TRACKERS",
                    help="experiment trackers, comma-separated or repeated: disk, tensorboard, mlflow, wandb (default: none)")
 
@@ -52,7 +54,14 @@ def resolve(args) -> tuple[RunConfig, Path]:
         return cfg, run_dir
     from .presets import PRESETS
 
-    cfg = build_config(PRESETS.get(args.preset)(), args.config, args.overrides)
+    if getattr(args, "track", None):
+        from .tracks import resolve as resolve_track
+
+        if args.preset != "default":
+            raise MadbenchError("--track fixes the model and every setting but the mitigations; drop --preset")
+        cfg = resolve_track(args.track, args.config, args.overrides)
+    else:
+        cfg = build_config(PRESETS.get(args.preset)(), args.config, args.overrides)
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
     saved = run_dir / "config.json"
     if saved.is_file():
