@@ -88,7 +88,15 @@ def resolve(name: str, config_file=None, overrides=()):
     base = tr.config().to_dict()
     data = dict(base)
     if config_file:
-        data = merge(data, load_file(config_file))
+        extra = load_file(config_file)
+        if "plugins" in extra:  # as in config.build_config
+            from pathlib import Path
+
+            from .config import _plugin_list
+            from .plugins import load_all
+
+            load_all(_plugin_list(extra.pop("plugins")), base=Path(config_file).parent)
+        data = merge(data, extra)
     for text in overrides:
         data = merge(data, parse_override(text))
     cfg = build_config(data)
