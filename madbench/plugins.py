@@ -220,7 +220,8 @@ def load_plugin(spec: str, base: Optional[Path] = None) -> str:
         module_name = "madbench_plugin_" + "".join(c if c.isalnum() else "_" for c in path.parent.name + "_" + path.stem)
 
         def load():
-            mod_spec = importlib.util.spec_from_file_location(module_name, path)
+            package = [str(path.parent)] if path.name == "__init__.py" else None  # a package folder: relative imports work
+            mod_spec = importlib.util.spec_from_file_location(module_name, path, submodule_search_locations=package)
             module = importlib.util.module_from_spec(mod_spec)
             sys.modules[module_name] = module
             try:

@@ -238,3 +238,19 @@ def test_a_plugin_corpus_and_model_train_a_real_generation(tmp_path, monkeypatch
     results = __import__("json").loads((tmp_path / "run" / "results.json").read_text())
     assert results["chains"][0]["generations"][0]["metrics"]["perplexity"] > 1
     assert Path(marker.read_text()).is_dir()  # the plug-in resolved the model the run trained
+
+
+def test_a_package_folder_plugin_may_use_relative_imports(tmp_path):
+    pkg = tmp_path / "myplug"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "from .impl import Filt  # noqa: F401\n")
+    write(pkg / "impl.py", '''
+        from madbench.mitigations import MITIGATIONS, Mitigation
+
+
+        @MITIGATIONS.register("pkg_filter")
+        class Filt(Mitigation):
+            """A mitigation from a package folder."""
+    ''')
+    proc = madbench("list", "mitigations", "--plugin", pkg, check=True)
+    assert f"file {pkg / '__init__.py'}" in next(line for line in proc.stdout.splitlines() if "pkg_filter" in line)
