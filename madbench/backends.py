@@ -67,7 +67,9 @@ def run_job(job: dict) -> dict:
         from .config import from_dict
         from .environment import environment
         from .loop import Chain, Runner
+        from .plugins import load_all
 
+        load_all(job.get("plugins") or [])  # installed entry points and the sweep's --plugin specs
         cfg = from_dict(job["config"])
         prefix = f"[{job['id']}] "
         with _model_cache_lock():  # parallel jobs must not build/convert the same cached model at once

@@ -3,6 +3,7 @@
     madbench run [--preset NAME] [--config FILE] [--output-dir DIR] [key=value ...]
     madbench run --resume DIR
     madbench list
+    madbench COMMAND --plugin my_filter.py ...     # any command: load a plug-in (madbench/plugins.py)
 
 Every user error prints one line ``madbench: error: ...`` and exits 2.
 """
@@ -34,22 +35,50 @@ class _Parser(argparse.ArgumentParser):
         raise MadbenchError(f"{message} (see: {self.prog} --help)")
 
 
+PLUGIN_HELP = "load a plug-in: a .py file, a package folder or a module (repeatable; see madbench/plugins.py)"
+
+
+def _unavailable(verb: str, module: str, exc: BaseException):
+    """main() of a command whose module failed to import: one line instead of a silently missing verb."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    reason = f"{type(exc).__name__}: {first}"
+
+    def main(args) -> int:
+        hint = f"pip install the missing package '{exc.name}'" if isinstance(exc, ModuleNotFoundError) and exc.name else "fix or reinstall madbench"
+        raise MadbenchError(f"command '{verb}' is unavailable: its module {module} failed to import ({reason}); {hint}")
+
+    return main, reason
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="madbench", description="Benchmark model autophagy (model collapse) in small LMs.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--plugin", dest="_plugins_global", action="append", default=[], metavar="PATH_OR_MODULE", help=PLUGIN_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for verb, (module, help_text) in COMMANDS.items():
         try:
             mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("madbench"):
-                continue  # a verb whose module is not part of this build
-            raise
+        except Exception as exc:  # one broken verb must not take the others down, nor vanish from --help
+            main_fn, reason = _unavailable(verb, module, exc)
+            p = sub.add_parser(verb, help=f"(unavailable: {reason}) {help_text}", add_help=False)
+            p.set_defaults(_main=main_fn, _unavailable=True)  # its arguments are unknown: main() ignores them
+            continue
         p = sub.add_parser(verb, help=help_text, description=(mod.__doc__ or help_text).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        # a different dest from the top-level option: a subparser's default would overwrite the global value
+        p.add_argument("--plugin", dest="_plugins", action="append", default=[], metavar="PATH_OR_MODULE", help=PLUGIN_HELP)
         p.set_defaults(_main=mod.main)
     return parser
+
+
+def load_plugins(args) -> None:
+    """Installed entry points, then every --plugin (global or after the verb); warnings go to stderr."""
+    from .plugins import load_all
+
+    specs = [*getattr(args, "_plugins_global", []), *getattr(args, "_plugins", [])]
+    for line in load_all(specs):
+        print(f"madbench: warning: {line}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -62,12 +91,15 @@ def main(argv=None) -> int:
     tune_allocator()  # before any tensor exists: see madbench/runtime.py
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and not getattr(args, "_unavailable", False):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if args.version:
             from . import __version__
 
             print(__version__)
             return 0
+        load_plugins(args)
         if not getattr(args, "_main", None):
             parser.print_help()
             return 0

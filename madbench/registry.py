@@ -12,12 +12,16 @@ Regimes, mitigations, metrics, presets and corpora all use it::
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
 
 from .errors import MadbenchError
 
 T = TypeVar("T")
+BUILTIN = "builtin"
+# where entries registered right now come from: 'builtin', or a plug-in while madbench.plugins loads it
+CURRENT_ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("madbench_registry_origin", default=BUILTIN)
 
 
 def did_you_mean(name: str, choices) -> str:
@@ -26,12 +30,22 @@ def did_you_mean(name: str, choices) -> str:
     return f" did you mean '{close[0]}'?" if close else ""
 
 
+def _origin_of(obj: Any) -> str:
+    """'builtin' for madbench's own modules (even when first imported while a plug-in loads), else the plug-in."""
+    module = getattr(obj, "__module__", "") or ""
+    if module == "madbench" or module.startswith("madbench."):
+        return BUILTIN
+    origin = CURRENT_ORIGIN.get()
+    return origin if origin != BUILTIN else f"module {module}"
+
+
 class Registry:
     """Maps names to objects; duplicate registration is a programming error."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._items: Dict[str, Any] = {}
+        self._origins: Dict[str, str] = {}  # name -> 'builtin' or the plug-in that registered it
 
     def register(self, name: Optional[str] = None, **attrs: Any) -> Callable[[T], T]:
         """Decorator: register the object under ``name`` (default: its __name__).
@@ -42,14 +56,33 @@ class Registry:
 
         def decorator(obj: T) -> T:
             key = name or getattr(obj, "name", None) or obj.__name__  # type: ignore[attr-defined]
-            if key in self._items:
-                raise ValueError(f"{self.kind} '{key}' is registered twice")
             for attr, value in attrs.items():
                 setattr(obj, attr, value)
-            self._items[key] = obj
+            self.add(key, obj, _origin_of(obj))
             return obj
 
         return decorator
+
+    def add(self, key: str, obj: Any, origin: str = BUILTIN) -> None:
+        """Register ``obj`` under ``key``; a plug-in may not take a name that is already taken."""
+        if key in self._items:
+            if origin == BUILTIN:
+                raise ValueError(f"{self.kind} '{key}' is registered twice")
+            if self._items[key] is obj:
+                return  # a plug-in module's decorator and its entry point name the same object
+            theirs = self._origins.get(key, BUILTIN)
+            owner = "a built-in" if theirs == BUILTIN else f"the {theirs}"
+            raise MadbenchError(f"{self.kind} '{key}' clashes with {owner} {self.kind} of that name; rename it")
+        self._items[key] = obj
+        self._origins[key] = origin
+
+    def remove(self, key: str) -> None:
+        self._items.pop(key, None)
+        self._origins.pop(key, None)
+
+    def origin(self, name: str) -> str:
+        """'builtin', or where the plug-in that registered ``name`` came from."""
+        return self._origins.get(name, BUILTIN)
 
     def get(self, name: str) -> Any:
         if name not in self._items:

@@ -5,6 +5,8 @@
     madbench run --config exp.yaml loop.generations=3 sampling.temperature=0.7
     madbench run --resume runs/default             # continue after a crash or Ctrl-C
     madbench run --dry-run                         # print the resolved config and the plan
+    madbench run --track tiny-fs 'loop.mitigations=[my_filter]'   # a leaderboard track's frozen protocol (madbench/tracks.py)
+    madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/trackers.py)
 
 Re-running with the same config and output folder resumes it; finished
 generations are never recomputed.
@@ -30,6 +32,9 @@ def add_arguments(p) -> None:
     p.add_argument("--output-dir", help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and the plan, then exit")
+    p.add_argument("--track", metavar="NAME", help="run a leaderboard track: its frozen protocol, your loop.mitigations beside its baseline (see: madbench list tracks)")
+    p.add_argument("--report-to", action="append", default=[], metavar="TRACKERS",
+                   help="experiment trackers, comma-separated or repeated: disk, tensorboard, mlflow, wandb (default: none)")
 
 
 def resolve(args) -> tuple[RunConfig, Path]:
@@ -48,12 +53,24 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
             raise MadbenchError(f"{run_dir} is not a madbench run folder (no config.json); give the folder a previous 'madbench run' wrote")
         if args.overrides or args.config:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
-        cfg = from_dict(io.read_json(run_dir / "config.json")["config"])
+        saved = io.read_json(run_dir / "config.json")
+        if saved.get("plugins"):  # the plug-ins the run was made with
+            from .plugins import load_all
+
+            load_all(saved["plugins"])
+        cfg = from_dict(saved["config"])
         validate(cfg)
         return cfg, run_dir, ""
     from .presets import PRESETS
 
-    cfg = build_config(PRESETS.get(args.preset)(), args.config, args.overrides)
+    if getattr(args, "track", None):
+        from .tracks import resolve as resolve_track
+
+        if args.preset != "default":
+            raise MadbenchError("--track fixes the model and every setting but the mitigations; drop --preset")
+        cfg = resolve_track(args.track, args.config, args.overrides)
+    else:
+        cfg = build_config(PRESETS.get(args.preset)(), args.config, args.overrides)
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
     saved = run_dir / "config.json"
     if saved.is_file():
@@ -66,16 +83,17 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
 
 
 def main(args) -> int:
+    from .loop import plan_chains
     from .preflight import preflight
+    from .trackers import check
 
+    report_to = check(getattr(args, "report_to", []))  # a missing tracker package: one line, before any training
     if not args.dry_run:
         cfg, run_dir = resolve(args)
         preflight(cfg)  # every config error is one line here, before anything trains or is written
-        return execute(cfg, run_dir)
+        return execute(cfg, run_dir, report_to=report_to)
     cfg, run_dir, differs = resolve_plan(args)
     facts = preflight(cfg)
-    from .loop import plan_chains
-
     chains = plan_chains(cfg)
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
     print(f"# config hash {cfg.hash()}; output {run_dir}")
@@ -91,7 +109,7 @@ def main(args) -> int:
     return 0
 
 
-def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
+def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, report_to=()) -> int:
     from .environment import environment
     from .loop import Runner, plan_chains
     from .results import collect, write_results
@@ -108,15 +126,27 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
     log = log if is_main else (lambda *a, **k: None)
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_main and not (run_dir / "config.json").is_file():
-        io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash()})
+        from .plugins import loaded_specs, origins
+
+        extra = {"plugins": loaded_specs(), "plugin_origins": origins()} if origins() else {}
+        io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
+    # trackers (main process only): an interrupted run's are closed by their own exit hooks
+    tracker = None
+    if is_main and report_to:
+        from .trackers import GenerationLogger
+
+        tracker = GenerationLogger(report_to, run_dir, cfg, log)
     runner = Runner(cfg, run_dir, log=log)
     env = {**environment(), "model_path": runner.model_path}
     runner.event(event="start", config_hash=cfg.hash())
 
     def publish():
-        write_results(run_dir, collect(run_dir, cfg, chains, env, time.perf_counter() - start))
+        data = collect(run_dir, cfg, chains, env, time.perf_counter() - start)
+        write_results(run_dir, data)
+        if tracker:
+            tracker.on_results(data)  # each newly finished generation, step = generation
 
     runner.run(chains, on_generation=publish)
     if not is_main:
@@ -132,5 +162,7 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
             write_report(run_dir)
         except Exception as exc:  # results are saved; a plotting problem must not fail the run
             log(f"madbench: warning: report failed ({type(exc).__name__}: {exc}); retry with: madbench report {run_dir}")
+    if tracker:
+        tracker.finish(run_dir / "report")  # the plots, then close
     log(f"madbench: done in {time.perf_counter() - start:.0f}s; results in {run_dir / 'results.json'}")
     return 0

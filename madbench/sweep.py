@@ -144,11 +144,14 @@ def _chain_done(run_dir: Path, cfg: RunConfig, chain) -> int:
 
 def make_jobs(variants: List[dict], sweep_dir: Path) -> tuple[List[dict], List[dict], List[dict]]:
     """(gen0 jobs, chain jobs, finished chain ids): only what is missing on disk."""
+    from .plugins import loaded_specs
+
     gen0_jobs, chain_jobs, finished = [], [], []
     env = job_env()
     for v in variants:
         cfg, run_dir = v["config"], sweep_dir / "runs" / v["id"]
         common = {"sweep_dir": str(sweep_dir), "run_dir": str(run_dir), "config": cfg.to_dict(), "env": env, "variant": v["id"]}
+        common["plugins"] = loaded_specs()  # --plugin files/modules, loaded again in every worker
         todo = []
         for chain in v["chains"]:
             if _chain_done(run_dir, cfg, chain) == cfg.loop.generations + 1:

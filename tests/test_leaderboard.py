@@ -167,3 +167,58 @@ def test_validation_guarantees_what_the_docs_say_and_no_more(submission, tmp_pat
     assert check_file(forged).ok  # not caught, and the docs say so
     for text in (validate.__doc__, bundle.__doc__, (ROOT / "README.md").read_text()):
         assert "not a signature" in text and "any edit after" not in text
+
+
+def _track_submission() -> Path:
+    found = sorted((ROOT / "leaderboard" / "submissions").glob("track-tiny-fs-*.json"))
+    assert found, "the repository ships a tiny-fs track submission"
+    return found[0]
+
+
+def test_a_track_submission_must_follow_its_protocol(tmp_path):
+    path = _track_submission()
+    good = json.loads(path.read_text())
+    assert good["track"] == "tiny-fs" and check_file(path).ok
+    changed = json.loads(json.dumps(good))
+    changed["config"]["loop"]["generations"] = 3
+    changed["config"]["train"]["epochs"] = 1
+    renamed = json.loads(json.dumps(good)); renamed["track"] = "tiny_fs"
+    alone = json.loads(json.dumps(good)); alone["chains"] = [c for c in alone["chains"] if c["mitigations"]]
+    cases = {"changed": (changed, "config", "differs from track tiny-fs's protocol at: loop.generations, train.epochs"),
+             "renamed": (renamed, "track", "unknown track 'tiny_fs'; did you mean 'tiny-fs'?"),
+             "alone": (alone, "chains", "needs the unmitigated baseline")}
+    for name, (data, field, message) in cases.items():
+        item = check_file(resave(data, tmp_path / f"{name}.json"))
+        assert not item.ok and item.error.field == field and message in item.error.message, item.line()
+
+
+def test_submit_declares_a_track_only_for_a_run_that_follows_it(submission, smoke_run, tmp_path):
+    proc = madbench("submit", smoke_run, "--track", "tiny_fs", "--out", tmp_path / "x.json")
+    assert proc.returncode == 2 and "unknown track 'tiny_fs'; did you mean 'tiny-fs'?" in proc.stderr
+    proc = madbench("submit", smoke_run, "--track", "tiny-fs", "--out", tmp_path / "x.json")
+    line = proc.stderr.strip()
+    assert proc.returncode == 2 and "differs from track tiny-fs's protocol at:" in line and "loop.generations" in line
+    assert not (tmp_path / "x.json").exists()
+    assert "track" not in json.loads(submission.read_text())  # an ordinary run is an open submission
+
+
+def test_the_site_ranks_a_track_apart_from_the_open_submissions(submission, tmp_path):
+    from madbench.leaderboard.tracks_view import track_rows
+
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "open.json").write_text(submission.read_text())
+    (folder / "track.json").write_text(_track_submission().read_text())
+    madbench("leaderboard", "build", "--submissions", folder, "--out", tmp_path / "site", check=True)
+    index = (tmp_path / "site" / "index.html").read_text()
+    open_groups = len(json.loads(submission.read_text())["scores"]["groups"])
+    assert index.count("<tr data-model=") == open_groups  # the open table holds only the open submission
+    track = json.loads((folder / "track.json").read_text())
+    rows = track_rows([track], "tiny-fs")
+    assert len(rows) == len({"+".join(c["mitigations"]) for c in track["chains"] if c["mitigations"]})
+    within = [r["effect_pct"] for r in rows if r["within_budget"]]
+    assert within == sorted(within) and all(not r["within_budget"] for r in rows[len(within):])
+    section = index.split('id="track-tiny-fs"')[1].split('id="track-')[0] if 'id="track-tiny-fs"' in index else ""
+    assert [m for m in re.findall(r'data-mitigation="([^"]+)"', section)] == [r["mitigation"] for r in rows]
+    assert f"{rows[0]['effect_pct']:+.1f}%" in section
+    assert "no submissions yet" in index.split('id="track-smollm2-fs"')[1]

@@ -119,3 +119,33 @@ def test_hostile_strings_are_text(browser, site):
         body = browser.find_element("tag name", "body").text
         if "hostile" in body:
             assert "<script>window.__pwned=1</script>" in body
+
+
+@pytest.fixture(scope="module")
+def track_site(tmp_path_factory) -> Path:
+    """The repository's own submissions: the tiny-fs track submission beside the open ones."""
+    from conftest import ROOT
+
+    out = tmp_path_factory.mktemp("track-site") / "site"
+    madbench("leaderboard", "build", "--submissions", ROOT / "leaderboard" / "submissions", "--out", out, check=True)
+    return out
+
+
+def test_a_tracks_ranked_table(browser, track_site):
+    from madbench.leaderboard.tracks_view import track_rows
+
+    browser.get((track_site / "index.html").as_uri())
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#track-tiny-fs tbody tr')).filter(r => r.offsetParent !== null)"
+        ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+    subs = [json.loads(p.read_text()) for p in (track_site / "data").glob("*.json")]
+    expected = track_rows(subs, "tiny-fs")
+    assert [r[:2] for r in shown] == [[str(r["rank"]), r["mitigation"]] for r in expected]
+    assert [r[3] for r in shown] == [f"{r['effect_pct']:+.1f}%" for r in expected]
+    assert [r[6] == "yes" for r in shown] == [r["separated"] for r in expected]
+    assert [r[8].startswith("over") for r in shown] == [not r["within_budget"] for r in expected]
+    empty = browser.find_element("css selector", "#track-smollm2-fs tbody").text
+    assert "no submissions yet" in empty
+    link = browser.find_element("css selector", "#track-tiny-fs tbody tr a")
+    link.click()
+    assert "track-tiny-fs" in browser.find_element("tag name", "h1").text

@@ -80,8 +80,8 @@ def summary(config: dict, chains: list[dict]) -> dict:
     }
 
 
-def build_submission(results: dict, submitter: str = "", notes: str = "") -> dict:
-    """A complete submission dict (with content_hash) from a validated results.json dict."""
+def build_submission(results: dict, submitter: str = "", notes: str = "", track: str | None = None) -> dict:
+    """A complete submission dict (with content_hash) from a validated results.json dict (``track``: its track, or open)."""
     chains = [c for c in results["chains"] if c.get("generations")]  # an unstarted chain has nothing to show
     data = {
         "format": FORMAT,
@@ -99,6 +99,8 @@ def build_submission(results: dict, submitter: str = "", notes: str = "") -> dic
         "chains": chains,
         "scores": scores_mod.scores_block(chains, results["metrics_info"]),
     }
+    if track:
+        data["track"] = track
     data["content_hash"] = content_hash(data)
     return data
 

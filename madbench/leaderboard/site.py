@@ -131,7 +131,9 @@ def render_curves(subs: list[dict]) -> str:
 
 
 def render_index(subs: list[dict]) -> str:
-    table_rows = rows(subs)
+    from .tracks_view import render_tracks
+
+    table_rows = rows([s for s in subs if "track" not in s])  # open submissions; tracked ones are ranked per track
     facets = "".join([_options("model", "Model", [r["model"] for r in table_rows]),
                       _options("regime", "Regime", [r["regime"] for r in table_rows]),
                       _options("mitigation", "Mitigation", [r["mitigation"] for r in table_rows]),
@@ -144,10 +146,11 @@ def render_index(subs: list[dict]) -> str:
         f'<div class="stats"><div><b>{len(subs)}</b> submissions</div><div><b>{len(table_rows)}</b> rows</div>'
         f'<div><b>{len({r["model"] for r in table_rows})}</b> models</div>'
         f'<div><b>{len({r["regime"] for r in table_rows})}</b> regimes</div></div></section>'
-        '<section id="board-section" class="card"><div class="filters">'
+        '<section id="board-section" class="card"><h2>Open submissions</h2><div class="filters">'
         '<input id="filter" type="search" placeholder="Filter rows (any text)…" aria-label="filter rows">'
         f'{facets}<span id="shown" class="shown"></span></div>'
         f'<div class="table-wrap">{render_table(table_rows)}</div></section>'
+        f'{render_tracks(subs, page_id)}'
         '<section id="curves"><h2>Metric vs generation, per regime</h2>'
         '<p class="muted">Mean over seeds; a shaded band is the 95% interval where a run has several seeds.</p>'
         f'<div class="curve-grid">{render_curves(subs)}</div></section>'
@@ -236,6 +239,9 @@ def render_help() -> str:
         '<section class="card"><h2>Submitting</h2><pre class="config">madbench run --config my.yaml --output-dir runs/mine\n'
         'madbench submit runs/mine --submitter "Your name" --notes "what is special"\n'
         'madbench leaderboard validate\nmadbench leaderboard build   # then open leaderboard/site/index.html</pre>'
+        '<p>To be ranked in a track, run its frozen protocol with your mitigation (the baseline runs beside it), then submit: '
+        '<code>madbench run --track tiny-fs \'loop.mitigations=[yours]\'</code>, <code>madbench submit runs/track-tiny-fs</code> '
+        '(<code>madbench list tracks</code>). Anything else is an open submission.</p>'
         '<p>Open a pull request with the new file in <code>leaderboard/submissions/</code>; CI validates every file there.</p></section>'
     )
 

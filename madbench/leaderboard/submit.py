@@ -2,6 +2,7 @@
 
     madbench submit runs/default --submitter "Jane Doe" --notes "5 generations, 3 seeds"
     madbench submit runs/smoke --out /tmp/smoke.json
+    madbench submit runs/track-tiny-fs --submitter me        # a `madbench run --track tiny-fs` run: its track is declared
 
 The file (leaderboard/submissions/<run>-<model>-<hash>.json by default) holds the
 who/what, the full config, the environment, every chain's per-generation metrics,
@@ -24,6 +25,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", metavar="PATH", help=f"file or folder to write (default: {DEFAULT_DIR}/)")
     parser.add_argument("--submitter", default="", help="your name or team, shown on the leaderboard")
     parser.add_argument("--notes", default="", help="free text shown on the submission's page")
+    parser.add_argument("--track", help="the track the run follows (default: NAME for a run made by madbench run --track NAME; "
+                        "'open' for none)")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="submit a run whose chains did not reach the last generation (marked incomplete)")
 
@@ -35,7 +38,7 @@ def main(args) -> int:
     if not results["complete"] and not args.allow_incomplete:
         raise MadbenchError(f"{args.run_dir} is not complete; finish it with madbench run --resume {args.run_dir} "
                             "or pass --allow-incomplete")
-    data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes)
+    data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes, track=_track(args, results))
     out = Path(args.out) if args.out else DEFAULT_DIR
     if out.is_dir() or not out.suffix:
         out = out / bundle.file_name(data)
@@ -43,7 +46,7 @@ def main(args) -> int:
         validate.check_data(data)
     except bundle.Invalid as exc:
         raise MadbenchError(f"the submission for {args.run_dir} does not validate: {exc}")
-    bundle.write_submission(data, out)
+    bundle.write_submission(data, out)  # (a track run whose protocol differs was refused above, keys listed)
     size = out.stat().st_size
     if size > bundle.MAX_BYTES:
         out.unlink()
@@ -51,3 +54,16 @@ def main(args) -> int:
     print(f"madbench: wrote {out} ({size} bytes, {data['content_hash'][:19]}...)")
     print(f"next: madbench leaderboard validate {out} && madbench leaderboard build")
     return 0
+
+
+def _track(args, results) -> str | None:
+    """The declared track: --track, else the one `madbench run --track NAME` named the run after, else open."""
+    from ..tracks import TRACKS
+
+    if getattr(args, "track", None):
+        if args.track == "open":
+            return None
+        TRACKS.get(args.track)  # unknown: one line with a did-you-mean
+        return args.track
+    name = str(results["config"].get("name", ""))
+    return name[len("track-"):] if name.startswith("track-") and name[len("track-"):] in TRACKS else None

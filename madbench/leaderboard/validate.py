@@ -97,6 +97,23 @@ def check_names(data: dict) -> None:
         raise Invalid("chains", "two chains share an id")
 
 
+def check_track(data: dict) -> None:
+    """A submission that declares a track must follow its protocol exactly and carry the baseline beside its mitigations."""
+    if "track" not in data:
+        return  # open
+    from ..registry import did_you_mean
+    from ..tracks import TRACKS, protocol_diff
+
+    name = data["track"]
+    if name not in TRACKS:
+        raise Invalid("track", f"unknown track '{name}';{did_you_mean(name, TRACKS.names())} known: {', '.join(TRACKS.names())}")
+    changed = protocol_diff(data["config"], TRACKS.get(name))
+    if changed:
+        raise Invalid("config", f"differs from track {name}'s protocol at: {', '.join(changed[:12])}" + (" ..." if len(changed) > 12 else ""))
+    if not any(not c["mitigations"] for c in data["chains"]) or all(not c["mitigations"] for c in data["chains"]):
+        raise Invalid("chains", f"a track {name} submission needs the unmitigated baseline and at least one mitigation")
+
+
 def check_consistency(data: dict) -> None:
     """The summary block and every stored score must equal what madbench recomputes from the chains."""
     derived = bundle.summary(data["config"], data["chains"])
@@ -128,6 +145,7 @@ def check_data(data: dict) -> None:
     check_schema(data)
     check_hash(data)
     check_names(data)
+    check_track(data)
     check_consistency(data)
 
 

@@ -1,0 +1,152 @@
+"""The Python API: run an experiment and read its results from a notebook or another tool.
+
+    import madbench
+    results = madbench.run({"loop": {"generations": 1}}, preset="smoke", output_dir="runs/nb",
+                           overrides=["loop.regimes=[fully_synthetic]"])
+    df = results.to_dataframe()          # one row per chain x generation, a column per metric
+    df.pivot_table(index="generation", columns="chain", values="perplexity")
+    madbench.load_results("runs/nb")     # the same, from a finished (or running) run folder
+
+``config`` is a dict of config values (over ``preset``), a YAML/JSON file path, or a
+:class:`madbench.config.RunConfig`; ``overrides`` are the CLI's dotted ``key=value``
+strings. Bad input raises :class:`madbench.errors.MadbenchError` with the CLI's line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from .errors import MadbenchError
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    generation: int
+    metrics: Dict[str, Optional[float]]
+    train_tokens: Optional[int]
+    train_docs: Optional[int]
+    synthetic_fraction: float  # share of synthetic documents in this generation's training mix
+    num_samples: Optional[int]
+    num_kept: Optional[int]
+    seconds: float
+    mitigations: Dict[str, Any]  # {'mix': {name: stats}, 'samples': {name: stats}}
+    train_loss_last: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    id: str
+    regime: str
+    mode: str  # 'replace' or 'accumulate'
+    seed: int
+    mitigations: Tuple[str, ...]  # () is the unmitigated baseline
+    complete: bool
+    generations: Tuple[GenerationResult, ...]
+
+    def metric(self, name: str) -> List[Optional[float]]:
+        """The metric's value at each generation of this chain."""
+        return [g.metrics.get(name) for g in self.generations]
+
+
+@dataclass(frozen=True)
+class Results:
+    path: Path
+    run_name: str
+    config: Dict[str, Any]
+    config_hash: str
+    environment: Dict[str, Any]
+    metrics_info: Dict[str, Dict[str, Any]]  # metric -> {'higher_is_better', 'needs', 'description'}
+    chains: Tuple[ChainResult, ...]
+    complete: bool
+    wall_seconds: Optional[float]
+
+    def chain(self, chain_id: str) -> ChainResult:
+        for c in self.chains:
+            if c.id == chain_id:
+                return c
+        from .registry import did_you_mean
+
+        raise MadbenchError(f"no chain '{chain_id}' in {self.path};{did_you_mean(chain_id, [c.id for c in self.chains])}")
+
+    def rows(self) -> List[Dict[str, Any]]:
+        """One dict per chain x generation: the chain's identity, the generation's numbers, then every metric."""
+        out = []
+        for c in self.chains:
+            for g in c.generations:
+                out.append({"chain": c.id, "regime": c.regime, "mode": c.mode, "seed": c.seed,
+                            "mitigations": "+".join(c.mitigations) or "none", "generation": g.generation,
+                            "synthetic_fraction": g.synthetic_fraction, "train_docs": g.train_docs,
+                            "train_tokens": g.train_tokens, "num_samples": g.num_samples, "num_kept": g.num_kept,
+                            "seconds": g.seconds, **g.metrics})
+        return out
+
+    def to_dataframe(self):
+        """A pandas DataFrame of :meth:`rows` (pandas is optional: one clear line when it is missing)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise MadbenchError("Results.to_dataframe needs pandas; run: pip install pandas (or use Results.rows())")
+        return pd.DataFrame(self.rows())
+
+
+def _generation(data: dict) -> GenerationResult:
+    names = {f.name for f in dataclasses.fields(GenerationResult)}
+    return GenerationResult(**{k: v for k, v in data.items() if k in names and k != "mitigations"},
+                            mitigations=data.get("mitigations", {}))
+
+
+def load_results(run_dir: Union[str, Path]) -> Results:
+    """Read (and schema-check) a run folder's results.json into typed results."""
+    from .results import load_results as load_json
+
+    path = Path(run_dir)
+    data = load_json(path)
+    chains = tuple(ChainResult(id=c["id"], regime=c["regime"], mode=c["mode"], seed=c["seed"],
+                               mitigations=tuple(c["mitigations"]), complete=c["complete"],
+                               generations=tuple(_generation(g) for g in c["generations"])) for c in data["chains"])
+    return Results(path=path if path.is_dir() else path.parent, run_name=data["run_name"], config=data["config"],
+                   config_hash=data["config_hash"], environment=data["environment"],
+                   metrics_info=data.get("metrics_info", {}), chains=chains, complete=data["complete"],
+                   wall_seconds=data.get("wall_seconds"))
+
+
+def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "default", plugins: Sequence[str] = ()):
+    """The RunConfig the arguments describe, validated (plug-ins loaded first)."""
+    from .config import RunConfig, build_config, merge
+    from .plugins import load_all
+    from .presets import PRESETS
+
+    load_all(plugins)
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    if isinstance(config, RunConfig):
+        return build_config(config.to_dict(), None, overrides)
+    if config is None or isinstance(config, dict):
+        values = dict(config or {})
+        if "plugins" in values:
+            from .config import _plugin_list
+
+            load_all(_plugin_list(values.pop("plugins")))
+        return build_config(merge(PRESETS.get(preset)(), values), None, overrides)
+    if isinstance(config, (str, Path)):
+        return build_config(PRESETS.get(preset)(), str(config), overrides)
+    raise MadbenchError(f"madbench.run: config must be a dict, a YAML/JSON path or a RunConfig, got {type(config).__name__}")
+
+
+def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides: Iterable[str] = (),
+        preset: str = "default", plugins: Sequence[str] = (), report_to: Sequence[str] = (), log=print) -> Results:
+    """Run (or resume) an experiment in ``output_dir`` (default runs/<name>) and return its results."""
+    from . import io
+    from .run import execute
+    from .trackers import check
+
+    cfg = build(config, overrides, preset, plugins)
+    report_to = check(report_to)
+    run_dir = Path(output_dir or Path("runs") / cfg.name)
+    saved = run_dir / "config.json"
+    if saved.is_file() and io.read_json(saved).get("config_hash") != cfg.hash():
+        raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
+    execute(cfg, run_dir, log=log, report_to=report_to)
+    return load_results(run_dir)
