@@ -156,8 +156,11 @@ PREFLIGHT = [  # each passed --dry-run before: found late (at load or after gene
 ]
 
 
-@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
-@pytest.mark.parametrize("args,message", PREFLIGHT, ids=[m[:24] for _, m in PREFLIGHT])
+PREFLIGHT_IDS = ["model", "corpus-passwd", "corpus-binary", "param-typo", "param-range", "fresh-budget"]
+
+
+@pytest.mark.parametrize("args,message,dry", [(a, m, True) for a, m in PREFLIGHT] + [(a, m, False) for a, m in PREFLIGHT[3::2]],
+                         ids=[f"dry-run-{n}" for n in PREFLIGHT_IDS] + [f"run-{n}" for n in PREFLIGHT_IDS[3::2]])
 def test_preflight_catches_bad_config_before_anything_runs(tmp_path, args, message, dry):
     binary = tmp_path / "corpus.txt"
     binary.write_bytes(b"\x7fELF\x00\x00" * 100)
@@ -236,11 +239,20 @@ def test_changed_config_in_existing_folder_is_refused(smoke_run):
     assert proc.returncode == 2 and "different config" in proc.stderr and "--resume" in proc.stderr
 
 
-def test_composed_filters_train_on_num_samples_documents(tmp_path):
+@pytest.fixture(scope="module")
+def composed_run(tmp_path_factory):
+    """A short fully_synthetic run with dedup + verifier_filter, started outside any git repository, output piped."""
+    tmp = tmp_path_factory.mktemp("composed")
+    out = tmp / "run"
+    proc = madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]", "loop.generations=1",
+                    "loop.mitigations=[[dedup,verifier_filter]]", "eval.tasks=[madbench_cloze]",
+                    "eval.metrics=[perplexity,distinct_2]", cwd=tmp, check=True)
+    return out, proc
+
+
+def test_composed_filters_train_on_num_samples_documents(composed_run):
     """dedup + verifier_filter used to train fully_synthetic generation 1 on 19 of 24 documents (max instead of product)."""
-    out = tmp_path / "composed"
-    madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]", "loop.generations=1",
-             "loop.mitigations=[[dedup,verifier_filter]]", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]", check=True)
+    out, _ = composed_run
     gens = load(out)["chains"][0]["generations"]
     assert gens[1]["train_docs"] == 24 and gens[1]["synthetic_fraction"] == 1.0
     for g in gens:
@@ -250,16 +262,14 @@ def test_composed_filters_train_on_num_samples_documents(tmp_path):
         assert samples["verifier_filter"]["sampled"] == samples["dedup"]["kept"]
 
 
-def test_log_file_holds_one_line_per_generation(tmp_path):
-    """Output to a file (not a terminal): no transformers / datasets / lm-eval progress bars, no git chatter."""
-    out = tmp_path / "log"
-    proc = madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]",
-                    "loop.generations=1", "eval.tasks=[madbench_cloze]", "eval.metrics=[perplexity,distinct_2]",
-                    cwd=tmp_path, check=True)  # cwd outside any git repository: lm-eval's git probe complains there
+def test_log_file_holds_one_line_per_generation(composed_run):
+    """Output to a file (not a terminal): no transformers / datasets / lm-eval progress bars, no git chatter
+    (the run starts outside any git repository, where lm-eval's git probe complains)."""
+    out, proc = composed_run
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("madbench: run") and lines[-1].startswith("madbench: done")
-    assert [line.split(":")[0] for line in lines[1:3]] == ["[1/2] fully_synthetic-replace-s0 gen 0",
-                                                          "[2/2] fully_synthetic-replace-s0 gen 1"]
+    assert [line.split(":")[0] for line in lines[1:3]] == ["[1/2] fully_synthetic-replace-s0-dedup+verifier_filter gen 0",
+                                                          "[2/2] fully_synthetic-replace-s0-dedup+verifier_filter gen 1"]
     assert proc.stderr.strip() == "", proc.stderr[-2000:]
-    kept = (out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "lm_eval" / "stderr.txt").read_text()
+    kept = (out / "chains" / "fully_synthetic-replace-s0-dedup+verifier_filter" / "gen_001" / "lm_eval" / "stderr.txt").read_text()
     assert "loglikelihood requests" in kept  # lm-eval's own output is kept beside its results, not lost
