@@ -117,19 +117,27 @@ def test_last_generation_table_pools_runs():
     assert math.isclose(rows[0]["metrics"]["perplexity"]["std"], np.std([15.0, 17.0], ddof=1))
 
 
-def test_hodges_lehmann_is_the_median_of_pairwise_differences():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(0, 1, 7), rng.normal(2, 1, 6)
-    assert stats.hodges_lehmann(list(a), list(b)) == pytest.approx(float(np.median(np.subtract.outer(b, a))))
-    assert stats.median([3.0, None, 1.0, 2.0, 10.0]) == 2.5
+def test_permutation_p_is_exact_over_all_splits_and_relative():
+    """Against a brute-force enumeration of every split, on log values (so a shift is a ratio)."""
+    import itertools
+
+    a, b = [100.0, 104.0, 98.0, 101.0, 99.0], [108.0, 103.0, 110.0, 107.0]
+    logs = np.log(a + b)
+    observed = logs[5:].mean() - logs[:5].mean()
+    splits = [(np.delete(logs, list(i)).mean(), logs[list(i)].mean()) for i in itertools.combinations(range(9), 4)]
+    greater = np.mean([y - x >= observed - 1e-12 for x, y in splits])
+    less = np.mean([y - x <= observed + 1e-12 for x, y in splits])
+    assert stats.permutation_p(a, b) == pytest.approx(min(1.0, 2 * min(greater, less)))
+    assert stats.permutation_p([x * 3 for x in a], [x * 3 for x in b]) == pytest.approx(stats.permutation_p(a, b))
+    assert stats.relative_shift(a, b) == pytest.approx(math.exp(np.log(b).mean() - np.log(a).mean()) - 1)
+    assert stats.permutation_p([1.0, 1.0], [1.0, 1.0]) == 1.0 and stats.permutation_p([1.0], [2.0, 3.0]) is None
 
 
-def test_rank_sum_false_alarm_rate_is_its_level_and_it_sees_a_real_shift():
+def test_permutation_false_alarm_rate_is_its_level_on_heavy_tails_and_it_sees_a_real_shift():
     """The drift check's stated false-alarm rate holds on heavy-tailed seeds (8 vs 8), and a 2-SD shift is seen."""
     rng = np.random.default_rng(0)
-    level, trials = 0.05, 400
-    same = [stats.rank_sum_p(list(rng.standard_t(2, 8)), list(rng.standard_t(2, 8))) for _ in range(trials)]
-    assert sum(p < level for p in same) / trials <= level + 0.025  # binomial slack
-    shifted = [stats.rank_sum_p(list(rng.normal(0, 1, 8)), list(rng.normal(2, 1, 8))) for _ in range(100)]
-    assert sum(p < level for p in shifted) >= 80
-    assert stats.rank_sum_p([1.0, 1.0], [1.0, 1.0]) == 1.0 and stats.rank_sum_p([1.0], [2.0, 3.0]) is None
+    level, trials = 0.05, 300
+    same = [stats.permutation_p(list(np.exp(rng.standard_t(2, 8))), list(np.exp(rng.standard_t(2, 8)))) for _ in range(trials)]
+    assert sum(p < level for p in same) / trials <= level + 0.03  # binomial slack
+    shifted = [stats.permutation_p(list(rng.normal(100, 1, 8)), list(rng.normal(102, 1, 8))) for _ in range(60)]
+    assert sum(p < level for p in shifted) >= 50
