@@ -5,6 +5,7 @@
     madbench run --config exp.yaml loop.generations=3 sampling.temperature=0.7
     madbench run --resume runs/default             # continue after a crash or Ctrl-C
     madbench run --dry-run                         # print the resolved config and the plan
+    madbench run --resume runs/default --repair    # recompute damaged generations (see madbench/integrity.py)
 
 Re-running with the same config and output folder resumes it; finished
 generations are never recomputed.
@@ -13,6 +14,7 @@ generations are never recomputed.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -30,6 +32,8 @@ def add_arguments(p) -> None:
     p.add_argument("--output-dir", help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and the plan, then exit")
+    p.add_argument("--repair", action="store_true",
+                   help="move damaged finished generations (and those built on them) to RUN/damaged/ and recompute them")
 
 
 def resolve(args) -> tuple[RunConfig, Path]:
@@ -39,7 +43,7 @@ def resolve(args) -> tuple[RunConfig, Path]:
             raise MadbenchError(f"{run_dir} is not a madbench run folder (no config.json); give the folder a previous 'madbench run' wrote")
         if args.overrides or args.config:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
-        cfg = from_dict(io.read_json(run_dir / "config.json")["config"])
+        cfg = from_dict(_saved_config(run_dir)["config"])
         validate(cfg)
         return cfg, run_dir
     from .presets import PRESETS
@@ -48,13 +52,34 @@ def resolve(args) -> tuple[RunConfig, Path]:
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
     saved = run_dir / "config.json"
     if saved.is_file():
-        old = io.read_json(saved)
+        old = _saved_config(run_dir)
         if old.get("config_hash") != cfg.hash():
             raise MadbenchError(
                 f"{run_dir} holds a run with a different config (hash {old.get('config_hash')} vs {cfg.hash()}); "
                 f"use --resume {run_dir} to continue it, or pick another --output-dir"
             )
     return cfg, run_dir
+
+
+def _saved_config(run_dir: Path) -> dict:
+    """RUN/config.json, or one line naming it when it is damaged."""
+    from .integrity import try_read_json
+
+    data, why = try_read_json(run_dir / "config.json")
+    if why or not isinstance(data.get("config"), dict):
+        raise MadbenchError(f"{run_dir / 'config.json'} {why or 'has no config'}; this run folder cannot be resumed: "
+                            f"start a new --output-dir (its finished generations stay readable)")
+    return data
+
+
+def _done(run_dir: Path, chain_id: str, generations: int) -> int:
+    """Finished generations of a chain, from a listing of its folder (a dry run never stats every planned path)."""
+    try:
+        names = {e.name for e in os.scandir(run_dir / "chains" / chain_id) if e.name.startswith("gen_")}
+    except OSError:
+        return 0
+    return sum((run_dir / "chains" / chain_id / n / "meta.json").is_file() for n in names
+               if n[4:].isdigit() and int(n[4:]) <= generations)
 
 
 def main(args) -> int:
@@ -67,16 +92,14 @@ def main(args) -> int:
         print(f"# config hash {cfg.hash()}; output {run_dir}")
         print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
         for c in chains:
-            done = sum((run_dir / "chains" / c.id / f"gen_{g:03d}" / "meta.json").is_file() for g in range(cfg.loop.generations + 1))
+            done = _done(run_dir, c.id, cfg.loop.generations)
             print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done")
         return 0
-    return execute(cfg, run_dir, chains)
+    return execute(cfg, run_dir, chains, repair=getattr(args, "repair", False))
 
 
-def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
-    from .environment import environment
-    from .loop import Runner, plan_chains
-    from .results import collect, write_results
+def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool = False) -> int:
+    from .loop import plan_chains
 
     from accelerate import PartialState
     import torch
@@ -89,6 +112,27 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
     is_main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     log = log if is_main else (lambda *a, **k: None)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not is_main:
+        return _execute(cfg, run_dir, chains, log, repair, is_main)
+    from .lock import folder_lock
+
+    with folder_lock(run_dir, "run"):  # one writer per run folder; the kernel drops it if this process dies
+        return _execute(cfg, run_dir, chains, log, repair, is_main)
+
+
+def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool) -> int:
+    from .environment import environment
+    from .loop import Runner
+    from .results import collect, write_results
+
+    if is_main:
+        from . import integrity
+
+        removed = io.remove_stale_temps(run_dir)  # partial folders of a killed or failed earlier attempt
+        if removed:
+            log(f"madbench: removed {removed} unfinished temporary folder(s) left by an earlier attempt")
+        if repair:
+            integrity.repair(run_dir, log=log)
     if is_main and not (run_dir / "config.json").is_file():
         io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash()})
     start = time.perf_counter()
