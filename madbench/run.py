@@ -144,7 +144,14 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
     def publish():
         write_results(run_dir, collect(run_dir, cfg, chains, env, time.perf_counter() - start))
 
-    runner.run(chains, on_generation=publish)
+    try:
+        runner.run(chains, on_generation=publish)
+    except Exception as exc:
+        from .errors import disk_full_message, is_disk_full
+
+        if is_disk_full(exc):  # the unfinished generation's temp folder is already gone (io.removed_on_error)
+            raise MadbenchError(disk_full_message(exc, f"continue with: madbench run --resume {run_dir}"))
+        raise
     if not is_main:
         return 0
     publish()
