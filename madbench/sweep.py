@@ -66,6 +66,9 @@ def load_spec(path: str) -> dict:
     if not isinstance(spec.get("sweep") or {}, dict):
         raise MadbenchError(f"{path}: 'sweep' must be a mapping of backend options (backend, workers, threads, ...)")
     spec.setdefault("name", Path(path).stem)
+    from .limits import check_name
+
+    check_name(str(spec["name"]), "sweep name")  # it becomes the sweep folder's name
     return spec
 
 
@@ -83,7 +86,7 @@ def _slug(axes: Dict[str, object]) -> str:
     if not axes:
         return "base"
     text = ",".join(f"{k}={v}" for k, v in axes.items())
-    text = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text).strip("_")
+    text = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text)).strip("_")  # never '..' in a folder name
     return text if len(text) <= 80 else text[:68] + "-" + config_hash(axes)[:8]
 
 
@@ -197,6 +200,27 @@ def main(args) -> int:
     gen0_jobs, chain_jobs, finished = make_jobs(variants, sweep_dir)
     if args.dry_run:
         return dry_run(spec, variants, sweep_dir, backend, gen0_jobs, chain_jobs, finished)
+    from .lock import folder_lock
+
+    with folder_lock(sweep_dir, "sweep"):  # one sweep per folder; the kernel drops it if this process dies
+        return _run(args, spec, opts, backend, variants, sweep_dir)
+
+
+def _claim(variants: List[dict], sweep_dir: Path) -> None:
+    """Under the sweep lock: no leftover worker, every run folder ours, no stale temp folder, no damage."""
+    from . import integrity, lock
+
+    lock.check_no_workers(sweep_dir)
+    for v in variants:
+        run_dir = sweep_dir / "runs" / v["id"]
+        lock.acquire(run_dir, "run")  # held by this process: `madbench run --resume` on it is refused meanwhile
+        io.remove_stale_temps(run_dir)
+        integrity.verify(run_dir)
+
+
+def _run(args, spec, opts, backend, variants, sweep_dir) -> int:
+    _claim(variants, sweep_dir)
+    gen0_jobs, chain_jobs, finished = make_jobs(variants, sweep_dir)  # again: the folders may have changed meanwhile
     prepare_run_dirs(variants, sweep_dir)
     from .sweep_summary import gather
 
