@@ -99,3 +99,43 @@ def test_sweep_names_are_names(tmp_path):
 
 def test_names_with_dots_inside_stay_valid():
     assert build_config(PRESETS.get("smoke")(), None, ["name=smoke.v2_t=0.7"]).name == "smoke.v2_t=0.7"
+
+
+# ---------------------------------------------------------------- case 8: hostile or odd corpora
+@pytest.mark.parametrize("name,content,message", [
+    ("ls.txt", None, "is binary (it holds NUL bytes), not text"),
+    ("noise.txt", bytes(range(1, 32)) * 200 + b"some words here", "does not look like text"),
+    ("numbers.jsonl", b"1\n2\n3\n", "line 1 is a JSON number, not an object"),
+    ("objects.jsonl", b'{"text": {"a": 1}}\n{"text": {"a": 2}}\n', "field 'text' of row 1 holds an object, not a string"),
+    ("ints.jsonl", b'{"text": 5}\n{"text": 6}\n', "field 'text' of row 1 holds a number, not a string"),
+])
+def test_non_text_corpora_are_refused_naming_the_problem(tmp_path, name, content, message):
+    import sys
+    from pathlib import Path
+
+    from madbench.corpus import load_texts
+
+    path = tmp_path / name
+    path.write_bytes(content if content is not None else Path(sys.executable).resolve().read_bytes()[:200_000])
+    with pytest.raises(MadbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_texts(str(path))
+
+
+def test_binary_corpus_is_one_line_before_any_training(tmp_path):
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "program.txt"
+    path.write_bytes(Path(sys.executable).resolve().read_bytes()[:200_000])
+    proc = madbench("run", "--preset", "smoke", f"data.corpus={path}", "--output-dir", tmp_path / "r", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "program.txt is binary" in proc.stderr.splitlines()[-1]
+    assert not (tmp_path / "r" / "gen0").exists()
+
+
+def test_plain_text_with_a_few_odd_bytes_is_still_text(tmp_path):
+    from madbench.corpus import load_texts
+
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(("Caf\xe9 au lait, " * 200).encode("latin-1") + b"\n\n" + b"plain words " * 300)
+    assert len(load_texts(str(path))) == 2
