@@ -79,7 +79,10 @@ def run_job(job: dict) -> dict:
                 runner.run_generation(chain, 0)
         else:
             runner.run(chains)
-        out.update(status="done", environment={**environment(), "model_path": runner.model_path})
+        from .models import load_warnings
+
+        out.update(status="done", environment={**environment(), "model_path": runner.model_path,
+                                               "model_warnings": load_warnings(runner.model_path, cfg)})
     except BaseException as exc:  # noqa: BLE001  (a job reports, it never takes the sweep down)
         errors = Path(job["sweep_dir"]) / "errors"
         errors.mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,10 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
     runner = Runner(cfg, run_dir, log=log)
-    env = {**environment(), "model_path": runner.model_path}
+    from .models import load_warnings
+
+    env = {**environment(), "model_path": runner.model_path,
+           "model_warnings": load_warnings(runner.model_path, cfg)}  # trust_remote_code, pickle weights
     runner.event(event="start", config_hash=cfg.hash())
 
     def publish():

@@ -154,3 +154,61 @@ def test_full_disk_is_one_line_and_leaves_no_temp_folder(one_chain, tmp_path):
                           text=True, timeout=300, env=os.environ.copy(), preexec_fn=_limit_file_size)
     one_line_error(proc, "no space", "--resume")
     assert not list(run.rglob("*.tmp"))
+
+
+# ---------------------------------------------------------------- case 11: opt-ins that run code say so
+def _tiny_copy(tmp_path) -> Path:
+    from madbench.models import cache_dir
+
+    (folder,) = [p for p in (cache_dir() / "models").glob("tiny-small-*") if (p / "config.json").is_file()][:1]
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def _cfg(path: Path, **model):
+    from madbench.config import build_config
+    from madbench.presets import PRESETS
+
+    return build_config(PRESETS.get("smoke")(), None, [f"model.name={path}", *(f"model.{k}={v}" for k, v in model.items())])
+
+
+def test_trust_remote_code_warns_and_is_recorded(one_chain, tmp_path, capsys):
+    from madbench.models import load_base
+
+    model = _tiny_copy(tmp_path)
+    load_base(str(model), _cfg(model, trust_remote_code="true"))
+    err = capsys.readouterr().err
+    assert f"madbench: warning: model.trust_remote_code is on: Python code shipped with model '{model}' runs" in err
+    env = json.loads((one_chain / "results.json").read_text())["environment"]
+    assert env["model_warnings"] == []  # recorded with every run (empty: nothing opted into)
+
+
+def test_model_without_tokenizer_is_one_line(one_chain, tmp_path):
+    from madbench.errors import MadbenchError
+    from madbench.models import load_base
+
+    model = _tiny_copy(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model / name).unlink()
+    with pytest.raises(MadbenchError, match="cannot load the tokenizer of model"):
+        load_base(str(model), _cfg(model))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_blocked_pickle_weights_warn_then_fail_in_one_line(one_chain, tmp_path, capsys):
+    import pickle
+
+    from madbench.errors import MadbenchError
+    from madbench.models import load_base
+
+    model = _tiny_copy(tmp_path)
+    (model / "model.safetensors").unlink()
+    (model / "pytorch_model.bin").write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(MadbenchError, match="cannot load model"):
+        load_base(str(model), _cfg(model))
+    assert "has pickle weights (pytorch_model.bin), no safetensors" in capsys.readouterr().err
