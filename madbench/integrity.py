@@ -149,6 +149,14 @@ def scan(run_dir: Path) -> List[Damage]:
     return out
 
 
+def verify_folders(run_dir: Path, gen0_folders: List[Path], gen_folders: List[Path]) -> None:
+    """:func:`verify` restricted to some finished folders (the chains a job runs)."""
+    damages = [d for d in map(check_gen0, dict.fromkeys(f for f in gen0_folders if (f / "model_metrics.json").exists())) if d]
+    damages += [d for d in map(check_generation, (f for f in gen_folders if (f / "meta.json").exists())) if d]
+    if damages:
+        raise MadbenchError(explain(run_dir, damages))
+
+
 def explain(run_dir: Path, damages: List[Damage]) -> str:
     first = damages[0]
     more = f" (and {len(damages) - 1} more damaged folder(s))" if len(damages) > 1 else ""
@@ -189,7 +197,7 @@ def repair(run_dir: Path, log=print) -> int:
     damages = scan(run_dir)
     if not damages:
         return 0
-    trash = run_dir / "damaged" / time.strftime("%Y%m%d-%H%M%S")
+    trash = run_dir / "damaged" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     moved: Dict[Path, None] = {}
     for damage in damages:
         log(f"madbench: repair: {damage.file} {damage.why}")

@@ -177,22 +177,8 @@ class Runner:
 
     def check(self, chains: List[Chain]) -> None:
         """Refuse to build on a damaged finished generation (one line naming the file and --repair)."""
-        damages, seen = [], set()
-        for chain in chains:
-            folders = [(integrity.check_gen0, self.gen0_dir(chain.seed), "model_metrics.json")]
-            folders += [(integrity.check_generation, self.gen_dir(chain, g), "meta.json")
-                        for g in range(self.cfg.loop.generations + 1)]
-            for check, folder, marker in folders:
-                if folder in seen or not (folder / marker).exists():
-                    continue
-                seen.add(folder)
-                damage = check(folder)
-                if damage:
-                    damages.append(damage)
-        if damages:
-            from .errors import MadbenchError
-
-            raise MadbenchError(integrity.explain(self.run_dir, damages))
+        integrity.verify_folders(self.run_dir, [self.gen0_dir(c.seed) for c in chains],
+                                 [self.gen_dir(c, g) for c in chains for g in range(self.cfg.loop.generations + 1)])
 
     # ------------------------------------------------------------------ generation 0
     def ensure_gen0(self, seed: int) -> Path:

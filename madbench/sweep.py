@@ -23,6 +23,7 @@ Re-running the same command skips finished chains and resumes unfinished ones.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import sys
@@ -202,24 +203,25 @@ def main(args) -> int:
         return dry_run(spec, variants, sweep_dir, backend, gen0_jobs, chain_jobs, finished)
     from .lock import folder_lock
 
-    with folder_lock(sweep_dir, "sweep"):  # one sweep per folder; the kernel drops it if this process dies
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(folder_lock(sweep_dir, "sweep"))  # one sweep per folder; dropped if this process dies
+        _claim(variants, sweep_dir, stack)
         return _run(args, spec, opts, backend, variants, sweep_dir)
 
 
-def _claim(variants: List[dict], sweep_dir: Path) -> None:
+def _claim(variants: List[dict], sweep_dir: Path, stack: contextlib.ExitStack) -> None:
     """Under the sweep lock: no leftover worker, every run folder ours, no stale temp folder, no damage."""
     from . import integrity, lock
 
     lock.check_no_workers(sweep_dir)
     for v in variants:
         run_dir = sweep_dir / "runs" / v["id"]
-        lock.acquire(run_dir, "run")  # held by this process: `madbench run --resume` on it is refused meanwhile
+        stack.enter_context(lock.folder_lock(run_dir, "run"))  # `madbench run --resume` on it is refused meanwhile
         io.remove_stale_temps(run_dir)
         integrity.verify(run_dir)
 
 
 def _run(args, spec, opts, backend, variants, sweep_dir) -> int:
-    _claim(variants, sweep_dir)
     gen0_jobs, chain_jobs, finished = make_jobs(variants, sweep_dir)  # again: the folders may have changed meanwhile
     prepare_run_dirs(variants, sweep_dir)
     from .sweep_summary import gather
