@@ -16,7 +16,8 @@ Run folder::
 
 A generation folder appears only when complete (written to a temp folder and
 renamed), so a crash loses at most the generation in progress, and a finished
-generation is never recomputed or overwritten.
+generation is never recomputed or overwritten. Its meta.json, written last, holds the size
+and SHA-256 of every other file: a damaged one is refused (madbench/integrity.py).
 """
 
 from __future__ import annotations
