@@ -133,6 +133,7 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
             log(f"madbench: removed {removed} unfinished temporary folder(s) left by an earlier attempt")
         if repair:
             integrity.repair(run_dir, log=log)
+        integrity.verify(run_dir)  # before loading anything: never build on a damaged generation
     if is_main and not (run_dir / "config.json").is_file():
         io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash()})
     start = time.perf_counter()

@@ -42,6 +42,19 @@ def gen(run: Path, g: int) -> Path:
     return run / "chains" / CHAIN / f"gen_{g:03d}"
 
 
+def cli(*args) -> subprocess.CompletedProcess:
+    """The real CLI in this process (an error path needs no fresh interpreter): exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    from madbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def one_line_error(proc, *needles):
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -65,10 +78,10 @@ def test_torn_samples_refused_then_repaired_to_the_same_numbers(run, one_chain):
     raw = samples.read_bytes()
     samples.write_bytes(raw[: len(raw) // 2])  # cut mid-line, as a crash of a non-atomic copy would
     shutil.rmtree(gen(run, 2))
-    proc = madbench("run", "--resume", run)
+    proc = cli("run", "--resume", run)
     one_line_error(proc, str(samples), "--repair")
     assert not gen(run, 2).exists()  # nothing was built on the damaged generation
-    proc = madbench("report", run)
+    proc = cli("report", run)
     one_line_error(proc, "samples.jsonl", "--repair")
 
     proc = madbench("run", "--resume", run, "--repair", check=True)
@@ -88,7 +101,7 @@ def test_flipped_byte_in_adapter_is_caught(run):
     raw[-1] ^= 1  # same size, other content
     weights.write_bytes(bytes(raw))
     shutil.rmtree(gen(run, 2))
-    one_line_error(madbench("run", "--resume", run), "adapter_model.safetensors", "SHA-256", "--repair")
+    one_line_error(cli("run", "--resume", run), "adapter_model.safetensors", "SHA-256", "--repair")
 
 
 @pytest.mark.parametrize("damage,needle", [
@@ -105,19 +118,19 @@ def test_damaged_folder_is_one_line_naming_the_file(run, damage, needle):
     else:
         path = run / "gen0" / "seed0" / "model_metrics.json"
         path.write_text(path.read_text()[:30])
-    one_line_error(madbench("run", "--resume", run), needle, "--repair")
-    one_line_error(madbench("report", run), needle)
+    one_line_error(cli("run", "--resume", run), needle, "--repair")
+    one_line_error(cli("report", run), needle)
 
 
 def test_binary_results_json_is_one_line_in_report_and_submit(run, tmp_path):
     (run / "results.json").write_bytes(bytes(range(256)) * 4)
-    one_line_error(madbench("report", run), "results.json", "not text", "--resume")
-    one_line_error(madbench("submit", run, "--out", tmp_path / "s.json"), "results.json", "not text")
+    one_line_error(cli("report", run), "results.json", "not text", "--resume")
+    one_line_error(cli("submit", run, "--out", tmp_path / "s.json"), "results.json", "not text")
 
 
 def test_binary_config_json_is_one_line_on_resume(run):
     (run / "config.json").write_bytes(b"\x00\xff" * 100)
-    one_line_error(madbench("run", "--resume", run), "config.json", "not text")
+    one_line_error(cli("run", "--resume", run), "config.json", "not text")
 
 
 def test_second_run_on_a_folder_is_refused_and_a_dead_holder_is_not_stale(run):
@@ -125,19 +138,25 @@ def test_second_run_on_a_folder_is_refused_and_a_dead_holder_is_not_stale(run):
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        one_line_error(madbench("run", "--resume", run), f"pid {holder.pid}", "in use")
+        one_line_error(cli("run", "--resume", run), f"pid {holder.pid}", "in use")
     finally:
         holder.kill()
         holder.wait()
     assert (run / ".madbench.lock").is_file()  # the file stays; its flock died with the process
-    madbench("run", "--resume", run, check=True)
+    from madbench import lock
+
+    with lock.folder_lock(run):  # not stale: taken at once
+        pass
 
 
 def test_leftover_temp_folders_are_removed_on_resume(run):
     left = gen(run, 1).parent / ".gen_002.abc123.tmp"
     (left / "adapter").mkdir(parents=True)
     (left / "adapter" / "adapter_model.safetensors").write_bytes(b"partial")
-    proc = madbench("run", "--resume", run, check=True)
+    meta = gen(run, 2) / "meta.json"
+    meta.write_text(meta.read_text()[:40])  # the resume then stops at once: the clean-up comes first
+    proc = cli("run", "--resume", run)
+    one_line_error(proc, "meta.json is not valid JSON")
     assert not left.exists() and "removed 1 unfinished temporary" in proc.stdout
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, madbench
+from conftest import ROOT
 
 
 def spec_file(path: Path) -> Path:
@@ -46,7 +46,32 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path):
+def worker_started(out: Path) -> bool:
+    """A worker holds the sweep's workers lock (or, without one, writes into the run folder)."""
+    import fcntl
+
+    from madbench.lock import WORKERS_LOCK_NAME
+
+    if (out / "runs" / "base" / "events.jsonl").is_file():
+        return True
+    if not (out / WORKERS_LOCK_NAME).is_file():
+        return False
+    with open(out / WORKERS_LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def cli(*args) -> int:
+    from madbench.cli import main
+
+    return main([str(a) for a in args])
+
+
+def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path, capsys):
     spec, out = spec_file(tmp_path / "s.yaml"), tmp_path / "sweep"
     cmd = [sys.executable, "-m", "madbench", "sweep", "--config", str(spec), "--output-dir", str(out), "--workers", "1"]
     parent = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), start_new_session=True,
@@ -54,15 +79,15 @@ def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path):
     workers: set[int] = set()
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not (out / "runs" / "base" / "events.jsonl").is_file():
-            time.sleep(0.2)  # a worker is writing into the run folder now
+        while time.time() < deadline and not worker_started(out):
+            time.sleep(0.2)
         workers = children(parent.pid)
         assert workers, "the sweep started no worker"
 
-        second = madbench("sweep", "--config", spec, "--output-dir", out)
-        assert second.returncode == 2 and "in use by madbench pid" in second.stderr, second.stderr[-2000:]
-        resume = madbench("run", "--resume", out / "runs" / "base")
-        assert resume.returncode == 2 and "in use by madbench pid" in resume.stderr, resume.stderr[-2000:]
+        assert cli("sweep", "--config", spec, "--output-dir", out) == 2
+        assert f"in use by madbench pid {parent.pid}" in capsys.readouterr().err
+        assert cli("run", "--resume", out / "runs" / "base") == 2
+        assert f"in use by madbench pid {parent.pid}" in capsys.readouterr().err
 
         os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers must follow it
         parent.wait()
@@ -78,7 +103,7 @@ def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path):
                 pass
 
 
-def test_rerun_refused_while_a_leftover_worker_holds_the_folder(tmp_path):
+def test_rerun_refused_while_a_leftover_worker_holds_the_folder(tmp_path, capsys):
     from madbench.lock import WORKERS_LOCK_NAME
 
     spec, out = spec_file(tmp_path / "s.yaml"), tmp_path / "sweep"
@@ -88,8 +113,8 @@ def test_rerun_refused_while_a_leftover_worker_holds_the_folder(tmp_path):
     leftover = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert leftover.stdout.readline().strip() == "held"
-        proc = madbench("sweep", "--config", spec, "--output-dir", out)
-        assert proc.returncode == 2 and "worker process of an earlier sweep is still running" in proc.stderr, proc.stderr
+        assert cli("sweep", "--config", spec, "--output-dir", out) == 2
+        assert "worker process of an earlier sweep is still running" in capsys.readouterr().err
         assert not (out / "runs").exists() or not list((out / "runs").rglob("meta.json"))
     finally:
         leftover.kill()
