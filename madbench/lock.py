@@ -56,6 +56,9 @@ def acquire(folder: Path, what: str = "run"):
         handle.close()
         raise MadbenchError(f"{folder} is in use by {_holder(path)}; wait for it to finish or stop it, "
                             f"then run again (two {what}s on one folder would overwrite each other)")
+    except OSError as exc:  # a filesystem without flock (some network mounts): run unlocked, but say so
+        print(f"madbench: warning: cannot lock {path} ({exc.strerror}); do not start a second {what} on {folder}",
+              file=sys.stderr)
     handle.seek(0)
     handle.truncate()
     handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
