@@ -20,15 +20,12 @@ import pytest
 from conftest import ROOT, madbench
 
 CHAIN = "fully_synthetic-replace-s0"
-FAST = ("--preset", "smoke", "loop.regimes=fully_synthetic", "eval.tasks=")
 
 
 @pytest.fixture(scope="module")
-def one_chain(tmp_path_factory, madbench_cache) -> Path:
-    """A finished smoke run of one chain (3 generations, no lm-eval tasks): about 20 s."""
-    out = tmp_path_factory.mktemp("faults") / "run"
-    madbench("run", *FAST, "--output-dir", out, check=True)
-    return out
+def one_chain(smoke_run) -> Path:
+    """The session's finished smoke run (conftest): every test damages its own copy."""
+    return smoke_run
 
 
 @pytest.fixture
