@@ -72,7 +72,7 @@ def _saved_config(run_dir: Path) -> dict:
     return data
 
 
-def _done(run_dir: Path, chain_id: str, generations: int) -> int:
+def finished_generations(run_dir: Path, chain_id: str, generations: int) -> int:
     """Finished generations of a chain, from a listing of its folder (a dry run never stats every planned path)."""
     try:
         names = {e.name for e in os.scandir(run_dir / "chains" / chain_id) if e.name.startswith("gen_")}
@@ -92,7 +92,7 @@ def main(args) -> int:
         print(f"# config hash {cfg.hash()}; output {run_dir}")
         print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
         for c in chains:
-            done = _done(run_dir, c.id, cfg.loop.generations)
+            done = finished_generations(run_dir, c.id, cfg.loop.generations)
             print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done")
         return 0
     return execute(cfg, run_dir, chains, repair=getattr(args, "repair", False))

@@ -132,7 +132,9 @@ def plan(spec: dict, overrides=()) -> List[dict]:
 
 
 def _chain_done(run_dir: Path, cfg: RunConfig, chain) -> int:
-    return sum((run_dir / "chains" / chain.id / f"gen_{g:03d}" / "meta.json").is_file() for g in range(cfg.loop.generations + 1))
+    from .run import finished_generations
+
+    return finished_generations(run_dir, chain.id, cfg.loop.generations)  # lists the folder: no stat per planned generation
 
 
 def make_jobs(variants: List[dict], sweep_dir: Path) -> tuple[List[dict], List[dict], List[dict]]:
