@@ -81,7 +81,10 @@ def run_job(job: dict) -> dict:
                 runner.run_generation(chain, 0)
         else:
             runner.run(chains)
-        out.update(status="done", environment={**environment(), "model_path": runner.model_path})
+        from .models import load_warnings
+
+        out.update(status="done", environment={**environment(), "model_path": runner.model_path,
+                                               "model_warnings": load_warnings(runner.model_path, cfg)})
     except BaseException as exc:  # noqa: BLE001  (a job reports, it never takes the sweep down)
         errors = Path(job["sweep_dir"]) / "errors"
         errors.mkdir(parents=True, exist_ok=True)
@@ -114,7 +117,32 @@ def _phases(phases: List[List[dict]], on_result, skip) -> Iterator[List[dict]]:
 
 
 # ---------------------------------------------------------------------- local
-def _init_worker(threads: int, env: dict, counter, gpus: List[str]) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent dies (kill -9 included), so a
+    worker never outlives the sweep that owns it; elsewhere a no-op."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+        os._exit(1)
+
+
+def _init_worker(threads: int, env: dict, counter, gpus: List[str], parent_pid: int = 0, sweep_dir: str = "") -> None:
+    if parent_pid:
+        die_with_parent(parent_pid)
+    if sweep_dir:
+        from .lock import hold_workers_lock
+
+        hold_workers_lock(Path(sweep_dir))  # a re-run of the sweep refuses while this worker lives
     os.environ.update(env)
     if gpus:  # one GPU per worker process, before torch sees CUDA
         with counter.get_lock():
@@ -149,7 +177,8 @@ def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
           + (f", GPUs {','.join(gpus)} (one per worker)" if gpus else ""), flush=True)
     ctx = multiprocessing.get_context("spawn")  # no torch/CUDA state inherited through fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, job_env(), ctx.Value("i", 0), gpus)) as pool:
+                             initargs=(threads, job_env(), ctx.Value("i", 0), gpus, os.getpid(),
+                                       opts.get("sweep_dir") or "")) as pool:
         for jobs in _phases(phases, on_result, skip):
             futures = {pool.submit(run_job, {**job, "threads": threads}): job for job in jobs}
             for fut in as_completed(futures):

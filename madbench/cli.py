@@ -107,6 +107,13 @@ def main(argv=None) -> int:
     except MadbenchError as exc:
         print(f"madbench: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from .errors import disk_full_message, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        print(f"madbench: error: {disk_full_message(exc, 're-run the same command (finished work is kept)')}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("madbench: interrupted; finished generations are saved (resume with: madbench run --resume DIR)", file=sys.stderr)
         return 130

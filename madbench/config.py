@@ -227,8 +227,10 @@ def parse_override(text: str) -> dict:
     key = key.strip()
     if not key:
         raise MadbenchError(f"override '{text}' has an empty key")
+    from .limits import load_yaml
+
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw, f"override '{key}'") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     if value is None:
@@ -248,8 +250,13 @@ def load_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise MadbenchError(f"config file '{path}' not found; pass an existing YAML or JSON file to --config")
+    from .limits import check_file_size, load_yaml
+
+    check_file_size(path)  # before reading: a 50 MB "config" is not one
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), f"config file '{path}'")
+    except UnicodeDecodeError:
+        raise MadbenchError(f"config file '{path}' is not UTF-8 text; pass a YAML or JSON file to --config")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -292,6 +299,10 @@ def from_dict(data: dict) -> RunConfig:
 def validate(cfg: RunConfig) -> None:
     """Check values and names against the registries; raise one clear line."""
     from . import mitigations, regimes  # noqa: F401  (registers names)
+    from .limits import check_bounds, check_name
+
+    check_name(cfg.name, "name")  # it becomes the run folder's name
+    check_bounds(cfg)  # before anything is planned: sizes that would hang or exhaust memory
     from .metrics import METRICS
     from .regimes import parse_regime
 

@@ -106,16 +106,20 @@ def corpus_files(corpus: str) -> List[Path]:
 
 
 def _file_texts(file: Path, text_field: str) -> List[str]:
+    from .corpus_checks import check_jsonl_file, check_text_file, check_text_values
+
     if file.suffix in (".jsonl", ".json"):
         from datasets import load_dataset
 
+        check_jsonl_file(file, text_field)  # names the line that is not an object (datasets would not)
         try:
             ds = load_dataset("json", data_files=str(file), split="train")
         except Exception as exc:  # datasets raises many types for malformed JSON
             raise MadbenchError(f"cannot read {file} as JSON lines: {str(exc).splitlines()[0]}")
         if text_field not in ds.column_names:
             raise MadbenchError(f"{file} has no field '{text_field}' (fields: {', '.join(ds.column_names)}); set data.text_field")
-        return [str(t) for t in ds[text_field] if t]
+        return check_text_values(ds[text_field], str(file), text_field)
+    check_text_file(file)  # a binary file renamed .txt is refused here, not deep in lm-eval later
     raw = file.read_text(encoding="utf-8", errors="replace")
     return [p.strip() for p in raw.split("\n\n") if p.strip()]
 
@@ -130,7 +134,9 @@ def _datasets_texts(name: str, text_field: str) -> List[str]:
         raise MadbenchError(f"cannot load dataset '{dataset}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     if text_field not in ds.column_names:
         raise MadbenchError(f"dataset '{dataset}' has no field '{text_field}'; set data.text_field")
-    return [str(t) for t in ds[text_field] if t]
+    from .corpus_checks import check_text_values
+
+    return check_text_values(ds[text_field], f"dataset '{dataset}'", text_field)
 
 
 def passages(texts: List[str], doc_words: int) -> List[str]:

@@ -7,6 +7,7 @@ crash or Ctrl-C leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -92,6 +93,29 @@ def atomic_dir(final: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; published folders get normal permissions
     return tmp
+
+
+@contextlib.contextmanager
+def removed_on_error(tmp: str | os.PathLike):
+    """``with removed_on_error(tmp): ...`` deletes the unfinished temporary folder if the block fails."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete the ``.NAME.XXXX.tmp`` folders/files that :func:`atomic_dir` and the writers above leave
+    when a process is killed; call only while holding the folder's lock. Returns how many were removed."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def commit_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:

@@ -16,7 +16,8 @@ Run folder::
 
 A generation folder appears only when complete (written to a temp folder and
 renamed), so a crash loses at most the generation in progress, and a finished
-generation is never recomputed or overwritten.
+generation is never recomputed or overwritten. Its meta.json, written last, holds the size
+and SHA-256 of every other file: a damaged one is refused (madbench/integrity.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from . import io
+from . import integrity, io
 from .config import RunConfig, config_hash
 from .corpus import CorpusSplit, Doc, load_split
 from .metrics import METRICS, MetricContext, compute_metrics
@@ -175,6 +176,11 @@ class Runner:
     def gen_dir(self, chain: Chain, g: int) -> Path:
         return self.run_dir / "chains" / chain.id / f"gen_{g:03d}"
 
+    def check(self, chains: List[Chain]) -> None:
+        """Refuse to build on a damaged finished generation (one line naming the file and --repair)."""
+        integrity.verify_folders(self.run_dir, [self.gen0_dir(c.seed) for c in chains],
+                                 [self.gen_dir(c, g) for c in chains for g in range(self.cfg.loop.generations + 1)])
+
     # ------------------------------------------------------------------ generation 0
     def ensure_gen0(self, seed: int) -> Path:
         """Train generation 0 on real data once per seed (shared by all chains)."""
@@ -183,6 +189,13 @@ class Runner:
             return final
         start = time.perf_counter()
         tmp = io.atomic_dir(final)
+        with io.removed_on_error(tmp):
+            self._train_gen0(seed, tmp, start)
+        self.publish(tmp, final)
+        self.event(event="gen0_trained", seed=seed, seconds=round(time.perf_counter() - start, 2))
+        return final
+
+    def _train_gen0(self, seed: int, tmp: Path, start: float) -> None:
         docs = self.split.pool[: self.cfg.data.train_docs]
         model = make_peft_model(self.base, self.cfg, derive_seed(seed, "lora-init", 0), None)
         stats = train_lora(model, self.tokenizer, [d.text for d in docs], self.cfg, derive_seed(seed, "order", 0),
@@ -191,10 +204,8 @@ class Runner:
         model.save_pretrained(tmp / "adapter")
         io.write_json(tmp / "mix.json", {"generation": 0, "documents": [{"id": d.id, "source": "real"} for d in docs]})
         metrics = self.model_metrics(model, tmp)
-        io.write_json(tmp / "model_metrics.json", {"metrics": metrics, **stats, "seconds": time.perf_counter() - start})
-        self.publish(tmp, final)
-        self.event(event="gen0_trained", seed=seed, seconds=round(time.perf_counter() - start, 2))
-        return final
+        io.write_json(tmp / "model_metrics.json", {"metrics": metrics, **stats, "seconds": time.perf_counter() - start,
+                                                   "integrity": integrity.record(tmp)})  # written last
 
     # ------------------------------------------------------------------ one chain
     def sample(self, model, chain: Chain, g: int, mitigations, mctx) -> Tuple[List[Doc], List[Doc], dict]:
@@ -241,9 +252,16 @@ class Runner:
         if (final / "meta.json").is_file():
             return  # finished earlier: never recomputed, never overwritten
         start = time.perf_counter()
+        tmp = io.atomic_dir(final)
+        with io.removed_on_error(tmp):  # a failure (disk full, Ctrl-C) leaves no partial folder behind
+            meta = self._compute_generation(chain, g, tmp, start)
+        self.publish(tmp, final)
+        self.event(event="generation_done", chain=chain.id, generation=g, seconds=round(meta["seconds"], 2))
+        return meta
+
+    def _compute_generation(self, chain: Chain, g: int, tmp: Path, start: float) -> dict:
         cfg = self.cfg
         mitigations = build_mitigations(chain.mitigations, cfg.mitigation_params)
-        tmp = io.atomic_dir(final)
         mctx = MitigationContext(generation=g, seed=chain.seed, pool=self.split.pool, tokenizer=self.tokenizer)
         mix_stats: dict = {}
         clock = PhaseClock()
@@ -307,10 +325,9 @@ class Runner:
             "timing": clock.seconds,  # per phase; generation 0 reuses the shared training and model evaluation
         }
         io.write_json(tmp / "metrics.json", metrics)
-        io.write_json(tmp / "meta.json", meta)
-        self.publish(tmp, final)
-        self.event(event="generation_done", chain=chain.id, generation=g, seconds=round(meta["seconds"], 2))
         del model
+        meta["integrity"] = integrity.record(tmp)  # byte counts and SHA-256 of every file; resume verifies them
+        io.write_json(tmp / "meta.json", meta)  # written last: its presence marks the generation finished
         return meta
 
     def run(self, chains: Optional[List[Chain]] = None, on_generation=None) -> None:
@@ -318,6 +335,7 @@ class Runner:
         total = len(chains) * (self.cfg.loop.generations + 1)
         done = sum(1 for c in chains for g in range(self.cfg.loop.generations + 1) if (self.gen_dir(c, g) / "meta.json").is_file())
         times: List[float] = []
+        self.check(chains)
         for ci, chain in enumerate(chains):
             for g in range(self.cfg.loop.generations + 1):
                 self.state.wait_for_everyone()  # every process sees the same finished generations

@@ -127,21 +127,50 @@ def bf16_supported() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
+
+
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "pytorch_model.pt")
+
+
+def load_warnings(path: str, cfg) -> list[str]:
+    """What loading this model opts into: code it ships (trust_remote_code), pickle weights. Recorded in results."""
+    out = []
+    if cfg.model.trust_remote_code:
+        out.append(f"model.trust_remote_code is on: Python code shipped with model '{cfg.model.name}' runs on this machine")
+    folder = Path(path)
+    if folder.is_dir() and not list(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for p in folder.iterdir() if p.name in PICKLE_WEIGHTS or p.suffix in (".bin", ".pt", ".pth"))
+        if pickles:
+            out.append(f"model '{cfg.model.name}' has pickle weights ({pickles[0]}), no safetensors: torch loads them with "
+                       "weights_only; prefer a safetensors copy")
+    return out
+
+
 def load_base(path: str, cfg):
     """Load tokenizer and model (eval mode, on the device, in the configured dtype)."""
+    import sys
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    for line in load_warnings(path, cfg):
+        print(f"madbench: warning: {line}", file=sys.stderr, flush=True)
     kwargs = {"trust_remote_code": cfg.model.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    except Exception as exc:  # OSError, ValueError, TypeError...: a folder without a usable tokenizer
+        raise MadbenchError(f"cannot load the tokenizer of model '{path}': {_first_line(exc)}; "
+                            "the folder needs tokenizer.json or the files of its tokenizer")
+    try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(cfg.model.dtype), **kwargs)
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MadbenchError(f"cannot load model '{path}': {first}")
+    except Exception as exc:  # OSError, a blocked pickle (UnpicklingError), a bad config (ValueError)...
+        raise MadbenchError(f"cannot load model '{path}': {_first_line(exc)}")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device()).eval()

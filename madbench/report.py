@@ -53,6 +53,9 @@ def load(run_dir: Path) -> dict:
 
     if not run_dir.is_dir():
         raise MadbenchError(f"run folder {run_dir} not found; give a folder written by madbench run")
+    from .integrity import verify
+
+    verify(run_dir)  # a damaged generation folder: one line naming the file and --repair
     return load_results(run_dir)
 
 

@@ -104,9 +104,10 @@ def load_results(path: Path) -> dict:
         path = path / "results.json"
     if not path.is_file():
         raise MadbenchError(f"{path} not found; give a run folder that contains results.json (made by madbench run)")
-    try:
-        data = io.read_json(path)
-    except json.JSONDecodeError as exc:
-        raise MadbenchError(f"{path} is not valid JSON (line {exc.lineno}); re-create it with madbench run --resume")
+    from .integrity import try_read_json
+
+    data, why = try_read_json(path)
+    if why:
+        raise MadbenchError(f"{path} {why}; re-create it from the run folder with: madbench run --resume {path.parent}")
     validate_results(data, str(path))
     return data

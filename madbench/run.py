@@ -7,6 +7,7 @@
     madbench run --dry-run                         # print the resolved config and the plan
     madbench run --track tiny-fs 'loop.mitigations=[my_filter]'   # a leaderboard track's frozen protocol (madbench/tracks.py)
     madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/trackers.py)
+    madbench run --resume runs/default --repair    # recompute damaged generations (see madbench/integrity.py)
 
 Re-running with the same config and output folder resumes it; finished
 generations are never recomputed.
@@ -15,6 +16,7 @@ generations are never recomputed.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,6 +37,8 @@ def add_arguments(p) -> None:
     p.add_argument("--track", metavar="NAME", help="run a leaderboard track: its frozen protocol, your loop.mitigations beside its baseline (see: madbench list tracks)")
     p.add_argument("--report-to", action="append", default=[], metavar="TRACKERS",
                    help="experiment trackers, comma-separated or repeated: disk, tensorboard, mlflow, wandb (default: none)")
+    p.add_argument("--repair", action="store_true",
+                   help="move damaged finished generations (and those built on them) to RUN/damaged/ and recompute them")
 
 
 def resolve(args) -> tuple[RunConfig, Path]:
@@ -53,7 +57,7 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
             raise MadbenchError(f"{run_dir} is not a madbench run folder (no config.json); give the folder a previous 'madbench run' wrote")
         if args.overrides or args.config:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
-        saved = io.read_json(run_dir / "config.json")
+        saved = _saved_config(run_dir)
         if saved.get("plugins"):  # the plug-ins the run was made with
             from .plugins import load_all
 
@@ -74,12 +78,33 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
     saved = run_dir / "config.json"
     if saved.is_file():
-        old = io.read_json(saved)
+        old = _saved_config(run_dir)
         if old.get("config_hash") != cfg.hash():
             return cfg, run_dir, (
                 f"{run_dir} holds a run with a different config (hash {old.get('config_hash')} vs {cfg.hash()}); "
                 f"use --resume {run_dir} to continue it, or pick another --output-dir")
     return cfg, run_dir, ""
+
+
+def _saved_config(run_dir: Path) -> dict:
+    """RUN/config.json, or one line naming it when it is damaged."""
+    from .integrity import try_read_json
+
+    data, why = try_read_json(run_dir / "config.json")
+    if why or not isinstance(data.get("config"), dict):
+        raise MadbenchError(f"{run_dir / 'config.json'} {why or 'has no config'}; this run folder cannot be resumed: "
+                            f"start a new --output-dir (its finished generations stay readable)")
+    return data
+
+
+def finished_generations(run_dir: Path, chain_id: str, generations: int) -> int:
+    """Finished generations of a chain, from a listing of its folder (a dry run never stats every planned path)."""
+    try:
+        names = {e.name for e in os.scandir(run_dir / "chains" / chain_id) if e.name.startswith("gen_")}
+    except OSError:
+        return 0
+    return sum((run_dir / "chains" / chain_id / n / "meta.json").is_file() for n in names
+               if n[4:].isdigit() and int(n[4:]) <= generations)
 
 
 def main(args) -> int:
@@ -91,7 +116,7 @@ def main(args) -> int:
     if not args.dry_run:
         cfg, run_dir = resolve(args)
         preflight(cfg)  # every config error is one line here, before anything trains or is written
-        return execute(cfg, run_dir, report_to=report_to)
+        return execute(cfg, run_dir, repair=getattr(args, "repair", False), report_to=report_to)
     cfg, run_dir, differs = resolve_plan(args)
     facts = preflight(cfg)
     chains = plan_chains(cfg)
@@ -103,16 +128,13 @@ def main(args) -> int:
     print(f"# pre-flight: ok (corpus: {facts['passages']} passages; held-out + generation 0 use {facts['held_out_and_gen0']}{fresh})")
     print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
     for c in chains:
-        done = 0 if differs else sum((run_dir / "chains" / c.id / f"gen_{g:03d}" / "meta.json").is_file()
-                                     for g in range(cfg.loop.generations + 1))
+        done = 0 if differs else finished_generations(run_dir, c.id, cfg.loop.generations)
         print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done" + (" (the folder holds another config)" if differs else ""))
     return 0
 
 
-def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, report_to=()) -> int:
-    from .environment import environment
-    from .loop import Runner, plan_chains
-    from .results import collect, write_results
+def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool = False, report_to=()) -> int:
+    from .loop import plan_chains
 
     from accelerate import PartialState
     import torch
@@ -125,6 +147,28 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, report_to=())
     is_main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     log = log if is_main else (lambda *a, **k: None)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not is_main:
+        return _execute(cfg, run_dir, chains, log, repair, is_main, report_to)
+    from .lock import folder_lock
+
+    with folder_lock(run_dir, "run"):  # one writer per run folder; the kernel drops it if this process dies
+        return _execute(cfg, run_dir, chains, log, repair, is_main, report_to)
+
+
+def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool, report_to=()) -> int:
+    from .environment import environment
+    from .loop import Runner
+    from .results import collect, write_results
+
+    if is_main:
+        from . import integrity
+
+        removed = io.remove_stale_temps(run_dir)  # partial folders of a killed or failed earlier attempt
+        if removed:
+            log(f"madbench: removed {removed} unfinished temporary folder(s) left by an earlier attempt")
+        if repair:
+            integrity.repair(run_dir, log=log)
+        integrity.verify(run_dir)  # before loading anything: never build on a damaged generation
     if is_main and not (run_dir / "config.json").is_file():
         from .plugins import loaded_specs, origins
 
@@ -139,7 +183,10 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, report_to=())
 
         tracker = GenerationLogger(report_to, run_dir, cfg, log)
     runner = Runner(cfg, run_dir, log=log)
-    env = {**environment(), "model_path": runner.model_path}
+    from .models import load_warnings
+
+    env = {**environment(), "model_path": runner.model_path,
+           "model_warnings": load_warnings(runner.model_path, cfg)}  # trust_remote_code, pickle weights
     runner.event(event="start", config_hash=cfg.hash())
 
     def publish():
@@ -148,7 +195,14 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, report_to=())
         if tracker:
             tracker.on_results(data)  # each newly finished generation, step = generation
 
-    runner.run(chains, on_generation=publish)
+    try:
+        runner.run(chains, on_generation=publish)
+    except Exception as exc:
+        from .errors import disk_full_message, is_disk_full
+
+        if is_disk_full(exc):  # the unfinished generation's temp folder is already gone (io.removed_on_error)
+            raise MadbenchError(disk_full_message(exc, f"continue with: madbench run --resume {run_dir}"))
+        raise
     if not is_main:
         return 0
     publish()

@@ -23,6 +23,7 @@ Re-running the same command skips finished chains and resumes unfinished ones.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import sys
@@ -66,6 +67,9 @@ def load_spec(path: str) -> dict:
     if not isinstance(spec.get("sweep") or {}, dict):
         raise MadbenchError(f"{path}: 'sweep' must be a mapping of backend options (backend, workers, threads, ...)")
     spec.setdefault("name", Path(path).stem)
+    from .limits import check_name
+
+    check_name(str(spec["name"]), "sweep name")  # it becomes the sweep folder's name
     return spec
 
 
@@ -83,7 +87,7 @@ def _slug(axes: Dict[str, object]) -> str:
     if not axes:
         return "base"
     text = ",".join(f"{k}={v}" for k, v in axes.items())
-    text = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text).strip("_")
+    text = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text)).strip("_")  # never '..' in a folder name
     return text if len(text) <= 80 else text[:68] + "-" + config_hash(axes)[:8]
 
 
@@ -139,7 +143,9 @@ def check_variants(variants: List[dict]) -> None:
 
 
 def _chain_done(run_dir: Path, cfg: RunConfig, chain) -> int:
-    return sum((run_dir / "chains" / chain.id / f"gen_{g:03d}" / "meta.json").is_file() for g in range(cfg.loop.generations + 1))
+    from .run import finished_generations
+
+    return finished_generations(run_dir, chain.id, cfg.loop.generations)  # lists the folder: no stat per planned generation
 
 
 def make_jobs(variants: List[dict], sweep_dir: Path) -> tuple[List[dict], List[dict], List[dict]]:
@@ -212,6 +218,28 @@ def main(args) -> int:
     gen0_jobs, chain_jobs, finished = make_jobs(variants, sweep_dir)
     if args.dry_run:
         return dry_run(spec, variants, sweep_dir, backend, gen0_jobs, chain_jobs, finished)
+    from .lock import folder_lock
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(folder_lock(sweep_dir, "sweep"))  # one sweep per folder; dropped if this process dies
+        _claim(variants, sweep_dir, stack)
+        return _run(args, spec, opts, backend, variants, sweep_dir)
+
+
+def _claim(variants: List[dict], sweep_dir: Path, stack: contextlib.ExitStack) -> None:
+    """Under the sweep lock: no leftover worker, every run folder ours, no stale temp folder, no damage."""
+    from . import integrity, lock
+
+    lock.check_no_workers(sweep_dir)
+    for v in variants:
+        run_dir = sweep_dir / "runs" / v["id"]
+        stack.enter_context(lock.folder_lock(run_dir, "run"))  # `madbench run --resume` on it is refused meanwhile
+        io.remove_stale_temps(run_dir)
+        integrity.verify(run_dir)
+
+
+def _run(args, spec, opts, backend, variants, sweep_dir) -> int:
+    gen0_jobs, chain_jobs, finished = make_jobs(variants, sweep_dir)  # again: the folders may have changed meanwhile
     prepare_run_dirs(variants, sweep_dir)
     from .sweep_summary import gather
 

@@ -121,8 +121,18 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _unique_keys(pairs: list) -> dict:
+    """json object_pairs_hook: a key given twice would show a reviewer one value and the site another."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise Invalid("(file)", f"duplicate key '{str(key)[:60]}' in one JSON object; keep one value")
+        seen[key] = value
+    return seen
+
+
 def load_untrusted(path: Path, max_bytes: int = MAX_BYTES) -> dict:
-    """Read a submission without trusting it: size-capped, JSON only, NaN/Infinity refused, an object at the top."""
+    """Read a submission without trusting it: size-capped, JSON only, NaN/Infinity and duplicate keys refused, an object at the top."""
     path = Path(path)
     try:
         if not path.is_file():
@@ -137,7 +147,7 @@ def load_untrusted(path: Path, max_bytes: int = MAX_BYTES) -> dict:
     if len(raw) > max_bytes:
         raise Invalid("(file)", f"over the {max_bytes}-byte limit")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
         raise Invalid("(file)", "not UTF-8 text")
     except json.JSONDecodeError as exc:

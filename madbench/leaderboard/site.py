@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
 from html import escape
 from importlib import resources
@@ -247,15 +248,34 @@ def render_help() -> str:
 
 
 def build(subs: list[dict], out: Path) -> Path:
-    """Write the site for already-validated submissions into ``out`` (replaced); return index.html."""
+    """Write the site for already-validated submissions into ``out`` (replaced); return index.html.
+
+    The site is rendered into a temporary sibling folder and swapped in only when complete:
+    a build that fails half-way leaves the previous site as it was.
+    """
     out = Path(out)
     if out.exists():
         if out.is_dir() and any(out.iterdir()) and not (out / "assets" / "leaderboard.js").is_file():
             raise MadbenchError(f"{out} is not empty and is not a leaderboard site; pick an empty or new folder for --out")
-        if out.is_dir():
-            shutil.rmtree(out)
-        else:
-            out.unlink()
+    tmp = io.atomic_dir(out)
+    try:
+        _render_into(subs, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.is_dir():  # swap: move the old site aside, the new one in, then drop the old one
+        old = out.parent / f".{out.name}.old-{tmp.name.split('.')[-2]}"
+        os.replace(out, old)
+    elif out.exists():
+        out.unlink()
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out / "index.html"
+
+
+def _render_into(subs: list[dict], out: Path) -> None:
     built = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n = len(subs)
     io.atomic_write_text(out / "index.html", _page("Leaderboard", render_index(subs), "", n, built))
@@ -266,4 +286,3 @@ def build(subs: list[dict], out: Path) -> Path:
         io.write_json(out / "data" / f"{page_id(data)}.json", data)
     for name in ("style.css", "leaderboard.js"):
         io.atomic_write_text(out / "assets" / name, _asset(name))
-    return out / "index.html"

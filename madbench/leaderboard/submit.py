@@ -34,6 +34,10 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from ..results import load_results
 
+    from ..integrity import verify
+
+    if Path(args.run_dir).is_dir():
+        verify(Path(args.run_dir))  # never submit numbers a damaged folder may no longer back
     results = load_results(Path(args.run_dir))
     if not results["complete"] and not args.allow_incomplete:
         raise MadbenchError(f"{args.run_dir} is not complete; finish it with madbench run --resume {args.run_dir} "

@@ -22,9 +22,11 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
         return [0.0]
     if hi <= lo:
         lo, hi = lo - 1 if lo == hi else hi, hi + 1 if lo == hi else lo
-    raw = (hi - lo) / max(1, count)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    raw = (hi / max(1, count)) - (lo / max(1, count))  # divided first: hi - lo may overflow to inf
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 0.0
+    step = next((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), math.inf)
+    if not (math.isfinite(step) and step > 0 and math.isfinite(lo / step)):
+        return [lo, hi]  # a span too wide for round ticks: just its ends
     start = math.floor(lo / step) * step
     ticks, t = [], start
     while t <= hi + step * 0.5 and len(ticks) < 20:
@@ -67,11 +69,14 @@ def line_chart(series: list[dict], title: str = "", x_label: str = "generation",
     y1 = y1 if y1 > y0 else y0 + 1
     pw, ph = width - left - right, height - top - 42
 
+    def frac(v, lo, hi):  # halved first so that v - lo cannot overflow to inf (inf / inf is nan)
+        return (v / 2 - lo / 2) / (hi / 2 - lo / 2)
+
     def px(x):
-        return left + (x - x0) / (x1 - x0) * pw
+        return left + frac(x, x0, x1) * pw
 
     def py(y):
-        return top + ph - (y - y0) / (y1 - y0) * ph
+        return top + ph - frac(y, y0, y1) * ph
 
     for t in yt:
         out.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}"/>'

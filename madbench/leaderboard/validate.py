@@ -33,6 +33,10 @@ from typing import Optional
 from . import bundle, scores as scores_mod
 from .bundle import Invalid
 
+# A metric beyond this magnitude is not a measurement, and no chart or score can draw it honestly
+# (perplexity of an untrained 50k-vocabulary model is about 5e4).
+MAX_MAGNITUDE = 1e12
+
 
 @dataclass
 class Checked:
@@ -90,6 +94,9 @@ def check_names(data: dict) -> None:
                     raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}", "unknown metric: neither registered nor declared in metrics_info")
                 if isinstance(value, float) and not math.isfinite(value):
                     raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}", "not a finite number")
+                if isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
+                    raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}",
+                                  f"{value!r} has a magnitude over {MAX_MAGNITUDE:g}: not a metric value a chart can draw")
         if seen != sorted(set(seen)) or seen[0] != 0:
             raise Invalid(f"chains/{i}/generations", f"generations must start at 0 and increase, got {seen[:10]}")
     ids = [c["id"] for c in data["chains"]]
