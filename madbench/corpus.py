@@ -98,10 +98,9 @@ def corpus_files(corpus: str) -> List[Path]:
         if file.suffix not in TEXT_SUFFIXES:
             raise MadbenchError(f"corpus '{corpus}' is not a .txt, .jsonl or .json file; give a text corpus "
                                 f"(blank-line separated .txt, or JSONL with a 'text' field) or a folder of them")
-        with open(file, "rb") as handle:
-            head = handle.read(1 << 16)
-        if b"\0" in head:
-            raise MadbenchError(f"corpus file '{file}' is binary, not text; give a UTF-8 .txt or .jsonl file")
+        from .corpus_checks import check_text_file
+
+        check_text_file(file)  # binary or mostly unprintable: one line naming the file
     return files
 
 

@@ -148,7 +148,7 @@ def test_dry_run_prints_config_and_plan(tmp_path):
 PREFLIGHT = [  # each passed --dry-run before: found late (at load or after generation 0) or never
     (["model.name=/nonexistent"], "model '/nonexistent' not found"),
     (["data.corpus=/etc/passwd"], "corpus '/etc/passwd' is not a .txt, .jsonl or .json file"),
-    (["data.corpus={binary}"], "is binary, not text"),
+    (["data.corpus={binary}"], "is binary (it holds NUL bytes), not text"),
     (["loop.mitigations=[[dedup]]", "mitigation_params.dedup.thresold=0.3"],
      "unknown parameter 'thresold' for mitigation 'dedup'; did you mean 'threshold'?"),
     (["mitigation_params.dedup.threshold=7"], "mitigation_params.dedup.threshold must be in (0, 1], got 7"),
