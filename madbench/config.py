@@ -52,6 +52,13 @@ class LoopConfig:
     mitigations: Tuple[Tuple[str, ...], ...] = ((),)  # mitigation sets; () is the unmitigated baseline
     real_fraction: float = 0.5  # share of real documents in a mix (augmentation / fresh regimes)
     init_from: str = "previous"  # each generation starts from the 'previous' generation's adapter or the 'base' model
+    # contamination schedule of the mixing regimes (madbench/schedules.py); None = 1 - real_fraction every generation:
+    # a share 0.7, 'linear:0.1:0.9', 'logistic:0.1:0.9[:MID[:K]]' or one share per generation [0.1,0.3,0.5,...]
+    synthetic_share: Any = None
+
+    def __post_init__(self):
+        if isinstance(self.synthetic_share, list):  # keep the frozen config hashable
+            object.__setattr__(self, "synthetic_share", tuple(self.synthetic_share))
 
 
 @dataclass(frozen=True)
@@ -319,3 +326,6 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise MadbenchError(message)
+    from .schedules import check as check_schedule
+
+    check_schedule(cfg)

@@ -37,7 +37,8 @@ from .corpus import CorpusSplit, Doc, load_split
 from .metrics import METRICS, MetricContext, compute_metrics
 from .mitigations import MitigationContext, build_mitigations
 from .models import load_base, resolve_model
-from .regimes import REGIMES, RegimeContext, parse_regime
+from .regimes import REGIMES, RegimeContext, check_fresh, parse_regime
+from .schedules import real_fractions
 from .sampling import generate, make_prompts
 from .training import make_peft_model, train_lora
 
@@ -99,6 +100,8 @@ class Runner:
         self.is_main = self.state.is_main_process
         self.log = log if self.is_main else (lambda *a, **k: None)
         self.split: CorpusSplit = load_split(cfg)
+        check_fresh(cfg, len(self.split.fresh))  # before any training: one line when fresh slices would run out
+        self.real_fractions = real_fractions(cfg)  # contamination schedule, None when loop.synthetic_share is unset
         with self.state.main_process_first():  # builds/converts a cached model once
             self.model_path = resolve_model(cfg, self.split)
         self.tokenizer, self.base = load_base(self.model_path, cfg)
@@ -168,6 +171,16 @@ class Runner:
         if seed not in self._reference:
             self._reference[seed] = self.load_adapter(self.gen0_dir(seed) / "adapter")
         return self._reference[seed]
+
+    def real_fraction(self, g: int) -> float:
+        """The real share of generation g's mix: the schedule's when loop.synthetic_share is set."""
+        return self.real_fractions[g - 1] if self.real_fractions and g >= 1 else self.cfg.loop.real_fraction
+
+    def schedule_target(self, chain: Chain, g: int) -> dict:
+        """``{"synthetic_share_target": s}`` for scheduled mixing chains (generation 0 is real: 0), else {}."""
+        if self.real_fractions is None or not getattr(REGIMES.get(chain.regime), "mixes_real", False):
+            return {}
+        return {"synthetic_share_target": round(1.0 - self.real_fraction(g), 6) if g >= 1 else 0.0}
 
     def gen0_dir(self, seed: int) -> Path:
         return self.run_dir / "gen0" / f"seed{seed}"
@@ -257,9 +270,9 @@ class Runner:
         else:
             history = self.history(chain, g)
             mctx.extra.update(history=history, train_docs=cfg.data.train_docs)  # for mix-level mitigations
-            rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=cfg.loop.real_fraction,
+            rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=self.real_fraction(g),
                                  pool=self.split.pool, fresh=self.split.fresh, synthetic=history,
-                                 accumulate=chain.mode == "accumulate")
+                                 accumulate=chain.mode == "accumulate", real_fractions=tuple(self.real_fractions or ()))
             mix = REGIMES.get(chain.regime)(rctx)
             for m in mitigations:
                 mix, s = m.transform_mix(mix, mctx)
@@ -298,6 +311,7 @@ class Runner:
             "chain": chain.id, "generation": g, "metrics": metrics,
             "train_tokens": train_stats.get("train_tokens"), "train_docs": len(manifest["documents"]),
             "synthetic_fraction": n_syn / max(1, len(manifest["documents"])),
+            **self.schedule_target(chain, g),
             "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats},
             "num_samples": len(samples), "num_kept": len(kept), "num_scored": len(scored),
             "seconds": time.perf_counter() - start,

@@ -47,6 +47,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 "num_samples": meta["num_samples"], "num_kept": meta["num_kept"], "num_scored": meta.get("num_scored", meta["num_samples"]),
                 "seconds": meta["seconds"], "timing": meta.get("timing", {}), "mitigations": meta["mitigations"],
                 "train_loss_last": meta["train"].get("train_loss_last"),
+                **({"synthetic_share_target": meta["synthetic_share_target"]} if "synthetic_share_target" in meta else {}),
             })
         out_chains.append({
             "id": chain.id, "regime": chain.regime, "mode": chain.mode, "seed": chain.seed,

@@ -66,6 +66,12 @@ def main(args) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
         print(f"# config hash {cfg.hash()}; output {run_dir}")
         print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
+        from .schedules import shares
+
+        scheduled = shares(cfg.loop.synthetic_share, cfg.loop.generations)
+        if scheduled is not None:
+            print(f"# synthetic share of generations 1..{cfg.loop.generations} (mixing regimes): "
+                  + ", ".join(f"{s:.3g}" for s in scheduled))
         for c in chains:
             done = sum((run_dir / "chains" / c.id / f"gen_{g:03d}" / "meta.json").is_file() for g in range(cfg.loop.generations + 1))
             print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done")
