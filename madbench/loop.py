@@ -35,7 +35,7 @@ from . import io
 from .config import RunConfig, config_hash
 from .corpus import CorpusSplit, Doc, load_split
 from .metrics import METRICS, MetricContext, compute_metrics
-from .mitigations import MitigationContext, build_mitigations
+from .mitigations import MitigationContext, build_mitigations, loss_weights
 from .models import load_base, resolve_model
 from .regimes import REGIMES, RegimeContext, check_fresh, parse_regime
 from .schedules import real_fractions
@@ -256,6 +256,7 @@ class Runner:
         tmp = io.atomic_dir(final)
         mctx = MitigationContext(generation=g, seed=chain.seed, pool=self.split.pool, tokenizer=self.tokenizer)
         mix_stats: dict = {}
+        loss_stats: dict = {}  # what the mitigations' token_weights did (training-side stage)
         clock = PhaseClock()
         if g == 0:
             gen0 = self.ensure_gen0(chain.seed)
@@ -286,9 +287,13 @@ class Runner:
             init = str(prev) if cfg.loop.init_from == "previous" else None
             with clock("train"):
                 model = make_peft_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
+                weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
                 train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
                                          derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
-                                         desc=f"{chain.id} gen {g}: training")
+                                         desc=f"{chain.id} gen {g}: training", token_weights=weights)
+                if weights is not None:
+                    totals = train_stats.pop("token_stats", {})
+                    loss_stats = {m.name: m.token_stats(totals.get(m.name, {})) for m in mitigations if m.acts_on_loss}
                 model = train_stats.pop("model")
                 model.save_pretrained(tmp / "adapter")
             manifest = {"generation": g, "documents": [
@@ -312,7 +317,7 @@ class Runner:
             "train_tokens": train_stats.get("train_tokens"), "train_docs": len(manifest["documents"]),
             "synthetic_fraction": n_syn / max(1, len(manifest["documents"])),
             **self.schedule_target(chain, g),
-            "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats},
+            "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats, **({"train": loss_stats} if loss_stats else {})},
             "num_samples": len(samples), "num_kept": len(kept), "num_scored": len(scored),
             "seconds": time.perf_counter() - start,
             "timing": clock.seconds,  # per phase; generation 0 reuses the shared training and model evaluation
