@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from . import io
+from . import ecosystem, io
 from .config import RunConfig, config_hash
 from .corpus import CorpusSplit, Doc, load_split
 from .metrics import METRICS, MetricContext, compute_metrics
@@ -83,8 +83,20 @@ def plan_chains(cfg: RunConfig) -> List[Chain]:
         for spec in cfg.loop.regimes:
             name, mode = parse_regime(spec)
             for mset in cfg.loop.mitigations:
-                chains.append(Chain(name, mode, seed, tuple(mset)))
+                if name == ecosystem.NAME:  # one chain per member (madbench/ecosystem.py)
+                    chains.extend(Chain(name, mode, s, tuple(mset)) for s in ecosystem.member_seeds(cfg, seed))
+                else:
+                    chains.append(Chain(name, mode, seed, tuple(mset)))
     return chains
+
+
+def plan_steps(cfg: RunConfig, chains: List[Chain]) -> List[Tuple[Chain, int]]:
+    """(chain, generation) in run order: chain by chain, except ecosystem members, generation by generation
+    (a member's generation g trains on every member's generation g - 1)."""
+    gens = range(cfg.loop.generations + 1)
+    plain = [c for c in chains if c.regime != ecosystem.NAME]
+    members = [c for c in chains if c.regime == ecosystem.NAME]
+    return [(c, g) for c in plain for g in gens] + [(c, g) for g in gens for c in members]
 
 
 class Runner:
@@ -273,7 +285,9 @@ class Runner:
             mctx.extra.update(history=history, train_docs=cfg.data.train_docs)  # for mix-level mitigations
             rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=self.real_fraction(g),
                                  pool=self.split.pool, fresh=self.split.fresh, synthetic=history,
-                                 accumulate=chain.mode == "accumulate", real_fractions=tuple(self.real_fractions or ()))
+                                 accumulate=chain.mode == "accumulate", real_fractions=tuple(self.real_fractions or ()),
+                                 **(dict(peers=ecosystem.peer_history(self, chain, g), real_source=cfg.loop.ecosystem.real)
+                                    if chain.regime == ecosystem.NAME else {}))
             mix = REGIMES.get(chain.regime)(rctx)
             for m in mitigations:
                 mix, s = m.transform_mix(mix, mctx)
@@ -334,18 +348,21 @@ class Runner:
         total = len(chains) * (self.cfg.loop.generations + 1)
         done = sum(1 for c in chains for g in range(self.cfg.loop.generations + 1) if (self.gen_dir(c, g) / "meta.json").is_file())
         times: List[float] = []
-        for ci, chain in enumerate(chains):
-            for g in range(self.cfg.loop.generations + 1):
-                self.state.wait_for_everyone()  # every process sees the same finished generations
-                if (self.gen_dir(chain, g) / "meta.json").is_file():
-                    continue
-                start = time.perf_counter()
-                meta = self.run_generation(chain, g)
-                times.append(time.perf_counter() - start)
-                done += 1
-                eta = (sum(times) / len(times)) * (total - done)
-                headline = [k for k in HEADLINE if meta["metrics"].get(k) is not None] or list(meta["metrics"])[:4]
-                shown = " ".join(f"{k}={meta['metrics'][k]:.4g}" for k in headline)
-                self.log(f"[{done}/{total}] {chain.id} gen {g}: {shown} ({times[-1]:.0f}s, ETA {eta / 60:.1f} min)")
-                if on_generation and self.is_main:
-                    on_generation()
+        for chain, g in plan_steps(self.cfg, chains):
+            self.state.wait_for_everyone()  # every process sees the same finished generations
+            if (self.gen_dir(chain, g) / "meta.json").is_file():
+                if chain.regime == ecosystem.NAME:  # resumed: metrics of a finished ecosystem generation
+                    ecosystem.finish_generation(self, chain, g)
+                continue
+            start = time.perf_counter()
+            meta = self.run_generation(chain, g)
+            if chain.regime == ecosystem.NAME:
+                ecosystem.finish_generation(self, chain, g)
+            times.append(time.perf_counter() - start)
+            done += 1
+            eta = (sum(times) / len(times)) * (total - done)
+            headline = [k for k in HEADLINE if meta["metrics"].get(k) is not None] or list(meta["metrics"])[:4]
+            shown = " ".join(f"{k}={meta['metrics'][k]:.4g}" for k in headline)
+            self.log(f"[{done}/{total}] {chain.id} gen {g}: {shown} ({times[-1]:.0f}s, ETA {eta / 60:.1f} min)")
+            if on_generation and self.is_main:
+                on_generation()

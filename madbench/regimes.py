@@ -7,11 +7,12 @@ generation's synthetic data instead of only the last one (Gerstgrasser et al. 20
   fully_synthetic         train only on the previous generation's samples (Shumailov et al. 2024)
   synthetic_augmentation  a fixed real set plus synthetic data (Alemohammad et al. 2023)
   fresh_data              a new real slice every generation plus synthetic data (Alemohammad et al. 2023)
+  ecosystem               K models on shared real data plus all members' samples (madbench/ecosystem.py)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 from .corpus import Doc
@@ -33,6 +34,9 @@ class RegimeContext:
     accumulate: bool
     # contamination schedule (madbench/schedules.py): the real share of generations 1..G; () = real_fraction throughout
     real_fractions: Tuple[float, ...] = ()
+    # ecosystem regime (madbench/ecosystem.py): {member: {generation: kept samples}} of every member, and the real part
+    peers: Dict[int, Dict[int, List[Doc]]] = field(default_factory=dict)
+    real_source: str = "fixed"  # 'fixed' (pool prefix) or 'fresh' (a new slice each generation)
 
 
 def parse_regime(spec: str) -> Tuple[str, str]:
@@ -72,7 +76,8 @@ def fresh_needed(cfg) -> int:
     """Fresh real documents the run's fresh_data chains use over all generations (0 without fresh_data)."""
     from .schedules import real_fractions
 
-    if not any(parse_regime(spec)[0] == "fresh_data" for spec in cfg.loop.regimes):
+    names = {parse_regime(spec)[0] for spec in cfg.loop.regimes}
+    if "fresh_data" not in names and not ("ecosystem" in names and cfg.loop.ecosystem.real == "fresh"):
         return 0
     fractions = real_fractions(cfg) or [cfg.loop.real_fraction] * cfg.loop.generations
     return sum(int(round(f * cfg.data.train_docs)) for f in fractions)
@@ -83,7 +88,7 @@ def check_fresh(cfg, available: int) -> None:
     need = fresh_needed(cfg)
     if need > available:
         raise MadbenchError(
-            f"fresh_data needs {need} new real documents over {cfg.loop.generations} generations but the corpus leaves "
+            f"{'fresh_data' if any(parse_regime(s)[0] == 'fresh_data' for s in cfg.loop.regimes) else 'loop.ecosystem.real=fresh'} needs {need} new real documents over {cfg.loop.generations} generations but the corpus leaves "
             f"{available} after data.eval_docs and data.train_docs; lower loop.real_fraction (or raise loop.synthetic_share), "
             "data.train_docs or loop.generations, raise data.max_docs, or use a bigger corpus"
         )
@@ -112,3 +117,6 @@ def _trim(ctx: RegimeContext, synthetic: List[Doc]) -> List[Doc]:
     if ctx.accumulate:
         return synthetic
     return synthetic[: max(0, ctx.train_docs - real_count(ctx))]
+
+
+from . import ecosystem  # noqa: E402,F401  (registers the ecosystem regime)

@@ -71,7 +71,16 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "chains": out_chains,
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
+        **_ecosystems(run_dir, cfg, chains),
     }
+
+
+def _ecosystems(run_dir: Path, cfg, chains) -> dict:
+    """``{"ecosystems": [...]}`` when the run has the ecosystem regime (madbench/ecosystem.py), else {}."""
+    from .ecosystem import collect as collect_ecosystems
+
+    found = collect_ecosystems(Path(run_dir), cfg, chains)
+    return {"ecosystems": found} if found else {}
 
 
 # lm-eval metric names (task scores are '<task>/<metric>'), decided before the substring guesses below
