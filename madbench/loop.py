@@ -12,6 +12,7 @@ Run folder::
         adapter/  mix.json  model_metrics.json  samples-<key>.jsonl
     RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
         adapter/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json
+    RUN/ecosystems/<id>/gen_<g>.json ecosystem regime: cross-member metrics (madbench/ecosystem.py)
     RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
 
 A generation folder appears only when complete (written to a temp folder and

@@ -113,3 +113,14 @@ def test_killed_ecosystem_resumes_to_the_same_results(tmp_path):
              for c in ("ecosystem-replace-s0", "ecosystem-replace-s1000")]
     assert mixes[0] == mixes[1]
     assert {d["id"][:2] for d in mixes[0] if d["source"] == "synthetic"} == {"m0", "m1"}
+
+
+def test_a_sweep_runs_an_ecosystem_as_one_job(tmp_path):
+    from madbench.sweep import make_jobs
+
+    cfg = build_config(PRESETS.get("smoke")(), None, ["loop.regimes=[fully_synthetic,ecosystem]", "loop.ecosystem.members=3"])
+    gen0, jobs, _ = make_jobs([{"id": "v", "config": cfg, "chains": plan_chains(cfg)}], tmp_path)
+    assert sorted(j["seed"] for j in gen0) == [0, 1000, 2000]  # each member has its own generation 0
+    assert {j["id"]: [c["id"] for c in j["chains"]] for j in jobs} == {
+        "v/fully_synthetic-replace-s0": ["fully_synthetic-replace-s0"],
+        "v/ecosystem-replace-s0": ["ecosystem-replace-s0", "ecosystem-replace-s1000", "ecosystem-replace-s2000"]}
