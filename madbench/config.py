@@ -48,6 +48,7 @@ class DataConfig:
 class EcosystemConfig:  # the 'ecosystem' regime (madbench/ecosystem.py)
     members: int = 3  # K models learning from each other; member m of seed S runs as seed S + 1000 m
     real: str = "fixed"  # real part of the shared mix: 'fixed' (the same documents) or 'fresh' (a new slice each generation)
+    lora_ranks: Tuple[int, ...] = ()  # optional LoRA rank per member (K values, the first = lora.r); () = lora.r for all
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ generation; ``loop.synthetic_share`` schedules apply) plus the samples of *all*
 members from generation g - 1 (``/accumulate``: from every earlier generation), taken
 round-robin over members so each contributes equally. The loop therefore runs an
 ecosystem generation by generation, all members before the next generation.
+``loop.ecosystem.lora_ranks=[16,4,64]`` gives the members different LoRA ranks (the first is ``lora.r``).
 
 Ecosystem metrics, per generation, from the members' kept samples, in
 ``RUN/ecosystems/<id>/gen_<g>.json`` and results.json ``ecosystems``:
@@ -55,6 +56,16 @@ def member_seeds(cfg, seed: int) -> List[int]:
     return [seed + STRIDE * m for m in range(cfg.loop.ecosystem.members)]
 
 
+def member_config(cfg, seed: int):
+    """The config a chain of ``seed`` trains with: ``lora.r`` from ``loop.ecosystem.lora_ranks`` for ecosystem members."""
+    ranks = cfg.loop.ecosystem.lora_ranks
+    if not ranks or seed < STRIDE or not in_use(cfg):
+        return cfg  # member 0 (and every other chain) keeps lora.r: it shares generation 0 with its seed's chains
+    import dataclasses
+
+    return dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, r=ranks[member_index(seed)]))
+
+
 def base_seed(seed: int) -> int:
     return seed % STRIDE
 
@@ -81,6 +92,13 @@ def check(cfg) -> None:
         from .registry import did_you_mean
 
         raise MadbenchError(f"loop.ecosystem.real='{eco.real}' is unknown;{did_you_mean(eco.real, REAL_SOURCES)} use fixed or fresh")
+    ranks = eco.lora_ranks
+    if ranks and (len(ranks) != eco.members or min(ranks) < 1):
+        raise MadbenchError(f"loop.ecosystem.lora_ranks lists {len(ranks)} ranks for {eco.members} members; give one positive "
+                            "rank per member, or () for lora.r everywhere")
+    if ranks and ranks[0] != cfg.lora.r:
+        raise MadbenchError(f"loop.ecosystem.lora_ranks starts with {ranks[0]} but lora.r={cfg.lora.r}: member 0 shares "
+                            f"generation 0 with the run's other chains of its seed; set lora.r={ranks[0]} or start the list with {cfg.lora.r}")
     big = [s for s in cfg.loop.seeds if not 0 <= s < STRIDE]
     if big:
         raise MadbenchError(f"loop.seeds has {big[0]}: with the ecosystem regime seeds must be in [0, {STRIDE}) "

@@ -210,7 +210,7 @@ class Runner:
         start = time.perf_counter()
         tmp = io.atomic_dir(final)
         docs = self.split.pool[: self.cfg.data.train_docs]
-        model = make_peft_model(self.base, self.cfg, derive_seed(seed, "lora-init", 0), None)
+        model = make_peft_model(self.base, ecosystem.member_config(self.cfg, seed), derive_seed(seed, "lora-init", 0), None)
         stats = train_lora(model, self.tokenizer, [d.text for d in docs], self.cfg, derive_seed(seed, "order", 0),
                            desc=f"gen 0 seed {seed}: training")
         model = stats.pop("model")
@@ -301,7 +301,7 @@ class Runner:
             prev = self.gen_dir(chain, g - 1) / "adapter" if g > 1 else self.gen0_dir(chain.seed) / "adapter"
             init = str(prev) if cfg.loop.init_from == "previous" else None
             with clock("train"):
-                model = make_peft_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
+                model = make_peft_model(self.base, ecosystem.member_config(cfg, chain.seed), derive_seed(chain.seed, "lora-init", g), init)
                 weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
                 train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
                                          derive_seed(chain.seed, chain.regime, chain.mode, "order", g),

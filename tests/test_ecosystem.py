@@ -78,6 +78,8 @@ SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinc
     (["loop.ecosystem.members=1"], "an ecosystem needs at least 2 members"),
     (["loop.ecosystem.real=fersh"], "did you mean 'fresh'"),
     (["loop.seeds=[1000]"], "seeds must be in [0, 1000)"),
+    (["loop.ecosystem.lora_ranks=[8]"], "lists 1 ranks for 2 members"),
+    (["loop.ecosystem.lora_ranks=[4,8]"], "starts with 4 but lora.r=16"),
     (["loop.ecosystem.real=fresh", "data.max_docs=60", "loop.generations=2"], "loop.ecosystem.real=fresh needs 24 new real"),
 ])
 def test_bad_ecosystems_fail_before_training(tmp_path, args, message):
@@ -113,6 +115,16 @@ def test_killed_ecosystem_resumes_to_the_same_results(tmp_path):
              for c in ("ecosystem-replace-s0", "ecosystem-replace-s1000")]
     assert mixes[0] == mixes[1]
     assert {d["id"][:2] for d in mixes[0] if d["source"] == "synthetic"} == {"m0", "m1"}
+
+
+
+def test_members_can_have_their_own_lora_rank(tmp_path):
+    out = tmp_path / "ranks"
+    madbench("run", *SMALL, "loop.ecosystem.lora_ranks=[16,4]", "--output-dir", out, check=True)
+    rank = lambda folder: json.loads((folder / "adapter" / "adapter_config.json").read_text())["r"]  # noqa: E731
+    assert rank(out / "gen0" / "seed0") == 16 and rank(out / "gen0" / "seed1000") == 4
+    assert rank(out / "chains" / "ecosystem-replace-s0" / "gen_001") == 16
+    assert rank(out / "chains" / "ecosystem-replace-s1000" / "gen_001") == 4
 
 
 def test_a_sweep_runs_an_ecosystem_as_one_job(tmp_path):
