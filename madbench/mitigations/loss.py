@@ -21,9 +21,12 @@ class TruncatedCE(Mitigation):
             "currently predicts with probability p > gamma is masked out of the loss; the loss is the mean over the "
             "tokens kept. Self-generated text is predicted confidently, so the loss dwells on the uncertain tail "
             "instead of sharpening the head. Records the share of tokens truncated. "
-            "Params: gamma (confidence threshold in (0, 1]; 1 = keep every token).")
+            "Params: gamma (confidence threshold in (0, 1], default 0.3; 1 = keep every token).")
     target_metric = "perplexity"
-    params = {"gamma": 0.9}
+    # 0.3: on the tiny model (8 seeds, 6 generations, fully_synthetic) gamma 0.9 truncates ~3% of tokens and changes
+    # nothing measurable, 0.5 (~9-20%) helps inside the seed spread, 0.3 (~18-20%) separates perplexity, distinct_2
+    # and type_token_ratio from the baseline (README, "Mitigations")
+    params = {"gamma": 0.3}
 
     def check(self):
         self._fraction("gamma")
