@@ -52,6 +52,15 @@ def ecosystem(ctx: RegimeContext) -> List[Doc]:
     return real + _trim(ctx, shared)
 
 
+def plan_steps(cfg, chains) -> list:
+    """(chain, generation) in run order: chain by chain, except ecosystem members, generation by generation
+    (a member's generation g trains on every member's generation g - 1)."""
+    gens = range(cfg.loop.generations + 1)
+    plain = [c for c in chains if c.regime != NAME]
+    members = [c for c in chains if c.regime == NAME]
+    return [(c, g) for c in plain for g in gens] + [(c, g) for g in gens for c in members]
+
+
 def member_seeds(cfg, seed: int) -> List[int]:
     return [seed + STRIDE * m for m in range(cfg.loop.ecosystem.members)]
 

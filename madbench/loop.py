@@ -39,7 +39,7 @@ from .metrics import METRICS, MetricContext, compute_metrics
 from .mitigations import MitigationContext, build_mitigations, loss_weights
 from .models import load_base, resolve_model
 from .regimes import REGIMES, RegimeContext, check_fresh, parse_regime
-from .schedules import real_fractions
+from .schedules import real_fraction_at, real_fractions, schedule_target
 from .sampling import generate, make_prompts
 from .training import make_peft_model, train_lora
 
@@ -89,15 +89,6 @@ def plan_chains(cfg: RunConfig) -> List[Chain]:
                 else:
                     chains.append(Chain(name, mode, seed, tuple(mset)))
     return chains
-
-
-def plan_steps(cfg: RunConfig, chains: List[Chain]) -> List[Tuple[Chain, int]]:
-    """(chain, generation) in run order: chain by chain, except ecosystem members, generation by generation
-    (a member's generation g trains on every member's generation g - 1)."""
-    gens = range(cfg.loop.generations + 1)
-    plain = [c for c in chains if c.regime != ecosystem.NAME]
-    members = [c for c in chains if c.regime == ecosystem.NAME]
-    return [(c, g) for c in plain for g in gens] + [(c, g) for g in gens for c in members]
 
 
 class Runner:
@@ -184,16 +175,6 @@ class Runner:
         if seed not in self._reference:
             self._reference[seed] = self.load_adapter(self.gen0_dir(seed) / "adapter")
         return self._reference[seed]
-
-    def real_fraction(self, g: int) -> float:
-        """The real share of generation g's mix: the schedule's when loop.synthetic_share is set."""
-        return self.real_fractions[g - 1] if self.real_fractions and g >= 1 else self.cfg.loop.real_fraction
-
-    def schedule_target(self, chain: Chain, g: int) -> dict:
-        """``{"synthetic_share_target": s}`` for scheduled mixing chains (generation 0 is real: 0), else {}."""
-        if self.real_fractions is None or not getattr(REGIMES.get(chain.regime), "mixes_real", False):
-            return {}
-        return {"synthetic_share_target": round(1.0 - self.real_fraction(g), 6) if g >= 1 else 0.0}
 
     def gen0_dir(self, seed: int) -> Path:
         return self.run_dir / "gen0" / f"seed{seed}"
@@ -284,7 +265,7 @@ class Runner:
         else:
             history = self.history(chain, g)
             mctx.extra.update(history=history, train_docs=cfg.data.train_docs)  # for mix-level mitigations
-            rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=self.real_fraction(g),
+            rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=real_fraction_at(cfg, self.real_fractions, g),
                                  pool=self.split.pool, fresh=self.split.fresh, synthetic=history,
                                  accumulate=chain.mode == "accumulate", real_fractions=tuple(self.real_fractions or ()),
                                  **(dict(peers=ecosystem.peer_history(self, chain, g), real_source=cfg.loop.ecosystem.real)
@@ -331,7 +312,7 @@ class Runner:
             "chain": chain.id, "generation": g, "metrics": metrics,
             "train_tokens": train_stats.get("train_tokens"), "train_docs": len(manifest["documents"]),
             "synthetic_fraction": n_syn / max(1, len(manifest["documents"])),
-            **self.schedule_target(chain, g),
+            **schedule_target(cfg, self.real_fractions, chain.regime, g),
             "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats, **({"train": loss_stats} if loss_stats else {})},
             "num_samples": len(samples), "num_kept": len(kept), "num_scored": len(scored),
             "seconds": time.perf_counter() - start,
@@ -349,7 +330,7 @@ class Runner:
         total = len(chains) * (self.cfg.loop.generations + 1)
         done = sum(1 for c in chains for g in range(self.cfg.loop.generations + 1) if (self.gen_dir(c, g) / "meta.json").is_file())
         times: List[float] = []
-        for chain, g in plan_steps(self.cfg, chains):
+        for chain, g in ecosystem.plan_steps(self.cfg, chains):  # chain by chain; ecosystems generation by generation
             self.state.wait_for_everyone()  # every process sees the same finished generations
             if (self.gen_dir(chain, g) / "meta.json").is_file():
                 if chain.regime == ecosystem.NAME:  # resumed: metrics of a finished ecosystem generation

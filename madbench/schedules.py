@@ -99,6 +99,20 @@ def real_fractions(cfg) -> Optional[List[float]]:
     return None if values is None else [1.0 - s for s in values]
 
 
+def real_fraction_at(cfg, fractions: Optional[List[float]], g: int) -> float:
+    """The real share of generation g's mix: the schedule's (``fractions`` from :func:`real_fractions`) or loop.real_fraction."""
+    return fractions[g - 1] if fractions and g >= 1 else cfg.loop.real_fraction
+
+
+def schedule_target(cfg, fractions: Optional[List[float]], regime: str, g: int) -> dict:
+    """``{"synthetic_share_target": s}`` for a scheduled mixing regime (generation 0 is real: 0), else {}."""
+    from .regimes import REGIMES
+
+    if fractions is None or not getattr(REGIMES.get(regime), "mixes_real", False):
+        return {}
+    return {"synthetic_share_target": round(1.0 - real_fraction_at(cfg, fractions, g), 6) if g >= 1 else 0.0}
+
+
 def check(cfg) -> None:
     """Pre-flight: the schedule parses, and some regime of the run mixes real data (or it would do nothing)."""
     if shares(cfg.loop.synthetic_share, cfg.loop.generations) is None:

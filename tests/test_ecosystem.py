@@ -17,7 +17,8 @@ import pytest
 from madbench.config import build_config
 from madbench.corpus import Doc
 from madbench.ecosystem import metrics as ecosystem_metrics
-from madbench.loop import plan_chains, plan_steps
+from madbench.ecosystem import plan_steps
+from madbench.loop import plan_chains
 from madbench.presets import PRESETS
 from madbench.regimes import REGIMES, RegimeContext
 
