@@ -90,10 +90,11 @@ def test_bad_ecosystems_fail_before_training(tmp_path, args, message):
     assert "Traceback" not in proc.stderr and not (out / "gen0").exists()
 
 
-def test_killed_ecosystem_resumes_to_the_same_results(tmp_path):
+def test_killed_ecosystem_resumes_to_the_same_results_and_members_keep_their_ranks(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    madbench("run", *SMALL, "--output-dir", whole, check=True)
-    proc = subprocess.Popen([sys.executable, "-m", "madbench", "run", *SMALL, "--output-dir", str(killed)], cwd=ROOT,
+    args = [*SMALL, "loop.ecosystem.lora_ranks=[16,4]"]
+    madbench("run", *args, "--output-dir", whole, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "madbench", "run", *args, "--output-dir", str(killed)], cwd=ROOT,
                             env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = killed / "chains" / "ecosystem-replace-s0" / "gen_001" / "meta.json"
     start = time.time()
@@ -104,7 +105,9 @@ def test_killed_ecosystem_resumes_to_the_same_results(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert not (killed / "chains" / "ecosystem-replace-s1000" / "gen_001" / "meta.json").exists()
+    stamp = first.stat().st_mtime_ns
     madbench("run", "--resume", killed, check=True)
+    assert first.stat().st_mtime_ns == stamp  # the finished member generation was not recomputed
     a, b = (json.loads((d / "results.json").read_text()) for d in (whole, killed))
     assert a["complete"] and b["complete"]
     assert {c["id"]: [g["metrics"] for g in c["generations"]] for c in a["chains"]} == \
@@ -117,15 +120,11 @@ def test_killed_ecosystem_resumes_to_the_same_results(tmp_path):
     assert mixes[0] == mixes[1]
     assert {d["id"][:2] for d in mixes[0] if d["source"] == "synthetic"} == {"m0", "m1"}
 
-
-
-def test_members_can_have_their_own_lora_rank(tmp_path):
-    out = tmp_path / "ranks"
-    madbench("run", *SMALL, "loop.ecosystem.lora_ranks=[16,4]", "--output-dir", out, check=True)
+    # members may have their own LoRA rank (loop.ecosystem.lora_ranks=[16,4])
     rank = lambda folder: json.loads((folder / "adapter" / "adapter_config.json").read_text())["r"]  # noqa: E731
-    assert rank(out / "gen0" / "seed0") == 16 and rank(out / "gen0" / "seed1000") == 4
-    assert rank(out / "chains" / "ecosystem-replace-s0" / "gen_001") == 16
-    assert rank(out / "chains" / "ecosystem-replace-s1000" / "gen_001") == 4
+    assert rank(whole / "gen0" / "seed0") == 16 and rank(whole / "gen0" / "seed1000") == 4
+    assert rank(whole / "chains" / "ecosystem-replace-s0" / "gen_001") == 16
+    assert rank(whole / "chains" / "ecosystem-replace-s1000" / "gen_001") == 4
 
 
 def test_a_sweep_runs_an_ecosystem_as_one_job(tmp_path):
