@@ -87,6 +87,18 @@ def _add_counts(totals: dict, counts: dict) -> None:
             totals[key] = totals.get(key, 0) + value
 
 
+def _reduce_counts(accelerator, counts: dict) -> dict:
+    """Sum nested counts over processes (the same keys in the same order everywhere: the same mitigations ran)."""
+    out = {}
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            out[key] = _reduce_counts(accelerator, value)
+        else:
+            total = accelerator.reduce(torch.tensor(float(value), device=accelerator.device), reduction="sum").item()
+            out[key] = int(round(total)) if isinstance(value, int) else total
+    return out
+
+
 def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None) -> dict:
     """Train ``model`` (a PeftModel) in place; return stats (tokens, loss, seconds).
 
@@ -137,6 +149,8 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     accelerator.free_memory()
+    if token_weights is not None and accelerator.num_processes > 1:  # every process counted its own batches
+        token_stats = _reduce_counts(accelerator, token_stats)
     extra = {"token_stats": token_stats} if token_weights is not None else {}
     return {
         **extra,

@@ -86,6 +86,7 @@ def test_truncated_ce_chain_records_its_share_and_leaves_the_baseline_alone(tmp_
     stats = tce[1]["mitigations"]["train"]["truncated_ce"]
     assert stats["tokens"] > 0 and 0 < stats["truncated"] < stats["tokens"]
     assert stats["truncated_share"] == round(stats["truncated"] / stats["tokens"], 4)
+    assert stats["tokens"] == tce[1]["train_tokens"] * 63 // 64  # every target of every block (seq_len 64) was counted
     assert "train" not in tce[0]["mitigations"]  # generation 0 is shared and trains on the plain loss
     base = chains["fully_synthetic-replace-s0"]["generations"]
     alone = json.loads((plain / "results.json").read_text())["chains"][0]["generations"]
@@ -93,3 +94,33 @@ def test_truncated_ce_chain_records_its_share_and_leaves_the_baseline_alone(tmp_
     assert [g["metrics"] for g in base] == [g["metrics"] for g in alone]  # no hook: identical numbers
     assert tce[1]["metrics"]["perplexity"] != base[1]["metrics"]["perplexity"]
     assert math.isfinite(tce[1]["train_loss_last"])
+
+
+def test_counts_cover_every_process_under_accelerate_launch(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    out = tmp_path / "ddp"
+    launcher = Path(sys.executable).parent / "accelerate"
+    cmd = [str(launcher) if launcher.exists() else shutil.which("accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "madbench", "run",
+           "--preset", "smoke", "--output-dir", str(out), "loop.regimes=[fully_synthetic]", "loop.generations=1",
+           "loop.mitigations=[truncated_ce]", "eval.tasks=[]", "eval.metrics=[perplexity]"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from transformers import AutoTokenizer
+
+    from madbench.training import pack
+
+    results = json.loads((out / "results.json").read_text())
+    stats = results["chains"][0]["generations"][1]["mitigations"]["train"]["truncated_ce"]
+    chain = out / "chains" / results["chains"][0]["id"]
+    texts = {r["id"]: r["text"] for r in map(json.loads, (chain / "gen_000" / "samples.jsonl").read_text().splitlines())}
+    mix = json.loads((chain / "gen_001" / "mix.json").read_text())["documents"]
+    blocks = pack(AutoTokenizer.from_pretrained(results["environment"]["model_path"]), [texts[d["id"]] for d in mix], 64)
+    assert stats["tokens"] == len(blocks) * 63  # one epoch, both processes' batches (not only the writer's half)
