@@ -26,6 +26,7 @@ COMMANDS = {
     "leaderboard": ("madbench.leaderboard.cli", "validate submissions and build the static leaderboard site"),
     "regress": ("madbench.regress", "check that every mitigation still beats the unmitigated baseline"),
     "sweep": ("madbench.sweep", "run a grid of chains locally, on Ray or on Slurm, with confidence intervals"),
+    "threshold": ("madbench.threshold", "find the smallest real-data share that keeps a metric within a tolerance (bisection)"),
     "bench": ("madbench.bench", "measure sampling/training speed against plain transformers and the FLOP floor"),
 }
 

@@ -45,6 +45,13 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EcosystemConfig:  # the 'ecosystem' regime (madbench/ecosystem.py)
+    members: int = 3  # K models learning from each other; member m of seed S runs as seed S + 1000 m
+    real: str = "fixed"  # real part of the shared mix: 'fixed' (the same documents) or 'fresh' (a new slice each generation)
+    lora_ranks: Tuple[int, ...] = ()  # optional LoRA rank per member (K values, the first = lora.r); () = lora.r for all
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     generations: int = 5  # generations after generation 0
     regimes: Tuple[str, ...] = ("fully_synthetic", "synthetic_augmentation", "fresh_data")  # 'name' or 'name/accumulate'
@@ -52,6 +59,14 @@ class LoopConfig:
     mitigations: Tuple[Tuple[str, ...], ...] = ((),)  # mitigation sets; () is the unmitigated baseline
     real_fraction: float = 0.5  # share of real documents in a mix (augmentation / fresh regimes)
     init_from: str = "previous"  # each generation starts from the 'previous' generation's adapter or the 'base' model
+    # contamination schedule of the mixing regimes (madbench/schedules.py); None = 1 - real_fraction every generation:
+    # a share 0.7, 'linear:0.1:0.9', 'logistic:0.1:0.9[:MID[:K]]' or one share per generation [0.1,0.3,0.5,...]
+    synthetic_share: Any = None
+    ecosystem: EcosystemConfig = field(default_factory=EcosystemConfig)  # used by the 'ecosystem' regime only
+
+    def __post_init__(self):
+        if isinstance(self.synthetic_share, list):  # keep the frozen config hashable
+            object.__setattr__(self, "synthetic_share", tuple(self.synthetic_share))
 
 
 @dataclass(frozen=True)
@@ -346,3 +361,9 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise MadbenchError(message)
+    from .schedules import check as check_schedule
+
+    check_schedule(cfg)
+    from .ecosystem import check as check_ecosystem
+
+    check_ecosystem(cfg)

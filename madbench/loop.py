@@ -12,6 +12,7 @@ Run folder::
         adapter/  mix.json  model_metrics.json  samples-<key>.jsonl
     RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
         adapter/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json
+    RUN/ecosystems/<id>/gen_<g>.json ecosystem regime: cross-member metrics (madbench/ecosystem.py)
     RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
 
 A generation folder appears only when complete (written to a temp folder and
@@ -32,13 +33,14 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from . import integrity, io
+from . import ecosystem, integrity, io
 from .config import RunConfig, config_hash
 from .corpus import CorpusSplit, Doc, load_split
 from .metrics import METRICS, MetricContext, compute_metrics
-from .mitigations import MitigationContext, build_mitigations
+from .mitigations import MitigationContext, build_mitigations, loss_weights
 from .models import load_base, resolve_model
-from .regimes import REGIMES, RegimeContext, parse_regime
+from .regimes import REGIMES, RegimeContext, check_fresh, parse_regime
+from .schedules import real_fraction_at, real_fractions, schedule_target
 from .sampling import generate, make_prompts
 from .training import make_peft_model, train_lora
 
@@ -83,7 +85,10 @@ def plan_chains(cfg: RunConfig) -> List[Chain]:
         for spec in cfg.loop.regimes:
             name, mode = parse_regime(spec)
             for mset in cfg.loop.mitigations:
-                chains.append(Chain(name, mode, seed, tuple(mset)))
+                if name == ecosystem.NAME:  # one chain per member (madbench/ecosystem.py)
+                    chains.extend(Chain(name, mode, s, tuple(mset)) for s in ecosystem.member_seeds(cfg, seed))
+                else:
+                    chains.append(Chain(name, mode, seed, tuple(mset)))
     return chains
 
 
@@ -100,6 +105,8 @@ class Runner:
         self.is_main = self.state.is_main_process
         self.log = log if self.is_main else (lambda *a, **k: None)
         self.split: CorpusSplit = load_split(cfg)
+        check_fresh(cfg, len(self.split.fresh))  # before any training: one line when fresh slices would run out
+        self.real_fractions = real_fractions(cfg)  # contamination schedule, None when loop.synthetic_share is unset
         with self.state.main_process_first():  # builds/converts a cached model once
             self.model_path = resolve_model(cfg, self.split)
         self.tokenizer, self.base = load_base(self.model_path, cfg)
@@ -197,7 +204,7 @@ class Runner:
 
     def _train_gen0(self, seed: int, tmp: Path, start: float) -> None:
         docs = self.split.pool[: self.cfg.data.train_docs]
-        model = make_peft_model(self.base, self.cfg, derive_seed(seed, "lora-init", 0), None)
+        model = make_peft_model(self.base, ecosystem.member_config(self.cfg, seed), derive_seed(seed, "lora-init", 0), None)
         stats = train_lora(model, self.tokenizer, [d.text for d in docs], self.cfg, derive_seed(seed, "order", 0),
                            desc=f"gen 0 seed {seed}: training")
         model = stats.pop("model")
@@ -264,6 +271,7 @@ class Runner:
         mitigations = build_mitigations(chain.mitigations, cfg.mitigation_params)
         mctx = MitigationContext(generation=g, seed=chain.seed, pool=self.split.pool, tokenizer=self.tokenizer)
         mix_stats: dict = {}
+        loss_stats: dict = {}  # what the mitigations' token_weights did (training-side stage)
         clock = PhaseClock()
         if g == 0:
             gen0 = self.ensure_gen0(chain.seed)
@@ -278,9 +286,11 @@ class Runner:
         else:
             history = self.history(chain, g)
             mctx.extra.update(history=history, train_docs=cfg.data.train_docs)  # for mix-level mitigations
-            rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=cfg.loop.real_fraction,
+            rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=real_fraction_at(cfg, self.real_fractions, g),
                                  pool=self.split.pool, fresh=self.split.fresh, synthetic=history,
-                                 accumulate=chain.mode == "accumulate")
+                                 accumulate=chain.mode == "accumulate", real_fractions=tuple(self.real_fractions or ()),
+                                 **(dict(peers=ecosystem.peer_history(self, chain, g), real_source=cfg.loop.ecosystem.real)
+                                    if chain.regime == ecosystem.NAME else {}))
             mix = REGIMES.get(chain.regime)(rctx)
             for m in mitigations:
                 mix, s = m.transform_mix(mix, mctx)
@@ -293,10 +303,14 @@ class Runner:
             prev = self.gen_dir(chain, g - 1) / "adapter" if g > 1 else self.gen0_dir(chain.seed) / "adapter"
             init = str(prev) if cfg.loop.init_from == "previous" else None
             with clock("train"):
-                model = make_peft_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
+                model = make_peft_model(self.base, ecosystem.member_config(cfg, chain.seed), derive_seed(chain.seed, "lora-init", g), init)
+                weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
                 train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
                                          derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
-                                         desc=f"{chain.id} gen {g}: training")
+                                         desc=f"{chain.id} gen {g}: training", token_weights=weights)
+                if weights is not None:
+                    totals = train_stats.pop("token_stats", {})
+                    loss_stats = {m.name: m.token_stats(totals.get(m.name, {})) for m in mitigations if m.acts_on_loss}
                 model = train_stats.pop("model")
                 model.save_pretrained(tmp / "adapter")
             manifest = {"generation": g, "documents": [
@@ -319,7 +333,8 @@ class Runner:
             "chain": chain.id, "generation": g, "metrics": metrics,
             "train_tokens": train_stats.get("train_tokens"), "train_docs": len(manifest["documents"]),
             "synthetic_fraction": n_syn / max(1, len(manifest["documents"])),
-            "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats},
+            **schedule_target(cfg, self.real_fractions, chain.regime, g),
+            "train": train_stats, "mitigations": {"mix": mix_stats, "samples": sample_stats, **({"train": loss_stats} if loss_stats else {})},
             "num_samples": len(samples), "num_kept": len(kept), "num_scored": len(scored),
             "seconds": time.perf_counter() - start,
             "timing": clock.seconds,  # per phase; generation 0 reuses the shared training and model evaluation
@@ -336,18 +351,21 @@ class Runner:
         done = sum(1 for c in chains for g in range(self.cfg.loop.generations + 1) if (self.gen_dir(c, g) / "meta.json").is_file())
         times: List[float] = []
         self.check(chains)
-        for ci, chain in enumerate(chains):
-            for g in range(self.cfg.loop.generations + 1):
-                self.state.wait_for_everyone()  # every process sees the same finished generations
-                if (self.gen_dir(chain, g) / "meta.json").is_file():
-                    continue
-                start = time.perf_counter()
-                meta = self.run_generation(chain, g)
-                times.append(time.perf_counter() - start)
-                done += 1
-                eta = (sum(times) / len(times)) * (total - done)
-                headline = [k for k in HEADLINE if meta["metrics"].get(k) is not None] or list(meta["metrics"])[:4]
-                shown = " ".join(f"{k}={meta['metrics'][k]:.4g}" for k in headline)
-                self.log(f"[{done}/{total}] {chain.id} gen {g}: {shown} ({times[-1]:.0f}s, ETA {eta / 60:.1f} min)")
-                if on_generation and self.is_main:
-                    on_generation()
+        for chain, g in ecosystem.plan_steps(self.cfg, chains):  # chain by chain; ecosystems generation by generation
+            self.state.wait_for_everyone()  # every process sees the same finished generations
+            if (self.gen_dir(chain, g) / "meta.json").is_file():
+                if chain.regime == ecosystem.NAME:  # resumed: metrics of a finished ecosystem generation
+                    ecosystem.finish_generation(self, chain, g)
+                continue
+            start = time.perf_counter()
+            meta = self.run_generation(chain, g)
+            if chain.regime == ecosystem.NAME:
+                ecosystem.finish_generation(self, chain, g)
+            times.append(time.perf_counter() - start)
+            done += 1
+            eta = (sum(times) / len(times)) * (total - done)
+            headline = [k for k in HEADLINE if meta["metrics"].get(k) is not None] or list(meta["metrics"])[:4]
+            shown = " ".join(f"{k}={meta['metrics'][k]:.4g}" for k in headline)
+            self.log(f"[{done}/{total}] {chain.id} gen {g}: {shown} ({times[-1]:.0f}s, ETA {eta / 60:.1f} min)")
+            if on_generation and self.is_main:
+                on_generation()

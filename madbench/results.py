@@ -48,6 +48,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 "seconds": meta["seconds"], "timing": meta.get("timing", {}), "mitigations": meta["mitigations"],
                 "train_loss_last": meta["train"].get("train_loss_last"),
                 **{k: meta["train"][k] for k in ("mix_tokens", "mix_tokens_trained") if k in meta["train"]},
+                **({"synthetic_share_target": meta["synthetic_share_target"]} if "synthetic_share_target" in meta else {}),
             })
         out_chains.append({
             "id": chain.id, "regime": chain.regime, "mode": chain.mode, "seed": chain.seed,
@@ -71,7 +72,16 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "chains": out_chains,
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
+        **_ecosystems(run_dir, cfg, chains),
     }
+
+
+def _ecosystems(run_dir: Path, cfg, chains) -> dict:
+    """``{"ecosystems": [...]}`` when the run has the ecosystem regime (madbench/ecosystem.py), else {}."""
+    from .ecosystem import collect as collect_ecosystems
+
+    found = collect_ecosystems(Path(run_dir), cfg, chains)
+    return {"ecosystems": found} if found else {}
 
 
 # lm-eval metric names (task scores are '<task>/<metric>'), decided before the substring guesses below

@@ -127,6 +127,12 @@ def main(args) -> int:
     fresh = f", fresh_data uses {facts['fresh_needed']}" if facts["fresh_needed"] else ""
     print(f"# pre-flight: ok (corpus: {facts['passages']} passages; held-out + generation 0 use {facts['held_out_and_gen0']}{fresh})")
     print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
+    from .schedules import shares
+
+    scheduled = shares(cfg.loop.synthetic_share, cfg.loop.generations)
+    if scheduled is not None:
+        print(f"# synthetic share of generations 1..{cfg.loop.generations} (mixing regimes): "
+              + ", ".join(f"{s:.3g}" for s in scheduled))
     for c in chains:
         done = 0 if differs else finished_generations(run_dir, c.id, cfg.loop.generations)
         print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done" + (" (the folder holds another config)" if differs else ""))

@@ -36,6 +36,7 @@ import yaml
 from . import io
 from .backends import BACKENDS, job_env, run_jobs
 from .config import RunConfig, build_config, config_hash, load_file, parse_override
+from .ecosystem import NAME as ECOSYSTEM, ecosystem_id
 from .errors import MadbenchError
 
 CHAIN_AXES = ("loop.regimes", "loop.seeds", "loop.mitigations")  # one run folder holds all of these
@@ -173,8 +174,12 @@ def make_jobs(variants: List[dict], sweep_dir: Path) -> tuple[List[dict], List[d
             if firsts or not (run_dir / "gen0" / f"seed{seed}" / "model_metrics.json").is_file():
                 gen0_jobs.append({**common, "id": f"{v['id']}/gen0-s{seed}", "kind": "gen0", "seed": seed,
                                   "chains": [_chain_dict(c) for c in firsts]})
+        groups: Dict[str, list] = {}  # ecosystem members learn from each other: one job runs them all
         for c in todo:
-            chain_jobs.append({**common, "id": f"{v['id']}/{c.id}", "kind": "chain", "seed": c.seed, "chains": [_chain_dict(c)]})
+            groups.setdefault(ecosystem_id(c) if c.regime == ECOSYSTEM else c.id, []).append(c)
+        for key, members in groups.items():
+            chain_jobs.append({**common, "id": f"{v['id']}/{key}", "kind": "chain", "seed": members[0].seed,
+                               "chains": [_chain_dict(c) for c in members]})
     return gen0_jobs, chain_jobs, finished
 
 

@@ -79,8 +79,51 @@ def mixed_precision(cfg) -> str:
     return cfg.train.mixed_precision
 
 
-def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training") -> dict:
-    """Train ``model`` (a PeftModel) in place; return stats (tokens, loss, seconds)."""
+def weighted_lm_loss(model, input_ids, labels, token_weights):
+    """Causal-LM loss with per-token weights from ``token_weights(logits, targets) -> (weights | None, counts)``.
+
+    ``logits`` [B, T-1, V] (float, detached) predict ``targets`` [B, T-1] (labels shifted; -100 = ignored).
+    The loss is the weighted mean of the token NLLs, sum(w * nll) / sum(w), so a 0/1 mask averages over the
+    tokens it keeps (0 when it keeps none). Used only when a mitigation acts on the loss.
+    """
+    logits = model(input_ids=input_ids).logits[:, :-1].float()
+    targets = labels[:, 1:]
+    valid = targets != -100
+    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                            ignore_index=-100, reduction="none").view_as(targets)
+    with torch.no_grad():
+        weights, counts = token_weights(logits.detach(), targets)
+    weights = valid.float() if weights is None else weights.float() * valid
+    return (nll * weights).sum() / weights.sum().clamp_min(1e-6), counts
+
+
+def _add_counts(totals: dict, counts: dict) -> None:
+    """Sum nested count dicts ({mitigation: {key: number}}) step by step."""
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            _add_counts(totals.setdefault(key, {}), value)
+        else:
+            totals[key] = totals.get(key, 0) + value
+
+
+def _reduce_counts(accelerator, counts: dict) -> dict:
+    """Sum nested counts over processes (the same keys in the same order everywhere: the same mitigations ran)."""
+    out = {}
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            out[key] = _reduce_counts(accelerator, value)
+        else:
+            total = accelerator.reduce(torch.tensor(float(value), device=accelerator.device), reduction="sum").item()
+            out[key] = int(round(total)) if isinstance(value, int) else total
+    return out
+
+
+def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None) -> dict:
+    """Train ``model`` (a PeftModel) in place; return stats (tokens, loss, seconds).
+
+    ``token_weights`` (from the mitigations' ``token_weights`` hooks, see madbench/mitigations) switches the
+    step to :func:`weighted_lm_loss`; its summed counts come back as ``token_stats``. None = the plain loss.
+    """
     from accelerate import Accelerator
 
     t = cfg.train
@@ -96,7 +139,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     schedule = warmup_cosine(optimizer, t.warmup_steps, total)
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
     model.train()
-    start, tokens, losses = time.perf_counter(), 0, []
+    start, tokens, losses, token_stats = time.perf_counter(), 0, [], {}
     bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None if accelerator.is_main_process else True)
     for _ in range(t.epochs):
         order = list(range(len(blocks)))
@@ -108,7 +151,11 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
         for b in batches[accelerator.process_index :: accelerator.num_processes]:
             batch, batch_labels = blocks[b].to(accelerator.device), labels[b].to(accelerator.device)
             with accelerator.autocast():  # padding sits after the real tokens: a causal model never attends to it
-                loss = model(input_ids=batch, labels=batch_labels).loss
+                if token_weights is None:
+                    loss = model(input_ids=batch, labels=batch_labels).loss
+                else:
+                    loss, counts = weighted_lm_loss(model, batch, batch_labels, token_weights)
+                    _add_counts(token_stats, counts)
             accelerator.backward(loss)
             optimizer.step()
             schedule.step()
@@ -121,7 +168,11 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     accelerator.free_memory()
+    if token_weights is not None and accelerator.num_processes > 1:  # every process counted its own batches
+        token_stats = _reduce_counts(accelerator, token_stats)
+    extra = {"token_stats": token_stats} if token_weights is not None else {}
     return {
+        **extra,
         "model": unwrapped,
         "train_tokens": tokens * accelerator.num_processes,  # tokens trained on (loss targets), all epochs, no padding
         "mix_tokens": int((labels != -100).sum()),  # tokens of the mix (with BOS/EOS separators)

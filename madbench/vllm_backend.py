@@ -88,7 +88,7 @@ def generate_vllm(model, tokenizer, prompts: List[str], cfg, seed: int, logits_p
     from .sampling import decode_completion, encode_prompts
 
     dtype = "bfloat16" if next(model.parameters()).dtype == torch.bfloat16 else "float32"
-    llm = engine(base_path(model), dtype, cfg.lora.r, seed)
+    llm = engine(base_path(model), dtype, max((cfg.lora.r, *cfg.loop.ecosystem.lora_ranks)), seed)  # ecosystem members may differ
     encoded = encode_prompts(tokenizer, prompts)
     with tempfile.TemporaryDirectory(prefix="madbench-adapter-") as folder:
         lora = None

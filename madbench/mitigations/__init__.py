@@ -13,6 +13,14 @@ Hooks, all optional:
   * ``logits_processors(ctx)``  sampling-time processors (e.g. a watermark)
   * ``filter_samples(docs, ctx)``  synthetic docs -> (kept docs, stats), before they enter history
   * ``transform_mix(docs, ctx)``   training mix -> (new mix, stats)
+  * ``token_weights(logits, targets, ctx)``  training loss: per-token weights for one batch -> (weights | None, counts)
+
+``token_weights`` is the training-side stage (generations >= 1; generation 0 is shared
+by every chain of a seed and always trains on the plain loss). ``logits`` [B, T-1, V]
+(float, no grad) predict ``targets`` [B, T-1] (-100 = ignored); the step's loss becomes
+sum(w * nll) / sum(w). Its counts are summed over the generation's steps and passed
+through ``token_stats(totals)`` into results.json under ``mitigations.train.<name>``.
+A chain with no mitigation overriding it trains exactly as before (same code path).
 
 Every hook's stats dict is recorded per generation in results.json. Each class
 declares ``target_metric``: the metric it is meant to improve over the
@@ -86,6 +94,35 @@ class Mitigation:
     def transform_mix(self, docs: List[Doc], ctx: MitigationContext) -> Tuple[List[Doc], dict]:
         return docs, {}
 
+    def token_weights(self, logits, targets, ctx: MitigationContext) -> Tuple[Any, dict]:
+        return None, {}
+
+    def token_stats(self, totals: dict) -> dict:
+        """The recorded stats from ``token_weights``' counts summed over a generation (default: the sums)."""
+        return totals
+
+    @property
+    def acts_on_loss(self) -> bool:
+        return type(self).token_weights is not Mitigation.token_weights
+
+
+def loss_weights(mitigations: List[Mitigation], ctx: MitigationContext):
+    """The training step's ``token_weights`` callable for a chain's mitigations, or None when none acts on the loss."""
+    active = [m for m in mitigations if m.acts_on_loss]
+    if not active:
+        return None
+
+    def weights(logits, targets):
+        combined, counts = None, {}
+        for m in active:
+            w, c = m.token_weights(logits, targets, ctx)
+            if w is not None:
+                combined = w if combined is None else combined * w
+            counts[m.name] = c
+        return combined, counts
+
+    return weights
+
 
 def build_mitigations(names, params: Dict[str, Dict[str, Any]]) -> List[Mitigation]:
     return [MITIGATIONS.get(name)(**params.get(name, {})) for name in names]
@@ -98,5 +135,5 @@ def mitigation_card(name: str) -> dict:
             "params": dict(cls.params)}
 
 
-from . import dedup, filters, mixing, watermark  # noqa: E402,F401  (registers mitigations)
+from . import dedup, filters, loss, mixing, watermark  # noqa: E402,F401  (registers mitigations)
 from .mixing import MixReal  # noqa: E402,F401  (kept importable from here)
