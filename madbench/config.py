@@ -85,6 +85,7 @@ class TrainConfig:
     warmup_steps: int = 2
     weight_decay: float = 0.0
     mixed_precision: str = "auto"  # 'auto', 'no', 'bf16'
+    method: str = "lora"  # 'lora': train a LoRA adapter; 'full': fine-tune every weight (madbench/weights.py)
 
 
 @dataclass(frozen=True)
@@ -319,3 +320,6 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise MadbenchError(message)
+    from .weights import check as check_method
+
+    check_method(cfg)  # train.method=full: no vLLM, no lora.* options

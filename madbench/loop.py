@@ -39,7 +39,8 @@ from .mitigations import MitigationContext, build_mitigations
 from .models import load_base, resolve_model
 from .regimes import REGIMES, RegimeContext, parse_regime
 from .sampling import generate, make_prompts
-from .training import make_peft_model, train_lora
+from .training import train_lora
+from . import weights  # train.method: LoRA adapter or full weights
 
 
 HEADLINE = ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")  # shown in the progress log
@@ -122,7 +123,11 @@ class Runner:
         return [m for m in self.cfg.eval.metrics if getattr(METRICS.get(m), "needs", "samples") == needs]
 
     def load_adapter(self, adapter_dir: Path):
-        return make_peft_model(self.base, self.cfg, 0, str(adapter_dir))
+        return weights.load(self.base, self.cfg, adapter_dir)
+
+    def weights_dir(self, folder: Path) -> Path:
+        """folder/adapter (LoRA) or folder/model (train.method=full)."""
+        return folder / weights.dirname(self.cfg)
 
     def model_metrics(self, model, out_dir: Path) -> Dict[str, float]:
         ctx = MetricContext(samples=[], human=[d.text for d in self.split.eval], model=model,
@@ -166,7 +171,7 @@ class Runner:
 
     def reference(self, seed: int):
         if seed not in self._reference:
-            self._reference[seed] = self.load_adapter(self.gen0_dir(seed) / "adapter")
+            self._reference[seed] = self.load_adapter(self.weights_dir(self.gen0_dir(seed)))
         return self._reference[seed]
 
     def gen0_dir(self, seed: int) -> Path:
@@ -184,11 +189,11 @@ class Runner:
         start = time.perf_counter()
         tmp = io.atomic_dir(final)
         docs = self.split.pool[: self.cfg.data.train_docs]
-        model = make_peft_model(self.base, self.cfg, derive_seed(seed, "lora-init", 0), None)
+        model = weights.init_model(self.base, self.cfg, derive_seed(seed, "lora-init", 0), None)
         stats = train_lora(model, self.tokenizer, [d.text for d in docs], self.cfg, derive_seed(seed, "order", 0),
                            desc=f"gen 0 seed {seed}: training")
         model = stats.pop("model")
-        model.save_pretrained(tmp / "adapter")
+        weights.save(model, self.weights_dir(tmp), self.tokenizer, self.base)
         io.write_json(tmp / "mix.json", {"generation": 0, "documents": [{"id": d.id, "source": "real"} for d in docs]})
         metrics = self.model_metrics(model, tmp)
         io.write_json(tmp / "model_metrics.json", {"metrics": metrics, **stats, "seconds": time.perf_counter() - start})
@@ -246,7 +251,7 @@ class Runner:
         clock = PhaseClock()
         if g == 0:
             gen0 = self.ensure_gen0(chain.seed)
-            model = self.load_adapter(gen0 / "adapter")
+            model = self.load_adapter(self.weights_dir(gen0))
             g0 = io.read_json(gen0 / "model_metrics.json")
             model_metrics = g0["metrics"]
             train_stats = {k: v for k, v in g0.items() if k.startswith("train_")}
@@ -269,15 +274,15 @@ class Runner:
                 from .errors import MadbenchError
 
                 raise MadbenchError(f"chain {chain.id}: generation {g} has an empty training mix; check the mitigations' parameters")
-            prev = self.gen_dir(chain, g - 1) / "adapter" if g > 1 else self.gen0_dir(chain.seed) / "adapter"
-            init = str(prev) if cfg.loop.init_from == "previous" else None
+            prev = self.weights_dir(self.gen_dir(chain, g - 1) if g > 1 else self.gen0_dir(chain.seed))
+            init = prev if cfg.loop.init_from == "previous" else None
             with clock("train"):
-                model = make_peft_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
+                model = weights.init_model(self.base, cfg, derive_seed(chain.seed, "lora-init", g), init)
                 train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
                                          derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
                                          desc=f"{chain.id} gen {g}: training")
                 model = train_stats.pop("model")
-                model.save_pretrained(tmp / "adapter")
+                weights.save(model, self.weights_dir(tmp), self.tokenizer, self.base)
             manifest = {"generation": g, "documents": [
                 {"id": d.id, "source": "real" if d.id.startswith("h") else "synthetic"} for d in mix]}
             with clock("evaluate_model"):

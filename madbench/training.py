@@ -1,8 +1,10 @@
-"""LoRA fine-tuning of one generation with peft, driven by accelerate.
+"""Fine-tuning of one generation (a peft LoRA adapter, or every weight), driven by accelerate.
 
 Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks
 (no padding is trained on). Data order and LoRA init are seeded from
 (seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
+:func:`train_lora` trains whatever requires a gradient: the LoRA weights, or the
+whole model for ``train.method=full`` (see :mod:`madbench.weights`).
 """
 
 from __future__ import annotations
@@ -61,9 +63,12 @@ def mixed_precision(cfg) -> str:
 
 
 def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training") -> dict:
-    """Train ``model`` (a PeftModel) in place; return stats (tokens, loss, seconds)."""
+    """Train ``model`` (a PeftModel, or a full model) in place; return stats (tokens, loss, seconds, memory)."""
     from accelerate import Accelerator
 
+    from .weights import memory, reset_peak
+
+    reset_peak()
     t = cfg.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
     blocks = pack(tokenizer, texts, t.seq_len)
@@ -110,4 +115,5 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
         "train_loss_first": losses[0] if losses else None,
         "train_loss_last": losses[-1] if losses else None,
         "train_seconds": time.perf_counter() - start,
+        **{f"train_{k}": v for k, v in memory().items()},  # peak RSS so far (process), GPU peak of this training
     }
