@@ -37,7 +37,7 @@ from .corpus import CorpusSplit, Doc, load_split
 from .metrics import METRICS, MetricContext, compute_metrics
 from .mitigations import MitigationContext, build_mitigations
 from .models import load_base, resolve_model
-from .regimes import REGIMES, RegimeContext, parse_regime
+from .regimes import REGIMES, RegimeContext, apply_mode, parse_regime
 from .sampling import generate, make_prompts
 from .training import train_lora
 from . import weights  # train.method: LoRA adapter or full weights
@@ -264,8 +264,8 @@ class Runner:
             mctx.extra.update(history=history, train_docs=cfg.data.train_docs)  # for mix-level mitigations
             rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=cfg.loop.real_fraction,
                                  pool=self.split.pool, fresh=self.split.fresh, synthetic=history,
-                                 accumulate=chain.mode == "accumulate")
-            mix = REGIMES.get(chain.regime)(rctx)
+                                 accumulate=chain.mode in ("accumulate", "accumulate_subsample"))
+            mix = apply_mode(REGIMES.get(chain.regime)(rctx), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
             for m in mitigations:
                 mix, s = m.transform_mix(mix, mctx)
                 if s:

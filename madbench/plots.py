@@ -19,7 +19,7 @@ from pathlib import Path
 from . import io
 
 FIGURE_DPI = 110
-MODE_STYLE = {"replace": "-", "accumulate": "--"}
+MODE_STYLE = {"replace": "-", "accumulate": "--", "accumulate_subsample": ":"}
 
 
 def _pyplot():
