@@ -9,9 +9,10 @@ Run folder::
     RUN/config.json                  the resolved RunConfig (+ hash)
     RUN/events.jsonl                 one line per finished step
     RUN/gen0/seed<S>/                generation 0, shared by every chain with seed S:
-        adapter/  mix.json  model_metrics.json  samples-<key>.jsonl
+        adapter/ (train.method=lora) or model/ (full)  mix.json  model_metrics.json  samples-<key>.jsonl
     RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
-        adapter/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json
+        adapter/ or model/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json
+        reference_ppl.json          per-sample log perplexity under generation 0 (tail_* metrics)
     RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
 
 A generation folder appears only when complete (written to a temp folder and
@@ -169,6 +170,27 @@ class Runner:
 
         return score
 
+    def reference_panel(self, chain: Chain, g: int, texts: List[str], out_dir: Path) -> Dict[str, float]:
+        """Score ``texts`` with the generation-0 model; keep the per-sample values in out_dir/reference_ppl.json."""
+        from .metrics.tail import log_ppl
+
+        def ctx(samples, g0=None):
+            return MetricContext(samples=samples, human=[], model=self.reference(chain.seed), tokenizer=self.tokenizer,
+                                 batch_size=self.cfg.eval.batch_size, cache={"g0_log_ppl": g0})
+
+        g0 = None
+        if g > 0:
+            saved = self.gen_dir(chain, 0) / "reference_ppl.json"
+            if saved.is_file():
+                g0 = io.read_json(saved)["log_ppl"]
+            else:  # a generation 0 written before the panel existed: score its samples now
+                rows = io.read_jsonl(self.gen_dir(chain, 0) / "samples.jsonl")[: self.cfg.sampling.num_samples]
+                g0 = log_ppl(ctx([r["text"] for r in rows]))
+        c = ctx(texts, g0)
+        metrics = compute_metrics(self.metric_names("reference"), c)
+        io.write_json(out_dir / "reference_ppl.json", {"reference": f"generation 0 (seed {chain.seed})", "log_ppl": log_ppl(c)})
+        return metrics
+
     def reference(self, seed: int):
         if seed not in self._reference:
             self._reference[seed] = self.load_adapter(self.weights_dir(self.gen0_dir(seed)))
@@ -298,6 +320,9 @@ class Runner:
         scored = samples[: cfg.sampling.num_samples]
         with clock("evaluate_samples"):
             metrics = {**model_metrics, **self.sample_metrics([d.text for d in scored])}
+        if self.metric_names("reference"):  # the generation-0 reference panel (madbench/metrics/tail.py)
+            with clock("evaluate_reference"):
+                metrics.update(self.reference_panel(chain, g, [d.text for d in scored], tmp))
         n_syn = sum(1 for d in manifest["documents"] if d["source"] == "synthetic")
         meta = {
             "chain": chain.id, "generation": g, "metrics": metrics,

@@ -47,6 +47,8 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 "num_samples": meta["num_samples"], "num_kept": meta["num_kept"], "num_scored": meta.get("num_scored", meta["num_samples"]),
                 "seconds": meta["seconds"], "timing": meta.get("timing", {}), "mitigations": meta["mitigations"],
                 "train_loss_last": meta["train"].get("train_loss_last"),
+                "train_memory": {k: v for k, v in meta["train"].items() if k.endswith("_mb")},
+                **_reference_log_ppl(meta_path.parent),
             })
         out_chains.append({
             "id": chain.id, "regime": chain.regime, "mode": chain.mode, "seed": chain.seed,
@@ -71,6 +73,14 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
     }
+
+
+def _reference_log_ppl(gen_dir: Path) -> dict:
+    """Per-sample log perplexity under generation 0 (the report's tail density figure), when measured."""
+    path = gen_dir / "reference_ppl.json"
+    if not path.is_file():
+        return {}
+    return {"reference_log_ppl": [round(v, 4) for v in io.read_json(path)["log_ppl"]]}
 
 
 # lm-eval metric names (task scores are '<task>/<metric>'), decided before the substring guesses below
