@@ -72,6 +72,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "chains": out_chains,
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
+        **({"protocol": io.read_json(run_dir / "protocol.json")} if (run_dir / "protocol.json").is_file() else {}),
     }
 
 

@@ -5,6 +5,7 @@
     madbench run --config exp.yaml loop.generations=3 sampling.temperature=0.7
     madbench run --resume runs/default             # continue after a crash or Ctrl-C
     madbench run --dry-run                         # print the resolved config and the plan
+    madbench run --preset shumailov2024            # a published protocol (madbench list presets, docs/protocols/)
 
 Re-running with the same config and output folder resumes it; finished
 generations are never recomputed.
@@ -59,6 +60,7 @@ def resolve(args) -> tuple[RunConfig, Path]:
 
 def main(args) -> int:
     cfg, run_dir = resolve(args)
+    _protocol(args, cfg, run_dir)
     from .loop import plan_chains
 
     chains = plan_chains(cfg)
@@ -71,6 +73,21 @@ def main(args) -> int:
             print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done")
         return 0
     return execute(cfg, run_dir, chains)
+
+
+def _protocol(args, cfg: RunConfig, run_dir: Path) -> None:
+    """A published-protocol preset (madbench/protocols.py): print and record where this run departs from it."""
+    from .protocols import check, describe
+
+    info = None if args.resume else check(args.preset, cfg)
+    if info is None:
+        return
+    line = describe(info)
+    if line:
+        print(f"madbench: note: {line}")
+    if not args.dry_run:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        io.write_json(run_dir / "protocol.json", info)
 
 
 def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print) -> int:
