@@ -47,7 +47,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 "num_samples": meta["num_samples"], "num_kept": meta["num_kept"], "num_scored": meta.get("num_scored", meta["num_samples"]),
                 "seconds": meta["seconds"], "timing": meta.get("timing", {}), "mitigations": meta["mitigations"],
                 "train_loss_last": meta["train"].get("train_loss_last"),
-                "train_memory": {k: v for k, v in meta["train"].items() if k.endswith("_mb")},
+                "train_memory": {k.replace("train_", "", 1): v for k, v in meta["train"].items() if k.endswith("_mb")},
                 **_reference_log_ppl(meta_path.parent),
             })
         out_chains.append({
