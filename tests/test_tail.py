@@ -97,3 +97,19 @@ def test_report_draws_the_tail_density_figure(tail_run):
     png = tail_run / "report" / "tail_density.png"
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
     assert "tail_density.png" in (tail_run / "report" / "report.md").read_text()
+
+
+def test_rare_word_recall_by_hand():
+    from madbench.metrics.tail import rare_types
+
+    common = " ".join("x" + "".join(chr(97 + int(d)) for d in str(i)) for i in range(1000))  # 1,000 word types, 3 times each
+    human = [common, common, common, "apple banana cherry date"]
+    assert rare_types(human) == {"apple", "banana", "cherry", "date"}
+    budget = 3004  # human words
+    uses_two = ["apple banana " + "xb " * 10]
+    got = compute_metrics(["rare_word_recall"], MetricContext(samples=uses_two, human=human))["rare_word_recall"]
+    assert got == pytest.approx(2 / 4)
+    # normalised by size: a sample whose only rare word lies beyond the human text's word count does not count
+    late = ["xb " * budget + "cherry"]
+    assert compute_metrics(["rare_word_recall"], MetricContext(samples=late, human=human))["rare_word_recall"] == 0.0
+    assert getattr(METRICS.get("rare_word_recall"), "higher_is_better") is True

@@ -109,3 +109,32 @@ def tail_w1_log_ppl(ctx):
     """Wasserstein-1 distance between the generation's and generation 0's per-sample log perplexities."""
     values, ref = log_ppl(ctx), _reference(ctx)
     return wasserstein_1(values, ref) if values and ref else None
+
+
+# ---------------------------------------------------------------------- tails against human text
+RARE_TOP_K = 1000  # a held-out word type is rare when it is not among the held-out text's 1,000 most frequent
+
+
+def rare_types(human: Sequence[str], top_k: int = RARE_TOP_K) -> set:
+    """Lower-cased alphabetic word types of the human text outside its ``top_k`` most frequent (ties by first use)."""
+    from collections import Counter
+
+    from .lexical import words
+
+    counts = Counter(w.lower() for t in human for w in words(t) if w.isalpha())
+    return {w for w, _ in counts.most_common()[top_k:]}
+
+
+@METRICS.register("rare_word_recall", higher_is_better=True, needs="human")
+def rare_word_recall(ctx):
+    """Share of the held-out human text's rare word types (outside its 1,000 most frequent) that the samples use, per as many sample words as human words."""
+    from .lexical import words
+
+    rare = rare_types(ctx.human)
+    budget = sum(1 for t in ctx.human for w in words(t) if w.isalpha())
+    sample = [w.lower() for t in ctx.samples for w in words(t) if w.isalpha()]
+    if not rare or not sample:
+        return None
+    # normalise by sample size: the first `budget` sample words, repeated when the samples are shorter
+    sample = (sample * (budget // len(sample) + 1))[:budget]
+    return len(rare & set(sample)) / len(rare)
