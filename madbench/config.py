@@ -95,7 +95,7 @@ class EvalConfig:
         "self_bleu", "mtld", "hdd", "unigram_entropy", "zipf_exponent", "compression_ratio", "repetition_4gram",
         "duplicate_rate", "pairwise_cosine_distance", "vendi_score", "frechet_embedding_distance", "mauve",
         "tail_ppl_median", "tail_ppl_p05", "tail_ppl_p95", "tail_below_g0_p05", "tail_above_g0_p95", "tail_w1_log_ppl",
-        "rare_word_recall")
+        "rare_word_recall", "rare_token_mass", "rare_token_mass_ratio")
     tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: tasks/*.yaml (held-out data) or built-in lm-eval names
     task_docs: int = 64  # documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all
     batch_size: int = 16

@@ -170,26 +170,13 @@ class Runner:
 
         return score
 
-    def reference_panel(self, chain: Chain, g: int, texts: List[str], out_dir: Path) -> Dict[str, float]:
-        """Score ``texts`` with the generation-0 model; keep the per-sample values in out_dir/reference_ppl.json."""
-        from .metrics.tail import log_ppl
+    def reference_panel(self, chain: Chain, g: int, texts: List[str], out_dir: Path, model=None) -> Dict[str, float]:
+        """The generation-0 reference panel (madbench/metrics/tail.py): tail_* and rare_token_* metrics."""
+        from .metrics.tail import reference_panel
 
-        def ctx(samples, g0=None):
-            return MetricContext(samples=samples, human=[], model=self.reference(chain.seed), tokenizer=self.tokenizer,
-                                 batch_size=self.cfg.eval.batch_size, cache={"g0_log_ppl": g0})
-
-        g0 = None
-        if g > 0:
-            saved = self.gen_dir(chain, 0) / "reference_ppl.json"
-            if saved.is_file():
-                g0 = io.read_json(saved)["log_ppl"]
-            else:  # a generation 0 written before the panel existed: score its samples now
-                rows = io.read_jsonl(self.gen_dir(chain, 0) / "samples.jsonl")[: self.cfg.sampling.num_samples]
-                g0 = log_ppl(ctx([r["text"] for r in rows]))
-        c = ctx(texts, g0)
-        metrics = compute_metrics(self.metric_names("reference"), c)
-        io.write_json(out_dir / "reference_ppl.json", {"reference": f"generation 0 (seed {chain.seed})", "log_ppl": log_ppl(c)})
-        return metrics
+        return reference_panel(self.metric_names("reference"), texts, [d.text for d in self.split.eval],
+                               self.reference(chain.seed), model, self.tokenizer, self.cfg.eval.batch_size,
+                               None if g == 0 else self.gen_dir(chain, 0), self.cfg.sampling.num_samples, out_dir)
 
     def reference(self, seed: int):
         if seed not in self._reference:
@@ -322,7 +309,7 @@ class Runner:
             metrics = {**model_metrics, **self.sample_metrics([d.text for d in scored])}
         if self.metric_names("reference"):  # the generation-0 reference panel (madbench/metrics/tail.py)
             with clock("evaluate_reference"):
-                metrics.update(self.reference_panel(chain, g, [d.text for d in scored], tmp))
+                metrics.update(self.reference_panel(chain, g, [d.text for d in scored], tmp, model))
         n_syn = sum(1 for d in manifest["documents"] if d["source"] == "synthetic")
         meta = {
             "chain": chain.id, "generation": g, "metrics": metrics,

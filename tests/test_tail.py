@@ -59,7 +59,8 @@ def tail_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tail") / "run"
     madbench("run", "--preset", "smoke", "loop.regimes=[fully_synthetic]", "loop.generations=1", "data.train_docs=16",
              "sampling.num_samples=16", "sampling.batch_size=16", "eval.tasks=[]",
-             f"eval.metrics=[distinct_2,{','.join(TAIL_METRICS)}]", "--output-dir", out, check=True)
+             f"eval.metrics=[distinct_2,{','.join(TAIL_METRICS)},rare_token_mass,rare_token_mass_ratio]", "--output-dir", out,
+             check=True)
     return out
 
 
@@ -100,7 +101,7 @@ def test_report_draws_the_tail_density_figure(tail_run):
 
 
 def test_rare_word_recall_by_hand():
-    from madbench.metrics.tail import rare_types
+    from madbench.metrics.rare import rare_types
 
     common = " ".join("x" + "".join(chr(97 + int(d)) for d in str(i)) for i in range(1000))  # 1,000 word types, 3 times each
     human = [common, common, common, "apple banana cherry date"]
@@ -113,3 +114,39 @@ def test_rare_word_recall_by_hand():
     late = ["xb " * budget + "cherry"]
     assert compute_metrics(["rare_word_recall"], MetricContext(samples=late, human=human))["rare_word_recall"] == 0.0
     assert getattr(METRICS.get("rare_word_recall"), "higher_is_better") is True
+
+
+def test_rare_token_ids_by_hand():
+    from madbench.metrics.rare import rare_token_ids
+
+    # targets (after BOS 0): token 1 x 8, token 2 x 1, token 3 x 1 -> token 1 covers 80%, 1+2 cover 90%
+    assert rare_token_ids([[0, 1, 1, 1, 1, 2], [0, 1, 1, 1, 1, 3]]) == {3}
+    assert rare_token_ids([[0, 1, 1, 1, 1, 2], [0, 1, 1, 1, 1, 3]], coverage=0.8) == {2, 3}
+
+
+def test_rare_token_mass_matches_an_independent_computation(tail_run):
+    """rare_mass over the held-out text equals exp(-token loss) averaged over rare positions, one text at a time."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from madbench.metrics.rare import encode, rare_mass, rare_token_ids
+
+    adapter = tail_run / "gen0" / "seed0" / "adapter"
+    base_path = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    tok = AutoTokenizer.from_pretrained(base_path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), adapter).eval()
+    human = ["In the beginning God created the heaven and the earth.", "And the earth was without form, and void."]
+    encoded = encode(tok, human)
+    rare = rare_token_ids(encoded)
+    expected = []
+    with torch.no_grad():
+        for ids in encoded:
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1], -1)
+            expected += [float(logp[i - 1, ids[i]].exp()) for i in range(1, len(ids)) if ids[i] in rare]
+    assert rare and rare_mass(model, tok, encoded, rare, batch_size=2) == pytest.approx(sum(expected) / len(expected), rel=1e-4)
+    chain = tail_run / "chains" / "fully_synthetic-replace-s0"
+    g0 = json.loads((chain / "gen_000" / "metrics.json").read_text())
+    assert g0["rare_token_mass_ratio"] == pytest.approx(1.0) and 0 < g0["rare_token_mass"] < 1
+    g1 = json.loads((chain / "gen_001" / "metrics.json").read_text())
+    assert g1["rare_token_mass_ratio"] == pytest.approx(g1["rare_token_mass"] / g0["rare_token_mass"], rel=1e-6)

@@ -111,30 +111,30 @@ def tail_w1_log_ppl(ctx):
     return wasserstein_1(values, ref) if values and ref else None
 
 
-# ---------------------------------------------------------------------- tails against human text
-RARE_TOP_K = 1000  # a held-out word type is rare when it is not among the held-out text's 1,000 most frequent
 
+def reference_panel(names, texts, human, reference, current, tokenizer, batch_size: int, gen0_dir, num_samples: int,
+                    out_dir) -> dict:
+    """Compute the ``needs="reference"`` metrics ``names`` for a generation's samples ``texts``.
 
-def rare_types(human: Sequence[str], top_k: int = RARE_TOP_K) -> set:
-    """Lower-cased alphabetic word types of the human text outside its ``top_k`` most frequent (ties by first use)."""
-    from collections import Counter
+    ``gen0_dir`` is the chain's generation-0 folder (None at generation 0): its ``reference_ppl.json``
+    gives generation 0's values (a generation 0 written before the panel existed is scored now).
+    Writes the per-sample log perplexities to ``out_dir/reference_ppl.json``.
+    """
+    from .. import io
+    from . import MetricContext, compute_metrics
 
-    from .lexical import words
+    def ctx(samples, g0=None):
+        return MetricContext(samples=samples, human=list(human), model=reference, tokenizer=tokenizer,
+                             batch_size=batch_size, cache={"g0_log_ppl": g0, "current_model": current})
 
-    counts = Counter(w.lower() for t in human for w in words(t) if w.isalpha())
-    return {w for w, _ in counts.most_common()[top_k:]}
-
-
-@METRICS.register("rare_word_recall", higher_is_better=True, needs="human")
-def rare_word_recall(ctx):
-    """Share of the held-out human text's rare word types (outside its 1,000 most frequent) that the samples use, per as many sample words as human words."""
-    from .lexical import words
-
-    rare = rare_types(ctx.human)
-    budget = sum(1 for t in ctx.human for w in words(t) if w.isalpha())
-    sample = [w.lower() for t in ctx.samples for w in words(t) if w.isalpha()]
-    if not rare or not sample:
-        return None
-    # normalise by sample size: the first `budget` sample words, repeated when the samples are shorter
-    sample = (sample * (budget // len(sample) + 1))[:budget]
-    return len(rare & set(sample)) / len(rare)
+    g0 = None
+    if gen0_dir is not None:
+        saved = gen0_dir / "reference_ppl.json"
+        if saved.is_file():
+            g0 = io.read_json(saved)["log_ppl"]
+        else:
+            g0 = log_ppl(ctx([r["text"] for r in io.read_jsonl(gen0_dir / "samples.jsonl")[:num_samples]]))
+    c = ctx(list(texts), g0)
+    metrics = compute_metrics(names, c)
+    io.write_json(out_dir / "reference_ppl.json", {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
+    return metrics
