@@ -103,16 +103,23 @@ def test_report_draws_the_tail_density_figure(tail_run):
 def test_rare_word_recall_by_hand():
     from madbench.metrics.rare import rare_types
 
-    common = " ".join("x" + "".join(chr(97 + int(d)) for d in str(i)) for i in range(1000))  # 1,000 word types, 3 times each
-    human = [common, common, common, "apple banana cherry date"]
-    assert rare_types(human) == {"apple", "banana", "cherry", "date"}
-    budget = 3004  # human words
+    def name(prefix, i):
+        return prefix + "".join(chr(97 + int(d)) for d in str(i))  # alphabetic word types
+
+    common = " ".join(name("x", i) for i in range(1000))  # 1,000 types x 3: the most frequent
+    middle = " ".join(name("y", i) for i in range(1000))  # 1,000 types x 2: rare (outside the top 1,000)
+    human = [common, common, common, middle, middle, "apple banana cherry date"]
+    rare = rare_types(human)
+    assert len(rare) == 1004 and {"apple", "date", "ya"} <= rare and "xa" not in rare
+    budget = 3000 + 2000 + 4  # human words
     uses_two = ["apple banana " + "xb " * 10]
     got = compute_metrics(["rare_word_recall"], MetricContext(samples=uses_two, human=human))["rare_word_recall"]
-    assert got == pytest.approx(2 / 4)
+    assert got == pytest.approx(2 / 1004)
     # normalised by size: a sample whose only rare word lies beyond the human text's word count does not count
     late = ["xb " * budget + "cherry"]
     assert compute_metrics(["rare_word_recall"], MetricContext(samples=late, human=human))["rare_word_recall"] == 0.0
+    # a small held-out text (under 2,000 types): the less frequent half of its types are rare
+    assert rare_types(["a a a b b c d"]) == {"c", "d"}
     assert getattr(METRICS.get("rare_word_recall"), "higher_is_better") is True
 
 

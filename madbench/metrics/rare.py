@@ -4,8 +4,8 @@
 
 Collapse forgets the tails of the distribution first (Shumailov et al. 2024). Two views:
 
-  rare_word_recall       share of the held-out text's rare word types (outside its 1,000 most frequent)
-                         that the samples use, on as many sample words as the held-out text has
+  rare_word_recall       share of the held-out text's rare word types (outside its 1,000 most frequent,
+                         or its most frequent half when it has under 2,000 types) that the samples use, on as many sample words as the held-out text has
   rare_token_mass        mean probability the generation's model gives the held-out text's rare tokens
                          at their positions (rare: outside the most frequent token types that cover 90%
                          of the held-out tokens)
@@ -30,11 +30,15 @@ FREQUENT_COVERAGE = 0.9  # token types covering this share of the held-out token
 
 
 def rare_types(human: Sequence[str], top_k: int = RARE_TOP_K) -> set:
-    """Lower-cased alphabetic word types of the human text outside its ``top_k`` most frequent (ties by first use)."""
+    """Lower-cased alphabetic word types of the human text outside its ``top_k`` most frequent (ties by first use).
+
+    A held-out text with fewer than ``2 * top_k`` types (a small eval set) uses its most frequent half instead,
+    so the metric stays defined.
+    """
     from .lexical import words
 
     counts = Counter(w.lower() for t in human for w in words(t) if w.isalpha())
-    return {w for w, _ in counts.most_common()[top_k:]}
+    return {w for w, _ in counts.most_common()[min(top_k, len(counts) // 2):]}
 
 
 @METRICS.register("rare_word_recall", higher_is_better=True, needs="human")
