@@ -91,7 +91,9 @@ def render(results_list: list[dict], out_dir: Path, metrics: list[str] | None = 
         used.add(name)
         images.append(plots.metric_figure(groups, metric, info.get(metric), out_dir / f"metric_{name}.png").name)
 
-    tail = plots.tail_figure(chains, out_dir / "tail_density.png")  # the reference panel (metrics/tail.py)
+    # the reference panel (metrics/tail.py); with --metrics, only when a tail_* metric is chosen
+    wanted = not metrics or any(m.startswith("tail_") for m in chosen)
+    tail = plots.tail_figure(chains, out_dir / "tail_density.png") if wanted else None
     if tail is not None:
         images.insert(1 if headline else 0, tail.name)
     summary = _summary(results_list, chains, headline, info, notes)

@@ -100,12 +100,16 @@ def rare_mass(model, tokenizer, encoded, rare: Set[int], batch_size: int = 16) -
 
 
 def _masses(ctx):
+    """(current model's, generation 0's) rare-token mass; generation 0's is computed once per reference model."""
     if "rare_mass" not in ctx.cache:
         encoded = encode(ctx.tokenizer, ctx.human)
         rare = rare_token_ids(encoded)
         current = ctx.cache.get("current_model") or ctx.model
-        ctx.cache["rare_mass"] = (rare_mass(current, ctx.tokenizer, encoded, rare, ctx.batch_size),
-                                  rare_mass(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size))
+        memo = ctx.model.__dict__.setdefault("_madbench_rare_mass", {})  # the reference model lives for the whole run
+        key = hash((tuple(map(tuple, encoded)), ctx.batch_size))
+        if key not in memo:
+            memo[key] = rare_mass(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size)
+        ctx.cache["rare_mass"] = (rare_mass(current, ctx.tokenizer, encoded, rare, ctx.batch_size), memo[key])
     return ctx.cache["rare_mass"]
 
 
