@@ -67,13 +67,18 @@ def test_sweep_files_resolve(tmp_path, sweep, variants):
     assert proc.stdout.count("# variant ") == variants
 
 
-def test_mad2024_sweep_shortened_runs(tmp_path):
+def test_mad2024_shortened_runs_the_three_loops_with_biased_sampling(tmp_path):
+    """One variant of sweeps/mad2024.yaml (the biased-sampling one) as a plain run: one process, seconds."""
+    import yaml
+
+    biased = yaml.safe_load((ROOT / "sweeps" / "mad2024.yaml").read_text())["grid"]["sampling"][1]
     out = tmp_path / "mad"
-    proc = madbench("sweep", "--config", ROOT / "sweeps" / "mad2024.yaml", *SHORT, "loop.seeds=[0]",
-                    "loop.regimes=[fully_synthetic]", "--workers", "1", "--output-dir", out)
+    proc = madbench("run", "--preset", "mad2024", *SHORT, *(f"sampling.{k}={v}" for k, v in biased.items()),
+                    "--output-dir", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    runs = sorted(p for p in (out / "runs").iterdir() if (p / "results.json").is_file())
-    assert len(runs) == 2 and all(json.loads((r / "results.json").read_text())["complete"] for r in runs)
+    results = json.loads((out / "results.json").read_text())
+    assert results["complete"] and len(results["chains"]) == 3
+    assert results["config"]["sampling"]["temperature"] == 0.7 and results["protocol"]["deviations"] == []
 
 
 def test_drayson2025_shortened_runs_greedy_decoding(tmp_path):
