@@ -100,6 +100,7 @@ class TrainConfig:
     warmup_steps: int = 2
     weight_decay: float = 0.0
     mixed_precision: str = "auto"  # 'auto', 'no', 'bf16'
+    method: str = "lora"  # 'lora': train a LoRA adapter; 'full': fine-tune every weight (madbench/weights.py)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ class EvalConfig:
     metrics: Tuple[str, ...] = (  # the whole panel of madbench/metrics (`madbench list metrics`)
         "perplexity", "distinct_1", "distinct_2", "distinct_3", "distinct_4", "type_token_ratio", "mean_length",
         "self_bleu", "mtld", "hdd", "unigram_entropy", "zipf_exponent", "compression_ratio", "repetition_4gram",
-        "duplicate_rate", "pairwise_cosine_distance", "vendi_score", "frechet_embedding_distance", "mauve")
+        "duplicate_rate", "pairwise_cosine_distance", "vendi_score", "frechet_embedding_distance", "mauve",
+        "tail_ppl_median", "tail_ppl_p05", "tail_ppl_p95", "tail_below_g0_p05", "tail_above_g0_p95", "tail_w1_log_ppl",
+        "rare_word_recall", "rare_token_mass", "rare_token_mass_ratio")
     tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: madbench/tasks/*.yaml (held-out data) or built-in lm-eval names
     task_docs: int = 64  # documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all
     batch_size: int = 16
@@ -367,3 +370,6 @@ def validate(cfg: RunConfig) -> None:
     from .ecosystem import check as check_ecosystem
 
     check_ecosystem(cfg)
+    from .weights import check as check_method
+
+    check_method(cfg)  # train.method=full: no vLLM, no lora.* options

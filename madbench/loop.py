@@ -9,9 +9,10 @@ Run folder::
     RUN/config.json                  the resolved RunConfig (+ hash)
     RUN/events.jsonl                 one line per finished step
     RUN/gen0/seed<S>/                generation 0, shared by every chain with seed S:
-        adapter/  mix.json  model_metrics.json  samples-<key>.jsonl
+        adapter/ (train.method=lora) or model/ (full)  mix.json  model_metrics.json  samples-<key>.jsonl
     RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
-        adapter/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json
+        adapter/ or model/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json
+        reference_ppl.json          per-sample log perplexity under generation 0 (tail_* metrics)
     RUN/ecosystems/<id>/gen_<g>.json ecosystem regime: cross-member metrics (madbench/ecosystem.py)
     RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
 
@@ -39,10 +40,11 @@ from .corpus import CorpusSplit, Doc, load_split
 from .metrics import METRICS, MetricContext, compute_metrics
 from .mitigations import MitigationContext, build_mitigations, loss_weights
 from .models import load_base, resolve_model
-from .regimes import REGIMES, RegimeContext, check_fresh, parse_regime
+from .regimes import REGIMES, RegimeContext, apply_mode, check_fresh, parse_regime
 from .schedules import real_fraction_at, real_fractions, schedule_target
 from .sampling import generate, make_prompts
-from .training import make_peft_model, train_lora
+from .training import train_lora
+from . import weights  # train.method: LoRA adapter or full weights
 
 
 HEADLINE = ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")  # shown in the progress log
@@ -130,7 +132,11 @@ class Runner:
         return [m for m in self.cfg.eval.metrics if getattr(METRICS.get(m), "needs", "samples") == needs]
 
     def load_adapter(self, adapter_dir: Path):
-        return make_peft_model(self.base, self.cfg, 0, str(adapter_dir))
+        return weights.load(self.base, self.cfg, adapter_dir)
+
+    def weights_dir(self, folder: Path) -> Path:
+        """folder/adapter (LoRA) or folder/model (train.method=full)."""
+        return folder / weights.dirname(self.cfg)
 
     def model_metrics(self, model, out_dir: Path) -> Dict[str, float]:
         ctx = MetricContext(samples=[], human=[d.text for d in self.split.eval], model=model,
@@ -172,9 +178,17 @@ class Runner:
 
         return score
 
+    def reference_panel(self, chain: Chain, g: int, texts: List[str], out_dir: Path, model=None) -> Dict[str, float]:
+        """The generation-0 reference panel (madbench/metrics/tail.py): tail_* and rare_token_* metrics."""
+        from .metrics.tail import reference_panel
+
+        return reference_panel(self.metric_names("reference"), texts, [d.text for d in self.split.eval],
+                               self.reference(chain.seed), model, self.tokenizer, self.cfg.eval.batch_size,
+                               None if g == 0 else self.gen_dir(chain, 0), self.cfg.sampling.num_samples, out_dir)
+
     def reference(self, seed: int):
         if seed not in self._reference:
-            self._reference[seed] = self.load_adapter(self.gen0_dir(seed) / "adapter")
+            self._reference[seed] = self.load_adapter(self.weights_dir(self.gen0_dir(seed)))
         return self._reference[seed]
 
     def gen0_dir(self, seed: int) -> Path:
@@ -204,11 +218,11 @@ class Runner:
 
     def _train_gen0(self, seed: int, tmp: Path, start: float) -> None:
         docs = self.split.pool[: self.cfg.data.train_docs]
-        model = make_peft_model(self.base, ecosystem.member_config(self.cfg, seed), derive_seed(seed, "lora-init", 0), None)
+        model = weights.init_model(self.base, ecosystem.member_config(self.cfg, seed), derive_seed(seed, "lora-init", 0), None)
         stats = train_lora(model, self.tokenizer, [d.text for d in docs], self.cfg, derive_seed(seed, "order", 0),
                            desc=f"gen 0 seed {seed}: training")
         model = stats.pop("model")
-        model.save_pretrained(tmp / "adapter")
+        weights.save(model, self.weights_dir(tmp), self.tokenizer, self.base)
         io.write_json(tmp / "mix.json", {"generation": 0, "documents": [{"id": d.id, "source": "real"} for d in docs]})
         metrics = self.model_metrics(model, tmp)
         io.write_json(tmp / "model_metrics.json", {"metrics": metrics, **stats, "seconds": time.perf_counter() - start,
@@ -275,7 +289,7 @@ class Runner:
         clock = PhaseClock()
         if g == 0:
             gen0 = self.ensure_gen0(chain.seed)
-            model = self.load_adapter(gen0 / "adapter")
+            model = self.load_adapter(self.weights_dir(gen0))
             g0 = io.read_json(gen0 / "model_metrics.json")
             model_metrics = g0["metrics"]
             train_stats = {k: v for k, v in g0.items() if k.startswith(("train_", "mix_tokens"))}
@@ -288,10 +302,11 @@ class Runner:
             mctx.extra.update(history=history, train_docs=cfg.data.train_docs)  # for mix-level mitigations
             rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=real_fraction_at(cfg, self.real_fractions, g),
                                  pool=self.split.pool, fresh=self.split.fresh, synthetic=history,
-                                 accumulate=chain.mode == "accumulate", real_fractions=tuple(self.real_fractions or ()),
+                                 accumulate=chain.mode in ("accumulate", "accumulate_subsample"),
+                                 real_fractions=tuple(self.real_fractions or ()),
                                  **(dict(peers=ecosystem.peer_history(self, chain, g), real_source=cfg.loop.ecosystem.real)
                                     if chain.regime == ecosystem.NAME else {}))
-            mix = REGIMES.get(chain.regime)(rctx)
+            mix = apply_mode(REGIMES.get(chain.regime)(rctx), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
             for m in mitigations:
                 mix, s = m.transform_mix(mix, mctx)
                 if s:
@@ -300,19 +315,19 @@ class Runner:
                 from .errors import MadbenchError
 
                 raise MadbenchError(f"chain {chain.id}: generation {g} has an empty training mix; check the mitigations' parameters")
-            prev = self.gen_dir(chain, g - 1) / "adapter" if g > 1 else self.gen0_dir(chain.seed) / "adapter"
-            init = str(prev) if cfg.loop.init_from == "previous" else None
+            prev = self.weights_dir(self.gen_dir(chain, g - 1) if g > 1 else self.gen0_dir(chain.seed))
+            init = prev if cfg.loop.init_from == "previous" else None
             with clock("train"):
-                model = make_peft_model(self.base, ecosystem.member_config(cfg, chain.seed), derive_seed(chain.seed, "lora-init", g), init)
-                weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
+                model = weights.init_model(self.base, ecosystem.member_config(cfg, chain.seed), derive_seed(chain.seed, "lora-init", g), init)
+                token_weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
                 train_stats = train_lora(model, self.tokenizer, [d.text for d in mix], cfg,
                                          derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
-                                         desc=f"{chain.id} gen {g}: training", token_weights=weights)
-                if weights is not None:
+                                         desc=f"{chain.id} gen {g}: training", token_weights=token_weights)
+                if token_weights is not None:
                     totals = train_stats.pop("token_stats", {})
                     loss_stats = {m.name: m.token_stats(totals.get(m.name, {})) for m in mitigations if m.acts_on_loss}
                 model = train_stats.pop("model")
-                model.save_pretrained(tmp / "adapter")
+                weights.save(model, self.weights_dir(tmp), self.tokenizer, self.base)
             manifest = {"generation": g, "documents": [
                 {"id": d.id, "source": "real" if d.id.startswith("h") else "synthetic"} for d in mix]}
             with clock("evaluate_model"):
@@ -328,6 +343,9 @@ class Runner:
         scored = samples[: cfg.sampling.num_samples]
         with clock("evaluate_samples"):
             metrics = {**model_metrics, **self.sample_metrics([d.text for d in scored])}
+        if self.metric_names("reference"):  # the generation-0 reference panel (madbench/metrics/tail.py)
+            with clock("evaluate_reference"):
+                metrics.update(self.reference_panel(chain, g, [d.text for d in scored], tmp, model))
         n_syn = sum(1 for d in manifest["documents"] if d["source"] == "synthetic")
         meta = {
             "chain": chain.id, "generation": g, "metrics": metrics,

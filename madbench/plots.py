@@ -19,7 +19,7 @@ from pathlib import Path
 from . import io
 
 FIGURE_DPI = 110
-MODE_STYLE = {"replace": "-", "accumulate": "--"}
+MODE_STYLE = {"replace": "-", "accumulate": "--", "accumulate_subsample": ":"}
 
 
 def _pyplot():
@@ -137,4 +137,40 @@ def headline_figure(groups: list[dict], metrics: list[str], metrics_info: dict, 
         fig.suptitle(title, fontsize=11)
     legend_rows = math.ceil(len(labels) / 3) if labels else 0
     fig.tight_layout(rect=(0, 0.035 * legend_rows / max(rows, 1) * 2 + 0.02, 1, 1))
+    return _save(fig, path)
+
+
+def tail_figure(chains: list[dict], path: Path) -> Path | None:
+    """Shumailov et al. 2024's figure: per chain, one density of per-sample perplexity under generation 0 per generation.
+
+    Reads each generation's ``reference_log_ppl`` (results.json); x is log10 perplexity, 20 shared bins
+    per chain, colour runs from dark (generation 0) to light (last). None when no generation has the values.
+    """
+    import numpy as np
+
+    chains = [c for c in chains if any(g.get("reference_log_ppl") for g in c.get("generations") or [])]
+    if not chains:
+        return None
+    plt = _pyplot()
+    cols = min(3, len(chains))
+    rows = math.ceil(len(chains) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, chain in zip(axes.flat, chains):
+        gens = [g for g in chain["generations"] if g.get("reference_log_ppl")]
+        values = np.concatenate([np.asarray(g["reference_log_ppl"], float) for g in gens])
+        lo, hi = float(values.min()), float(values.max())
+        bins = np.linspace(lo, hi + 1e-9, 21) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+        last = max(g["generation"] for g in gens) or 1
+        for g in gens:
+            ax.hist(np.asarray(g["reference_log_ppl"]) / math.log(10), bins=bins / math.log(10), density=True,
+                    histtype="step", lw=1.5, color=cmap(0.85 * g["generation"] / last), label=f"gen {g['generation']}")
+        ax.set_xlabel("log10 per-sample perplexity under generation 0")
+        ax.set_ylabel("density")
+        ax.set_title(str(chain.get("id")), fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    for ax in list(axes.flat)[len(chains):]:
+        ax.axis("off")
+    fig.tight_layout()
     return _save(fig, path)

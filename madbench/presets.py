@@ -31,3 +31,8 @@ preset("tiny", "the tiny model with enough generations to show collapse (used by
     # a fixed, cheap panel: regress compares these against its reference values
     "eval": {"metrics": ["perplexity", "distinct_1", "distinct_2", "distinct_3", "type_token_ratio"], "tasks": []},
 })
+
+# The published protocols (shumailov2024, gerstgrasser2024, mad2024, drayson2025): madbench/protocols.py
+from .protocols import register as _register_protocols  # noqa: E402
+
+_register_protocols(preset)

@@ -2,7 +2,10 @@
 
 A regime gets the generation index, the real data and the synthetic history and
 returns the documents to train on. ``name/accumulate`` keeps every earlier
-generation's synthetic data instead of only the last one (Gerstgrasser et al. 2024).
+generation's synthetic data instead of only the last one (Gerstgrasser et al. 2024);
+``name/accumulate_subsample`` accumulates the same way but trains each generation on a
+seeded random subset of ``data.train_docs`` documents of it: the data grows, the compute
+budget stays fixed (Gerstgrasser et al. 2024's accumulate-subsample).
 
   fully_synthetic         train only on the previous generation's samples (Shumailov et al. 2024)
   synthetic_augmentation  a fixed real set plus synthetic data (Alemohammad et al. 2023)
@@ -20,7 +23,7 @@ from .errors import MadbenchError
 from .registry import Registry, did_you_mean
 
 REGIMES = Registry("regime")
-MODES = ("replace", "accumulate")
+MODES = ("replace", "accumulate", "accumulate_subsample")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def parse_regime(spec: str) -> Tuple[str, str]:
     REGIMES.get(name)
     mode = mode or "replace"
     if mode not in MODES:
-        raise MadbenchError(f"unknown regime mode '{mode}' in '{spec}';{did_you_mean(mode, MODES)} use name/replace or name/accumulate")
+        raise MadbenchError(f"unknown regime mode '{mode}' in '{spec}';{did_you_mean(mode, MODES)} use name/replace, name/accumulate or name/accumulate_subsample")
     return name, mode
 
 
@@ -117,6 +120,17 @@ def _trim(ctx: RegimeContext, synthetic: List[Doc]) -> List[Doc]:
     if ctx.accumulate:
         return synthetic
     return synthetic[: max(0, ctx.train_docs - real_count(ctx))]
+
+
+def apply_mode(mix: List[Doc], mode: str, ctx: RegimeContext, seed: int) -> List[Doc]:
+    """accumulate_subsample: a seeded draw of ``train_docs`` documents from the accumulated mix; others unchanged."""
+    if mode != "accumulate_subsample" or len(mix) <= ctx.train_docs:
+        return mix
+    import random
+
+    rng = random.Random(f"subsample:{seed}:{ctx.generation}")
+    keep = sorted(rng.sample(range(len(mix)), ctx.train_docs))
+    return [mix[i] for i in keep]
 
 
 from . import ecosystem  # noqa: E402,F401  (registers the ecosystem regime)

@@ -5,7 +5,8 @@
     madbench report runs/smoke --metrics perplexity,distinct_2
 
 Writes ``metric_<name>.png`` per metric, ``headline.png`` (a grid of the headline
-metrics), ``report.md`` and ``report.html`` (headline metrics per chain at
+metrics), ``tail_density.png`` (per chain, the density of per-sample perplexity under
+generation 0, one curve per generation, as in Shumailov et al. 2024), ``report.md`` and ``report.html`` (headline metrics per chain at
 generation 0 and at the last generation, per group mean and 95% interval over
 seeds). Works on partial runs: a chain shows the generations it has finished.
 """
@@ -93,6 +94,11 @@ def render(results_list: list[dict], out_dir: Path, metrics: list[str] | None = 
         used.add(name)
         images.append(plots.metric_figure(groups, metric, info.get(metric), out_dir / f"metric_{name}.png").name)
 
+    # the reference panel (metrics/tail.py); with --metrics, only when a tail_* metric is chosen
+    wanted = not metrics or any(m.startswith("tail_") for m in chosen)
+    tail = plots.tail_figure(chains, out_dir / "tail_density.png") if wanted else None
+    if tail is not None:
+        images.insert(1 if headline else 0, tail.name)
     summary = _summary(results_list, chains, headline, info, notes)
     io.atomic_write_text(out_dir / "report.md", _markdown(summary, images))
     io.atomic_write_text(out_dir / "report.html", _html(summary, images))

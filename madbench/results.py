@@ -49,6 +49,8 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 "train_loss_last": meta["train"].get("train_loss_last"),
                 **{k: meta["train"][k] for k in ("mix_tokens", "mix_tokens_trained") if k in meta["train"]},
                 **({"synthetic_share_target": meta["synthetic_share_target"]} if "synthetic_share_target" in meta else {}),
+                "train_memory": {k.replace("train_", "", 1): v for k, v in meta["train"].items() if k.endswith("_mb")},
+                **_reference_log_ppl(meta_path.parent),
             })
         out_chains.append({
             "id": chain.id, "regime": chain.regime, "mode": chain.mode, "seed": chain.seed,
@@ -73,6 +75,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
         **_ecosystems(run_dir, cfg, chains),
+        **({"protocol": io.read_json(run_dir / "protocol.json")} if (run_dir / "protocol.json").is_file() else {}),
     }
 
 
@@ -82,6 +85,14 @@ def _ecosystems(run_dir: Path, cfg, chains) -> dict:
 
     found = collect_ecosystems(Path(run_dir), cfg, chains)
     return {"ecosystems": found} if found else {}
+
+
+def _reference_log_ppl(gen_dir: Path) -> dict:
+    """Per-sample log perplexity under generation 0 (the report's tail density figure), when measured."""
+    path = gen_dir / "reference_ppl.json"
+    if not path.is_file():
+        return {}
+    return {"reference_log_ppl": [round(v, 4) for v in io.read_json(path)["log_ppl"]]}
 
 
 # lm-eval metric names (task scores are '<task>/<metric>'), decided before the substring guesses below

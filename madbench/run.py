@@ -8,6 +8,7 @@
     madbench run --track tiny-fs 'loop.mitigations=[my_filter]'   # a leaderboard track's frozen protocol (madbench/tracks.py)
     madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/trackers.py)
     madbench run --resume runs/default --repair    # recompute damaged generations (see madbench/integrity.py)
+    madbench run --preset shumailov2024            # a published protocol (madbench list presets, docs/protocols/)
 
 Re-running with the same config and output folder resumes it; finished
 generations are never recomputed.
@@ -116,9 +117,11 @@ def main(args) -> int:
     if not args.dry_run:
         cfg, run_dir = resolve(args)
         preflight(cfg)  # every config error is one line here, before anything trains or is written
+        _protocol(args, cfg, run_dir)
         return execute(cfg, run_dir, repair=getattr(args, "repair", False), report_to=report_to)
     cfg, run_dir, differs = resolve_plan(args)
     facts = preflight(cfg)
+    _protocol(args, cfg, run_dir)
     chains = plan_chains(cfg)
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
     print(f"# config hash {cfg.hash()}; output {run_dir}")
@@ -137,6 +140,21 @@ def main(args) -> int:
         done = 0 if differs else finished_generations(run_dir, c.id, cfg.loop.generations)
         print(f"#   {c.id}: {done}/{cfg.loop.generations + 1} generations done" + (" (the folder holds another config)" if differs else ""))
     return 0
+
+
+def _protocol(args, cfg: RunConfig, run_dir: Path) -> None:
+    """A published-protocol preset (madbench/protocols.py): print and record where this run departs from it."""
+    from .protocols import check, describe
+
+    info = None if args.resume else check(args.preset, cfg)
+    if info is None:
+        return
+    line = describe(info)
+    if line:
+        print(f"madbench: note: {line}")
+    if not args.dry_run:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        io.write_json(run_dir / "protocol.json", info)
 
 
 def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool = False, report_to=()) -> int:

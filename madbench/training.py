@@ -1,10 +1,12 @@
-"""LoRA fine-tuning of one generation with peft, driven by accelerate.
+"""Fine-tuning of one generation (a peft LoRA adapter, or every weight), driven by accelerate.
 
 Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks;
 the last block is padded and its padding masked out of the loss (labels -100), so
 every token of the mix is trained on and no padding is. ``train_tokens`` counts the
 loss targets over all epochs. Data order and LoRA init are seeded from
 (seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
+:func:`train_lora` trains whatever requires a gradient: the LoRA weights, or the
+whole model for ``train.method=full`` (see :mod:`madbench.weights`).
 """
 
 from __future__ import annotations
@@ -119,13 +121,16 @@ def _reduce_counts(accelerator, counts: dict) -> dict:
 
 
 def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None) -> dict:
-    """Train ``model`` (a PeftModel) in place; return stats (tokens, loss, seconds).
+    """Train ``model`` (a PeftModel, or a full model) in place; return stats (tokens, loss, seconds, memory).
 
     ``token_weights`` (from the mitigations' ``token_weights`` hooks, see madbench/mitigations) switches the
     step to :func:`weighted_lm_loss`; its summed counts come back as ``token_stats``. None = the plain loss.
     """
     from accelerate import Accelerator
 
+    from .weights import memory, reset_peak
+
+    reset_peak()
     t = cfg.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
     blocks, labels = pack(tokenizer, texts, t.seq_len)
@@ -182,4 +187,5 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
         "train_loss_first": losses[0] if losses else None,
         "train_loss_last": losses[-1] if losses else None,
         "train_seconds": time.perf_counter() - start,
+        **{f"train_{k}": v for k, v in memory().items()},  # peak RSS so far (process), GPU peak of this training
     }

@@ -29,7 +29,7 @@ def run(name, samples, human=()):
 def test_every_panel_metric_is_registered_with_a_direction_and_needs():
     for name in PANEL:
         fn = METRICS.get(name)
-        assert fn.needs in ("samples", "human")
+        assert fn.needs in ("samples", "human", "reference")  # reference: the generation-0 panel (metrics/tail.py)
         assert fn.higher_is_better in (True, False, None) and fn.__doc__
 
 

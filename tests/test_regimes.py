@@ -73,3 +73,19 @@ def test_unknown_regime_suggests_the_close_name():
         parse_regime("fully_synthtic")
     with pytest.raises(MadbenchError, match="unknown regime mode"):
         parse_regime("fully_synthetic/acumulate")
+
+
+def test_accumulate_subsample_draws_a_fixed_budget_from_everything_accumulated():
+    from madbench.regimes import apply_mode
+
+    assert parse_regime("fully_synthetic/accumulate_subsample") == ("fully_synthetic", "accumulate_subsample")
+    c = ctx(3, accumulate=True)
+    full = REGIMES.get("fully_synthetic")(c)
+    mix = apply_mode(full, "accumulate_subsample", c, seed=7)
+    assert len(full) == 24 and len(mix) == 8  # the data grows, the budget stays data.train_docs
+    assert set(ids(mix)) <= set(ids(full)) and len(set(ids(mix))) == 8
+    assert {d.id[:4] for d in mix} != {"g002"}  # drawn across generations, not just the last one
+    assert ids(apply_mode(full, "accumulate_subsample", c, seed=7)) == ids(mix)  # seeded
+    assert ids(apply_mode(full, "accumulate_subsample", c, seed=8)) != ids(mix)
+    assert apply_mode(full, "accumulate", c, seed=7) == full
+    assert ids(apply_mode(full[:5], "accumulate_subsample", c, seed=7)) == ids(full[:5])  # under budget: all of it

@@ -44,7 +44,7 @@ def _reseeded(results: dict, seed: int, shift: float) -> dict:
         c["seed"] = seed
         c["id"] = f"{c['id']}-reseed{seed}"
         for g in c["generations"]:
-            g["metrics"] = {k: v * (1 + shift * (g["generation"] + 1)) for k, v in g["metrics"].items()}
+            g["metrics"] = {k: None if v is None else v * (1 + shift * (g["generation"] + 1)) for k, v in g["metrics"].items()}
     return r
 
 
@@ -63,7 +63,8 @@ def test_report_cli_on_smoke_run(smoke_run, tmp_path):
     for chain in results["chains"]:
         assert chain["id"] in md and chain["id"] in page
     assert "perplexity ↓" in md
-    assert page.count("<img ") == len(metrics) + 1
+    _image_ok(out / "tail_density.png")  # per-sample perplexity under generation 0, per chain (metrics/tail.py)
+    assert page.count("<img ") == len(metrics) + 2
 
 
 def test_hostile_strings_are_escaped(smoke_run, tmp_path, capsys):

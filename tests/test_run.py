@@ -38,7 +38,7 @@ def test_smoke_run_writes_complete_schema_checked_results(smoke_run):
             assert g["train_tokens"] > 0
         assert gens[0]["synthetic_fraction"] == 0.0
         for g in gens[1:]:  # where a generation's time went
-            assert set(g["timing"]) == {"train", "evaluate_model", "sample", "evaluate_samples"}
+            assert set(g["timing"]) == {"train", "evaluate_model", "sample", "evaluate_samples", "evaluate_reference"}
             assert 0 < sum(g["timing"].values()) <= g["seconds"]
         assert all(g["num_scored"] == results["config"]["sampling"]["num_samples"] for g in gens)
     fully = next(c for c in results["chains"] if c["regime"] == "fully_synthetic")

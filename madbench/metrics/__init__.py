@@ -7,12 +7,14 @@ floats for a metric family). Register with::
     def distinct_2(ctx): ...
 
 ``needs`` says what the metric reads: 'samples' (the generation's synthetic
-texts), 'model' (the in-memory model), 'human' (held-out human text too).
+texts), 'model' (the in-memory model), 'human' (held-out human text too), 'reference'
+(the samples scored by the generation-0 model: tail.py).
 A metric returns None where it is undefined (for example HD-D of fewer than 42 words).
 
 The panel: lexical.py (distinct-n, entropy, Zipf, compression), richness.py (MTLD,
 HD-D), repetition.py (self-BLEU, looping 4-grams, duplicates), semantic.py (embedding
-distance, Vendi), shift.py (Fréchet distance, MAUVE vs human text), perplexity.py.
+distance, Vendi), shift.py (Fréchet distance, MAUVE vs human text), perplexity.py, tail.py (per-sample
+perplexity under generation 0), rare.py (tails against the held-out human text).
 ``evaluate_module_path(name)`` gives Hugging Face ``evaluate`` modules over the same code.
 """
 
@@ -76,4 +78,4 @@ def evaluate_module_path(name: str) -> str:
     return str(Path(__file__).resolve().parent.parent / "hf_metrics" / name / f"{name}.py")
 
 
-from . import lexical, perplexity, repetition, richness, semantic, shift  # noqa: E402,F401  (registers metrics)
+from . import lexical, perplexity, rare, repetition, richness, semantic, shift, tail  # noqa: E402,F401  (registers metrics)

@@ -1,0 +1,159 @@
+"""The generation-0 reference panel: tail_* metrics on hand-made values, and on a real run scored independently."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import madbench
+from madbench.metrics import METRICS, MetricContext, compute_metrics
+from madbench.metrics.tail import TAIL_METRICS, wasserstein_1
+
+
+def ctx(values, g0):
+    """A context whose per-sample log perplexities are given (the model is never called)."""
+    c = MetricContext(samples=["x"] * len(values), human=[], cache={"g0_log_ppl": g0})
+    c.cache["log_ppl"] = list(values)
+    return c
+
+
+def test_hand_made_distributions_give_known_answers():
+    g0 = [math.log(p) for p in range(1, 101)]  # perplexities 1..100
+    # a later generation: 10 samples far below generation 0's 5th percentile, 10 far above its 95th
+    later = [math.log(0.5)] * 10 + [math.log(50)] * 80 + [math.log(1000)] * 10
+    m = compute_metrics(TAIL_METRICS, ctx(later, g0))
+    assert m["tail_below_g0_p05"] == pytest.approx(0.10)
+    assert m["tail_above_g0_p95"] == pytest.approx(0.10)
+    assert m["tail_ppl_median"] == pytest.approx(50.0)
+    assert m["tail_ppl_p05"] == pytest.approx(0.5) and m["tail_ppl_p95"] == pytest.approx(1000.0, rel=1e-6)
+    # generation 0 against itself: 5% in each tail (by construction of the percentiles), distance 0
+    own = compute_metrics(TAIL_METRICS, ctx(g0, None))
+    assert own["tail_w1_log_ppl"] == 0.0
+    assert own["tail_below_g0_p05"] == pytest.approx(0.05) and own["tail_above_g0_p95"] == pytest.approx(0.05)
+    assert own["tail_ppl_median"] == pytest.approx(math.sqrt(50 * 51))  # percentiles interpolate in log space
+
+
+def test_wasserstein_matches_scipy_and_a_shift():
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=37), rng.gamma(2.0, size=64)
+    assert wasserstein_1(a, b) == pytest.approx(wasserstein_distance(a, b), rel=1e-12)
+    assert wasserstein_1(a, a + 0.75) == pytest.approx(0.75)  # a pure shift moves every quantile by the shift
+    assert compute_metrics(["tail_w1_log_ppl"], ctx(list(a + 2.0), list(a)))["tail_w1_log_ppl"] == pytest.approx(2.0)
+
+
+def test_directions_are_registered():
+    info = {name: getattr(METRICS.get(name), "higher_is_better") for name in TAIL_METRICS}
+    assert info == {"tail_ppl_median": None, "tail_ppl_p05": True, "tail_ppl_p95": False, "tail_below_g0_p05": False,
+                    "tail_above_g0_p95": False, "tail_w1_log_ppl": False}
+    assert all(getattr(METRICS.get(n), "needs") == "reference" for n in TAIL_METRICS)
+
+
+@pytest.fixture(scope="module")
+def tail_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tail") / "run"
+    madbench("run", "--preset", "smoke", "loop.regimes=[fully_synthetic]", "loop.generations=1", "data.train_docs=16",
+             "sampling.num_samples=16", "sampling.batch_size=16", "eval.tasks=[]",
+             f"eval.metrics=[distinct_2,{','.join(TAIL_METRICS)},rare_token_mass,rare_token_mass_ratio]", "--output-dir", out,
+             check=True)
+    return out
+
+
+def test_real_run_scores_samples_with_generation_0_independently(tail_run):
+    """reference_ppl.json equals per-sample perplexity recomputed with plain transformers + peft from disk."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    adapter = tail_run / "gen0" / "seed0" / "adapter"
+    base_path = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    tok = AutoTokenizer.from_pretrained(base_path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), adapter).eval()
+    gen = tail_run / "chains" / "fully_synthetic-replace-s0" / "gen_001"
+    texts = [json.loads(line)["text"] for line in (gen / "samples.jsonl").read_text().splitlines()][:16]
+    expected = []
+    with torch.no_grad():
+        for text in texts:  # one text at a time, no padding: an independent implementation
+            ids = torch.tensor([[tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]])
+            expected.append(float(model(input_ids=ids, labels=ids).loss))
+    saved = json.loads((gen / "reference_ppl.json").read_text())["log_ppl"]
+    assert saved == pytest.approx(expected, abs=1e-4)
+    metrics = json.loads((gen / "metrics.json").read_text())
+    assert metrics["tail_ppl_median"] == pytest.approx(math.exp(np.median(expected)), rel=1e-4)
+    g0 = json.loads((tail_run / "chains" / "fully_synthetic-replace-s0" / "gen_000" / "metrics.json").read_text())
+    assert g0["tail_w1_log_ppl"] == 0.0
+    results = json.loads((tail_run / "results.json").read_text())
+    assert results["metrics_info"]["tail_w1_log_ppl"]["higher_is_better"] is False
+    assert len(results["chains"][0]["generations"][1]["reference_log_ppl"]) == 16
+
+
+def test_report_draws_the_tail_density_figure(tail_run):
+    proc = madbench("report", tail_run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = tail_run / "report" / "tail_density.png"
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+    assert "tail_density.png" in (tail_run / "report" / "report.md").read_text()
+
+
+def test_rare_word_recall_by_hand():
+    from madbench.metrics.rare import rare_types
+
+    def name(prefix, i):
+        return prefix + "".join(chr(97 + int(d)) for d in str(i))  # alphabetic word types
+
+    common = " ".join(name("x", i) for i in range(1000))  # 1,000 types x 3: the most frequent
+    middle = " ".join(name("y", i) for i in range(1000))  # 1,000 types x 2: rare (outside the top 1,000)
+    human = [common, common, common, middle, middle, "apple banana cherry date"]
+    rare = rare_types(human)
+    assert len(rare) == 1004 and {"apple", "date", "ya"} <= rare and "xa" not in rare
+    budget = 3000 + 2000 + 4  # human words
+    uses_two = ["apple banana " + "xb " * 10]
+    got = compute_metrics(["rare_word_recall"], MetricContext(samples=uses_two, human=human))["rare_word_recall"]
+    assert got == pytest.approx(2 / 1004)
+    # normalised by size: a sample whose only rare word lies beyond the human text's word count does not count
+    late = ["xb " * budget + "cherry"]
+    assert compute_metrics(["rare_word_recall"], MetricContext(samples=late, human=human))["rare_word_recall"] == 0.0
+    # a small held-out text (under 2,000 types): the less frequent half of its types are rare
+    assert rare_types(["a a a b b c d"]) == {"c", "d"}
+    assert getattr(METRICS.get("rare_word_recall"), "higher_is_better") is True
+
+
+def test_rare_token_ids_by_hand():
+    from madbench.metrics.rare import rare_token_ids
+
+    # targets (after BOS 0): token 1 x 8, token 2 x 1, token 3 x 1 -> token 1 covers 80%, 1+2 cover 90%
+    assert rare_token_ids([[0, 1, 1, 1, 1, 2], [0, 1, 1, 1, 1, 3]]) == {3}
+    assert rare_token_ids([[0, 1, 1, 1, 1, 2], [0, 1, 1, 1, 1, 3]], coverage=0.8) == {2, 3}
+
+
+def test_rare_token_mass_matches_an_independent_computation(tail_run):
+    """rare_mass over the held-out text equals exp(-token loss) averaged over rare positions, one text at a time."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from madbench.metrics.rare import encode, rare_mass, rare_token_ids
+
+    adapter = tail_run / "gen0" / "seed0" / "adapter"
+    base_path = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    tok = AutoTokenizer.from_pretrained(base_path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), adapter).eval()
+    human = ["In the beginning God created the heaven and the earth.", "And the earth was without form, and void."]
+    encoded = encode(tok, human)
+    rare = rare_token_ids(encoded)
+    expected = []
+    with torch.no_grad():
+        for ids in encoded:
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1], -1)
+            expected += [float(logp[i - 1, ids[i]].exp()) for i in range(1, len(ids)) if ids[i] in rare]
+    assert rare and rare_mass(model, tok, encoded, rare, batch_size=2) == pytest.approx(sum(expected) / len(expected), rel=1e-4)
+    chain = tail_run / "chains" / "fully_synthetic-replace-s0"
+    g0 = json.loads((chain / "gen_000" / "metrics.json").read_text())
+    assert g0["rare_token_mass_ratio"] == pytest.approx(1.0) and 0 < g0["rare_token_mass"] < 1
+    g1 = json.loads((chain / "gen_001" / "metrics.json").read_text())
+    assert g1["rare_token_mass_ratio"] == pytest.approx(g1["rare_token_mass"] / g0["rare_token_mass"], rel=1e-6)
