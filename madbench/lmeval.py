@@ -194,6 +194,26 @@ def flatten(results: dict) -> Dict[str, float]:
     return out
 
 
+def stderr_intervals(results: dict, z: float = 1.96) -> Dict[str, list]:
+    """95% intervals value +/- z x lm-eval's own '<metric>_stderr,<filter>', under the keys of :func:`flatten`."""
+    values, out = flatten(results), {}
+    for task, metrics in results.items():
+        for key, err in metrics.items():
+            metric, _, filt = key.partition(",")
+            if not metric.endswith("_stderr") or isinstance(err, bool) or not isinstance(err, (int, float)):
+                continue
+            name = f"{task}/{metric[: -len('_stderr')]}" + ("" if filt in ("", "none") else f"_{filt}")
+            if name in values and math.isfinite(err):
+                out[name] = [values[name] - z * float(err), values[name] + z * float(err)]
+    return out
+
+
+def task_intervals(out_dir: Path) -> Dict[str, list]:
+    """Intervals of the task scores saved by :func:`run_tasks` in out_dir ({} when there are none)."""
+    path = Path(out_dir) / "results.json"
+    return stderr_intervals(io.read_json(path).get("results") or {}) if path.is_file() else {}
+
+
 def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
     return simple_evaluate(
         model=lm, tasks=specs, task_manager=task_manager(bool(builtin)), log_samples=True,
