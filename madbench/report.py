@@ -196,8 +196,8 @@ def _summary(results_list, chains, headline, info, notes) -> dict:
                     + ("" if r.get("complete") else ", INCOMPLETE"))
     if any(g.get("intervals") for c in chains for g in c.get("generations") or []):
         notes = notes + ["[low, high]: 95% estimator interval from the samples (or held-out documents) a value was scored "
-                         "on; 'not resolved': the last generation's interval overlaps generation 0's, so the change "
-                         "may be noise of the sample count (seed variance is separate: see the per-group table)"]
+                         "on. not resolved: the interval at the last generation overlaps the one at generation 0, so "
+                         "the change may be noise of the sample count (seed variance is separate: see the per-group table)"]
     title = "madbench report: " + ", ".join(dict.fromkeys(str(r.get("run_name")) for r in results_list))
     return {"title": title, "meta": meta, "notes": notes, "header": header, "rows": chain_rows,
             "group_header": group_header, "group_rows": group_rows,

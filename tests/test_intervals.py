@@ -153,3 +153,24 @@ def test_submission_carries_intervals_and_validation_checks_them(smoke_run):
     bad["content_hash"] = content_hash(bad)
     with pytest.raises(Invalid, match="intervals/perplexity"):
         check_data(bad)
+
+
+def test_plots_draw_estimator_bands_for_a_single_seed_and_error_bars_for_several(smoke_run):
+    from madbench import plots, uncertainty
+    from madbench.stats import aggregate_chains
+
+    data = _results(smoke_run)
+    plt = plots._pyplot()
+    counts = []
+    for chains in (data["chains"][:1], [dict(c, seed=s, id=f"{c['id']}-{s}") for c in data["chains"][:1] for s in (0, 1)]):
+        for with_intervals in (False, True):
+            groups = aggregate_chains(chains)
+            if with_intervals:
+                uncertainty.group_bands(chains, groups)
+            fig, ax = plt.subplots()
+            plots._draw(ax, groups, "distinct_2", {("fully_synthetic", ()): "C0"}, True)
+            counts.append((len(ax.collections), len(ax.containers)))
+            plt.close(fig)
+    one_plain, one_bands, two_plain, two_bars = counts
+    assert one_bands[0] == one_plain[0] + 1  # a hatched band for the one seed
+    assert two_bars[1] == two_plain[1] + 1  # error bars beside the seed band
