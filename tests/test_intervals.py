@@ -109,6 +109,10 @@ def test_smoke_run_carries_an_interval_for_every_sample_and_model_metric(smoke_r
                 assert key in iv, (chain["id"], gen["generation"], key)
                 assert iv[key][0] <= value <= iv[key][1], (chain["id"], key, value, iv[key])
             assert iv["perplexity"][1] > iv["perplexity"][0]
+    from madbench.api import load_results
+
+    gen = load_results(smoke_run).chains[0].generations[-1]
+    assert gen.intervals["distinct_2"][0] <= gen.metrics["distinct_2"] <= gen.intervals["distinct_2"][1]
 
 
 def _two_chain_results(smoke_run, metric: str) -> dict:
