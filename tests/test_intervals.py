@@ -104,7 +104,7 @@ def test_smoke_run_carries_an_interval_for_every_sample_and_model_metric(smoke_r
         for gen in chain["generations"]:
             iv = gen["intervals"]
             for key, value in gen["metrics"].items():
-                if value is None or key.startswith("madbench_wikitext/"):  # lm-eval gives those no stderr
+                if value is None:
                     continue
                 assert key in iv, (chain["id"], gen["generation"], key)
                 assert iv[key][0] <= value <= iv[key][1], (chain["id"], key, value, iv[key])
@@ -113,6 +113,19 @@ def test_smoke_run_carries_an_interval_for_every_sample_and_model_metric(smoke_r
 
     gen = load_results(smoke_run).chains[0].generations[-1]
     assert gen.intervals["distinct_2"][0] <= gen.metrics["distinct_2"] <= gen.intervals["distinct_2"][1]
+
+
+def test_lm_eval_perplexities_bootstrap_the_saved_documents(smoke_run):
+    from madbench import io
+    from madbench.lmeval import task_intervals
+
+    folder = smoke_run / "gen0" / "seed0" / "lm_eval"
+    value = io.read_json(folder / "results.json")["results"]["madbench_wikitext"]["word_perplexity,none"]
+    rows = io.read_jsonl(folder / "samples_madbench_wikitext.jsonl")
+    # the statistic the bootstrap resamples is lm-eval's own aggregate over all documents
+    assert math.exp(-sum(r["word_perplexity"][0] for r in rows) / sum(r["word_perplexity"][1] for r in rows)) == pytest.approx(value)
+    low, high = task_intervals(folder)["madbench_wikitext/word_perplexity"]
+    assert low < value < high
 
 
 def _two_chain_results(smoke_run, metric: str) -> dict:
