@@ -16,6 +16,10 @@ that ``madbench.stats`` and ``madbench sweep`` report; a researcher needs both.
 - perplexity: bootstrap over held-out documents of exp(sum NLL / sum tokens).
 - lm-eval task scores: value +/- 1.96 x lm-eval's own ``<metric>_stderr`` (``lmeval.task_intervals``).
 
+A plug-in metric is bootstrapped like the built-in ones (``RESAMPLES`` calls on resampled
+samples); register it with ``interval_resamples=0`` to skip its interval, or a smaller count
+when it is expensive: ``@METRICS.register("mine", needs="samples", interval_resamples=20)``.
+
 Everything uses a fixed RNG seed, so intervals are deterministic; metric values are never
 changed. Exercise with ``pytest tests/test_intervals.py``.
 """
@@ -95,7 +99,10 @@ def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) 
 
     out = {}
     for k in keys:
-        interval = bootstrap_interval(lambda idx: run(idx).get(k), n, values.get(k), resamples)
+        try:
+            interval = bootstrap_interval(lambda idx: run(idx).get(k), n, values.get(k), resamples)
+        except Exception:  # a (plug-in) metric that cannot score a resample: its value stands, without interval
+            interval = None
         if interval:
             out[k] = interval
     return out
