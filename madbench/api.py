@@ -34,6 +34,7 @@ class GenerationResult:
     seconds: float
     mitigations: Dict[str, Any]  # {'mix': {name: stats}, 'samples': {name: stats}}
     train_loss_last: Optional[float] = None
+    intervals: Optional[Dict[str, List[float]]] = None  # metric -> 95% estimator interval [low, high] (None: older file)
 
 
 @dataclass(frozen=True)

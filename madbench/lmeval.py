@@ -194,6 +194,58 @@ def flatten(results: dict) -> Dict[str, float]:
     return out
 
 
+def stderr_intervals(results: dict, z: float = 1.96) -> Dict[str, list]:
+    """95% intervals value +/- z x lm-eval's own '<metric>_stderr,<filter>', under the keys of :func:`flatten`."""
+    values, out = flatten(results), {}
+    for task, metrics in results.items():
+        for key, err in metrics.items():
+            metric, _, filt = key.partition(",")
+            if not metric.endswith("_stderr") or isinstance(err, bool) or not isinstance(err, (int, float)):
+                continue
+            name = f"{task}/{metric[: -len('_stderr')]}" + ("" if filt in ("", "none") else f"_{filt}")
+            if name in values and math.isfinite(err):
+                out[name] = [values[name] - z * float(err), values[name] + z * float(err)]
+    return out
+
+
+def task_intervals(out_dir: Path) -> Dict[str, list]:
+    """Intervals of the task scores saved by :func:`run_tasks` in out_dir ({} when there are none): lm-eval's
+    stderr where it gives one, else (its perplexities) a bootstrap over the documents of the saved samples."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        return {}
+    results = io.read_json(path).get("results") or {}
+    out, values = stderr_intervals(results), flatten(results)
+    for task in results:
+        samples = Path(out_dir) / f"samples_{task}.jsonl"
+        wanted = [k for k in values if k.startswith(f"{task}/") and k not in out]
+        if wanted and samples.is_file():
+            out.update(_perplexity_intervals(task, io.read_jsonl(samples), {k: values[k] for k in wanted}))
+    return out
+
+
+def _perplexity_intervals(task: str, rows: List[dict], values: Dict[str, float]) -> Dict[str, list]:
+    """Bootstrap over documents of lm-eval's rolling-loglikelihood metrics (rows hold [loglikelihood, units])."""
+    import numpy as np
+
+    from .metrics.intervals import bootstrap_interval
+
+    agg = {"word_perplexity": lambda ll, n: math.exp(-ll / n), "byte_perplexity": lambda ll, n: math.exp(-ll / n),
+           "bits_per_byte": lambda ll, n: -ll / (n * math.log(2))}
+    out = {}
+    for metric, fn in agg.items():
+        key = f"{task}/{metric}"
+        pairs = [r.get(metric) for r in rows if r.get("filter", "none") == "none"]
+        if key not in values or not pairs or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            continue
+        ll, units = np.array([p[0] for p in pairs], dtype=float), np.array([p[1] for p in pairs], dtype=float)
+        iv = bootstrap_interval(lambda idx: fn(ll[idx].sum(), units[idx].sum()) if units[idx].sum() else None,
+                                len(pairs), values[key])
+        if iv:
+            out[key] = iv
+    return out
+
+
 def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
     return simple_evaluate(
         model=lm, tasks=specs, task_manager=task_manager(bool(builtin)), log_samples=True,

@@ -37,7 +37,7 @@ import torch
 from . import ecosystem, integrity, io
 from .config import RunConfig, config_hash
 from .corpus import CorpusSplit, Doc, load_split
-from .metrics import METRICS, MetricContext, compute_metrics
+from .metrics import METRICS, MetricContext, compute_with_intervals
 from .mitigations import MitigationContext, build_mitigations, loss_weights
 from .models import load_base, resolve_model
 from .regimes import REGIMES, RegimeContext, apply_mode, check_fresh, parse_regime
@@ -138,24 +138,26 @@ class Runner:
         """folder/adapter (LoRA) or folder/model (train.method=full)."""
         return folder / weights.dirname(self.cfg)
 
-    def model_metrics(self, model, out_dir: Path) -> Dict[str, float]:
+    def model_metrics(self, model, out_dir: Path) -> Tuple[Dict[str, float], Dict[str, list]]:
+        """(values, 95% intervals) of the model metrics and lm-eval task scores."""
         ctx = MetricContext(samples=[], human=[d.text for d in self.split.eval], model=model,
                             tokenizer=self.tokenizer, batch_size=self.cfg.eval.batch_size)
-        metrics = self._with_bar(self.metric_names("model"), ctx, "evaluating model")
+        metrics, intervals = self._with_bar(self.metric_names("model"), ctx, "evaluating model")
         if self.cfg.eval.tasks:
-            from .lmeval import run_tasks
+            from .lmeval import run_tasks, task_intervals
 
             metrics.update(run_tasks(model, self.tokenizer, self.cfg, self.split, out_dir / "lm_eval"))
-        return metrics
+            intervals.update(task_intervals(out_dir / "lm_eval"))
+        return metrics, intervals
 
-    def sample_metrics(self, samples: List[str]) -> Dict[str, float]:
+    def sample_metrics(self, samples: List[str]) -> Tuple[Dict[str, float], Dict[str, list]]:
         ctx = MetricContext(samples=samples, human=[d.text for d in self.split.eval],
                             tokenizer=self.tokenizer, batch_size=self.cfg.eval.batch_size)
         names = self.metric_names("samples") + self.metric_names("human")
         return self._with_bar(names, ctx, "evaluating samples")
 
-    def _with_bar(self, names: List[str], ctx: MetricContext, desc: str) -> Dict[str, float]:
-        """compute_metrics with a progress bar (one step per metric)."""
+    def _with_bar(self, names: List[str], ctx: MetricContext, desc: str) -> Tuple[Dict[str, float], Dict[str, list]]:
+        """compute_with_intervals with a progress bar (one step per metric)."""
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(names), desc=desc, unit="metric", leave=False, dynamic_ncols=True, disable=None if self.is_main else True)
@@ -165,7 +167,7 @@ class Runner:
             bar.update(1)
 
         try:
-            return compute_metrics(names, ctx, progress=step)
+            return compute_with_intervals(names, ctx, progress=step)
         finally:
             bar.close()
 
@@ -224,8 +226,8 @@ class Runner:
         model = stats.pop("model")
         weights.save(model, self.weights_dir(tmp), self.tokenizer, self.base)
         io.write_json(tmp / "mix.json", {"generation": 0, "documents": [{"id": d.id, "source": "real"} for d in docs]})
-        metrics = self.model_metrics(model, tmp)
-        io.write_json(tmp / "model_metrics.json", {"metrics": metrics, **stats, "seconds": time.perf_counter() - start,
+        metrics, intervals = self.model_metrics(model, tmp)
+        io.write_json(tmp / "model_metrics.json", {"metrics": metrics, "intervals": intervals, **stats, "seconds": time.perf_counter() - start,
                                                    "integrity": integrity.record(tmp)})  # written last
 
     # ------------------------------------------------------------------ one chain
@@ -291,7 +293,7 @@ class Runner:
             gen0 = self.ensure_gen0(chain.seed)
             model = self.load_adapter(self.weights_dir(gen0))
             g0 = io.read_json(gen0 / "model_metrics.json")
-            model_metrics = g0["metrics"]
+            model_metrics, model_intervals = g0["metrics"], g0.get("intervals", {})
             train_stats = {k: v for k, v in g0.items() if k.startswith(("train_", "mix_tokens"))}
             manifest = io.read_json(gen0 / "mix.json")
             mctx.score, mctx.extra["model"] = self.score_fn(chain.seed, model), model
@@ -331,7 +333,7 @@ class Runner:
             manifest = {"generation": g, "documents": [
                 {"id": d.id, "source": "real" if d.id.startswith("h") else "synthetic"} for d in mix]}
             with clock("evaluate_model"):
-                model_metrics = self.model_metrics(model, tmp)
+                model_metrics, model_intervals = self.model_metrics(model, tmp)
             mctx.score = self.score_fn(chain.seed, model)
             with clock("sample"):  # includes the mitigations' sample filters (scoring, dedup)
                 samples, kept, sample_stats = self.sample(model, chain, g, mitigations, mctx)
@@ -342,13 +344,15 @@ class Runner:
         # a mitigation that oversamples must not look less diverse just because it wrote more text.
         scored = samples[: cfg.sampling.num_samples]
         with clock("evaluate_samples"):
-            metrics = {**model_metrics, **self.sample_metrics([d.text for d in scored])}
+            sample_values, sample_intervals = self.sample_metrics([d.text for d in scored])
+            metrics, intervals = {**model_metrics, **sample_values}, {**model_intervals, **sample_intervals}
         if self.metric_names("reference"):  # the generation-0 reference panel (madbench/metrics/tail.py)
             with clock("evaluate_reference"):
                 metrics.update(self.reference_panel(chain, g, [d.text for d in scored], tmp, model))
         n_syn = sum(1 for d in manifest["documents"] if d["source"] == "synthetic")
         meta = {
             "chain": chain.id, "generation": g, "metrics": metrics,
+            "intervals": intervals,  # 95% estimator intervals (madbench.metrics.intervals)
             "train_tokens": train_stats.get("train_tokens"), "train_docs": len(manifest["documents"]),
             "synthetic_fraction": n_syn / max(1, len(manifest["documents"])),
             **schedule_target(cfg, self.real_fractions, chain.regime, g),

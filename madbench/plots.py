@@ -3,7 +3,9 @@
     madbench report runs/smoke        # writes runs/smoke/report/metric_*.png and headline.png
 
 Lines are seed means; the shaded band is the 95% t-interval over seeds
-(``madbench.stats``), drawn only for groups with several seeds. Colour tells the
+(``madbench.stats``), drawn only for groups with several seeds. The estimator
+interval (95%, from the samples a value was scored on; ``madbench.uncertainty``) is a
+hatched band for a single-seed group and error bars for a group of several seeds. Colour tells the
 regime (+ mitigations) apart, the line style the mode (solid: replace, dashed:
 accumulate). Figures are rendered with the Agg backend into memory and written
 atomically.
@@ -70,6 +72,18 @@ def _draw(ax, groups: list[dict], metric: str, colours: dict, higher_is_better, 
             lo = [r["ci95_low"] for r in series]
             hi = [r["ci95_high"] for r in series]
             ax.fill_between(xs, lo, hi, color=colour, alpha=0.12, lw=0)
+            lows += lo
+            highs += hi
+        est = {r["generation"]: r for r in (group.get("intervals") or {}).get(metric) or []}
+        if est:
+            ex = [x for x in xs if x in est]
+            lo, hi = [est[x]["low"] for x in ex], [est[x]["high"] for x in ex]
+            if n_max > 1:  # the seed band is already there: estimator noise as error bars
+                mid = [r["mean"] for r in series if r["generation"] in est]
+                ax.errorbar(ex, mid, yerr=[[max(0.0, m - a) for m, a in zip(mid, lo)], [max(0.0, b - m) for m, b in zip(mid, hi)]],
+                            fmt="none", ecolor=colour, elinewidth=0.9, capsize=2, alpha=0.7)
+            else:
+                ax.fill_between(ex, lo, hi, facecolor=colour, alpha=0.10, edgecolor=colour, hatch="///", lw=0)
             lows += lo
             highs += hi
         lows += ys

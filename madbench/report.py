@@ -17,7 +17,7 @@ import difflib
 import html
 from pathlib import Path
 
-from . import io, plots
+from . import io, plots, uncertainty
 from .errors import MadbenchError
 from .stats import aggregate_chains, group_label, group_key, last_generation_table
 
@@ -81,6 +81,7 @@ def render(results_list: list[dict], out_dir: Path, metrics: list[str] | None = 
     headline += [m for m in chosen if m not in headline][: max(0, MAX_HEADLINE - len(headline))]
     headline = headline[:MAX_HEADLINE]
     groups = aggregate_chains(chains)
+    uncertainty.group_bands(chains, groups)  # estimator intervals, drawn as bands beside the seed bands
 
     images = []
     if headline:
@@ -155,6 +156,18 @@ def _fmt(v) -> str:
     return f"{v:.4g}"
 
 
+def _with_interval(gen: dict, metric: str) -> str:
+    iv = uncertainty.interval(gen, metric)
+    value = _fmt((gen.get("metrics") or {}).get(metric))
+    return value + (f" [{_fmt(iv[0])}, {_fmt(iv[1])}]" if iv else "")
+
+
+def _change(chain: dict, first: dict, last: dict, metric: str) -> str:
+    """'gen-0 value [95%] → last value [95%]', marked 'not resolved' when the two intervals overlap."""
+    cell = f"{_with_interval(first, metric)} → {_with_interval(last, metric)}"
+    return cell + (" (not resolved)" if uncertainty.resolved(chain, metric) is False else "")
+
+
 def _summary(results_list, chains, headline, info, notes) -> dict:
     """Everything the md and html writers show, as plain strings (escaped by each writer)."""
     arrows = {m: {True: " ↑", False: " ↓"}.get((info.get(m) or {}).get("higher_is_better"), "") for m in headline}
@@ -168,8 +181,7 @@ def _summary(results_list, chains, headline, info, notes) -> dict:
         done = f"0-{last['generation']}" if gens else "none"
         done += "" if c.get("complete") else " (incomplete)"
         row = [str(c.get("id")), group_label(group_key(c)), str(c.get("seed")), done]
-        row += [f"{_fmt((first.get('metrics') or {}).get(m))} → {_fmt((last.get('metrics') or {}).get(m))}"
-                for m in headline]
+        row += [_change(c, first, last, m) for m in headline]
         chain_rows.append(row)
     group_rows, group_header = [], []
     table = last_generation_table({"chains": chains}, headline) if chains else []  # duplicates already dropped
@@ -191,6 +203,10 @@ def _summary(results_list, chains, headline, info, notes) -> dict:
                     f"{(cfg.get('loop') or {}).get('generations')} generations, seeds {(cfg.get('loop') or {}).get('seeds')}, "
                     f"config {r.get('config_hash')}, git {str(git.get('commit'))[:10]}"
                     + ("" if r.get("complete") else ", INCOMPLETE"))
+    if any(g.get("intervals") for c in chains for g in c.get("generations") or []):
+        notes = notes + ["[low, high]: 95% estimator interval from the samples (or held-out documents) a value was scored "
+                         "on. not resolved: the interval at the last generation overlaps the one at generation 0, so "
+                         "the change may be noise of the sample count (seed variance is separate: see the per-group table)"]
     title = "madbench report: " + ", ".join(dict.fromkeys(str(r.get("run_name")) for r in results_list))
     return {"title": title, "meta": meta, "notes": notes, "header": header, "rows": chain_rows,
             "group_header": group_header, "group_rows": group_rows,

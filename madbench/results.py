@@ -42,7 +42,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 break
             meta = io.read_json(meta_path)
             gens.append({
-                "generation": g, "metrics": meta["metrics"], "train_tokens": meta["train_tokens"],
+                "generation": g, "metrics": meta["metrics"], "intervals": meta.get("intervals", {}), "train_tokens": meta["train_tokens"],
                 "train_docs": meta["train_docs"], "synthetic_fraction": meta["synthetic_fraction"],
                 "num_samples": meta["num_samples"], "num_kept": meta["num_kept"], "num_scored": meta.get("num_scored", meta["num_samples"]),
                 "seconds": meta["seconds"], "timing": meta.get("timing", {}), "mitigations": meta["mitigations"],

@@ -97,6 +97,10 @@ def check_names(data: dict) -> None:
                 if isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
                     raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}",
                                   f"{value!r} has a magnitude over {MAX_MAGNITUDE:g}: not a metric value a chart can draw")
+            for key, (low, high) in (gen.get("intervals") or {}).items():
+                if key not in gen["metrics"] or not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                    raise Invalid(f"chains/{i}/generations/{j}/intervals/{key}",
+                                  "an interval needs a metric of this generation and finite bounds low <= high")
         if seen != sorted(set(seen)) or seen[0] != 0:
             raise Invalid(f"chains/{i}/generations", f"generations must start at 0 and increase, got {seen[:10]}")
     ids = [c["id"] for c in data["chains"]]

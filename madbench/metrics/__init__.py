@@ -65,6 +65,7 @@ def compute_metrics(names, ctx: MetricContext, progress: Optional[Callable[[str]
             out.update({k: _number(v) for k, v in value.items()})
         else:
             out[name] = _number(value)
+        ctx.cache.setdefault("metric_keys", {})[name] = list(value) if isinstance(value, dict) else [name]
     return out
 
 
@@ -76,6 +77,14 @@ def evaluate_module_path(name: str) -> str:
     if name not in HF_MODULES:
         raise MadbenchError(f"unknown evaluate module '{name}';{did_you_mean(name, HF_MODULES)} known: {', '.join(HF_MODULES)}")
     return str(Path(__file__).resolve().parent.parent / "hf_metrics" / name / f"{name}.py")
+
+
+def compute_with_intervals(names, ctx: MetricContext, progress=None):
+    """(values, 95% intervals) of the named metrics; see :mod:`madbench.metrics.intervals`."""
+    from .intervals import compute_intervals
+
+    values = compute_metrics(names, ctx, progress)
+    return values, compute_intervals(names, ctx, values)
 
 
 from . import lexical, perplexity, rare, repetition, richness, semantic, shift, tail  # noqa: E402,F401  (registers metrics)

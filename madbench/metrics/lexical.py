@@ -8,6 +8,7 @@ all samples of the generation. Exercise with ``pytest tests/test_metrics.py``.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections import Counter
@@ -21,7 +22,12 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 
 def words(text: str) -> List[str]:
-    return _WORD.findall(text.lower())
+    return list(_cached_words(text))
+
+
+@functools.lru_cache(maxsize=8192)  # the interval bootstrap scores each sample hundreds of times
+def _cached_words(text: str) -> tuple:
+    return tuple(_WORD.findall(text.lower()))
 
 
 def ngrams(tokens: List[str], n: int):

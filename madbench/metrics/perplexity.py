@@ -70,5 +70,6 @@ def _score(model, encoded, order, rows, batch_size, pad, device):
 @METRICS.register("perplexity", higher_is_better=False, needs="model")
 def perplexity(ctx) -> float:
     """Token perplexity of the model on the held-out human documents."""
-    total, count = token_nll(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size)
+    rows = ctx.cache["perplexity:rows"] = _nll_rows(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size, 512)
+    total, count = sum(r[0] for r in rows), sum(r[1] for r in rows)  # as token_nll; rows kept for the interval
     return math.exp(total / max(1, count))

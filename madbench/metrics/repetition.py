@@ -21,15 +21,20 @@ SELF_BLEU_MAX = 64  # hypotheses (and reference pool) used for self-BLEU
 
 def self_bleu(texts: List[str], max_samples: int = SELF_BLEU_MAX) -> Optional[float]:
     """Mean sentence BLEU-4 (0-1) of each text against the others as references."""
+    scores = self_bleu_scores(texts, max_samples)
+    return sum(scores) / len(scores) if scores else None
+
+
+def self_bleu_scores(texts: List[str], max_samples: int = SELF_BLEU_MAX) -> List[float]:
+    """Sentence BLEU-4 (0-1) of each non-empty text against the others (self-BLEU is their mean)."""
     from sacrebleu.metrics import BLEU
 
     tokenized = [" ".join(words(t)) for t in texts[:max_samples]]
     if len(tokenized) < 2:
-        return None
+        return []
     bleu = BLEU(tokenize="none", smooth_method="floor", smooth_value=0.1, effective_order=True)
-    scores = [bleu.sentence_score(hyp, tokenized[:i] + tokenized[i + 1:]).score / 100.0
-              for i, hyp in enumerate(tokenized) if hyp]
-    return sum(scores) / len(scores) if scores else None
+    return [bleu.sentence_score(hyp, tokenized[:i] + tokenized[i + 1:]).score / 100.0
+            for i, hyp in enumerate(tokenized) if hyp]
 
 
 def repetition_rate(texts: List[str], n: int = 4) -> Optional[float]:
@@ -53,7 +58,8 @@ def duplicate_rate(texts: List[str]) -> Optional[float]:
 @METRICS.register("self_bleu", higher_is_better=False, needs="samples")
 def self_bleu_metric(ctx) -> Optional[float]:
     """Self-BLEU-4 (0-1): mean BLEU of each sample against the other samples; higher = samples more alike."""
-    return self_bleu(ctx.samples)
+    scores = ctx.cache["self_bleu:scores"] = self_bleu_scores(ctx.samples)  # kept for its interval
+    return sum(scores) / len(scores) if scores else None
 
 
 @METRICS.register("repetition_4gram", higher_is_better=False, needs="samples")

@@ -46,8 +46,8 @@ def frechet_distance(p: np.ndarray, q: np.ndarray) -> Optional[float]:
     return max(float(value), 0.0)
 
 
-def mauve_score(p: np.ndarray, q: np.ndarray, num_buckets: Optional[int] = None) -> Optional[float]:
-    """MAUVE of feature sets p (model) and q (human), with a small k-means quantisation."""
+def mauve_score(p: np.ndarray, q: np.ndarray, num_buckets: Optional[int] = None, seed: int = MAUVE_SEED) -> Optional[float]:
+    """MAUVE of feature sets p (model) and q (human), with a small k-means quantisation (k-means ``seed``)."""
     if len(p) < 2 or len(q) < 2:
         return None
     import faiss
@@ -62,7 +62,7 @@ def mauve_score(p: np.ndarray, q: np.ndarray, num_buckets: Optional[int] = None)
         with _quiet_native_stderr():
             out = mauve.compute_mauve(p_features=p.astype(np.float32), q_features=q.astype(np.float32),
                                       num_buckets=buckets, kmeans_num_redo=2, kmeans_max_iter=100,
-                                      seed=MAUVE_SEED, verbose=False)
+                                      seed=seed, verbose=False)
     finally:
         faiss.omp_set_num_threads(threads)
     return float(out.mauve)
