@@ -87,7 +87,9 @@ def test_run_folder_has_manifests_samples_and_loadable_adapters(smoke_run):
 
 def _start(out: Path, *extra):
     return subprocess.Popen([sys.executable, "-m", "madbench", "run", "--preset", "smoke", "--output-dir", str(out), *extra],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            # a background job (`pytest &`) ignores SIGINT, and children inherit that: restore Ctrl-C
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(path: Path, proc, timeout=300):
