@@ -71,9 +71,10 @@ def protocol(config: dict) -> Dict[str, Any]:
 
 
 def protocol_diff(config: dict, tr: Track) -> List[str]:
-    """Dotted keys where ``config`` departs from the track's protocol (new keys the track lacks are ignored)."""
+    """Dotted keys where ``config`` departs from the track's protocol. Keys only one side has are ignored: a
+    config field added to madbench later has its old behaviour as default, so older submissions still follow."""
     mine, theirs = protocol(config), protocol(tr.config().to_dict())
-    return sorted(k for k in theirs if _plain(mine.get(k)) != _plain(theirs[k]))
+    return sorted(k for k in theirs if k in mine and _plain(mine[k]) != _plain(theirs[k]))
 
 
 def _plain(v):

@@ -99,12 +99,16 @@ def _results(run) -> dict:
 
 
 def test_smoke_run_carries_an_interval_for_every_sample_and_model_metric(smoke_run):
+    from madbench.metrics import METRICS
+
     data = _results(smoke_run)
+    # the generation-0 reference panel (tail_*, rare_token_*; metrics/tail.py) has no estimator interval yet
+    panel = {name for name in METRICS.names() if getattr(METRICS.get(name), "needs", "samples") == "reference"}
     for chain in data["chains"]:
         for gen in chain["generations"]:
             iv = gen["intervals"]
             for key, value in gen["metrics"].items():
-                if value is None:
+                if value is None or key in panel:
                     continue
                 assert key in iv, (chain["id"], gen["generation"], key)
                 assert iv[key][0] <= value <= iv[key][1], (chain["id"], key, value, iv[key])
