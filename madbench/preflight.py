@@ -34,18 +34,17 @@ def corpus_passages(cfg) -> int:
 
 
 def fresh_needed(cfg) -> int:
-    """Real documents the fresh_data regime consumes over loop.generations (0 when no chain uses it)."""
-    from .regimes import parse_regime
+    """Real documents the fresh slices consume over loop.generations, schedules included (regimes.fresh_needed)."""
+    from .regimes import fresh_needed as needed
 
-    if not any(parse_regime(spec)[0] == "fresh_data" for spec in cfg.loop.regimes):
-        return 0
-    return int(round(cfg.loop.real_fraction * cfg.data.train_docs)) * cfg.loop.generations
+    return needed(cfg)
 
 
 def preflight(cfg) -> dict:
     """Raise one MadbenchError naming what to fix; return facts for the plan (passages, needs)."""
     from .config import validate
     from .models import check_model_name
+    from .regimes import parse_regime
 
     validate(cfg)
     check_model_name(cfg.model.name)
@@ -59,6 +58,11 @@ def preflight(cfg) -> dict:
             f"data.eval_docs + data.train_docs = {held}; lower them or use a bigger corpus")
     fresh = fresh_needed(cfg)
     if usable - held < fresh:
+        from .regimes import check_fresh
+        from .schedules import real_fractions
+
+        if real_fractions(cfg) or not any(parse_regime(s)[0] == "fresh_data" for s in cfg.loop.regimes):
+            check_fresh(cfg, usable - held)  # a schedule (slices differ per generation) or an ecosystem's fresh real part
         per = fresh // max(1, cfg.loop.generations)
         can = (usable - held) // per if per else 0
         cap = " (raise data.max_docs)" if d.max_docs and total > d.max_docs else ""

@@ -76,7 +76,8 @@ SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinc
     (["loop.regimes=[fresh_data]", "loop.synthetic_share=[0.1,1.5]"], "loop.synthetic_share: value 2 (generation 2) is 1.5, outside [0, 1]"),
     (["loop.regimes=[fresh_data]", "loop.synthetic_share=[0.1]"], "loop.synthetic_share lists 1 shares but loop.generations=2"),
     (["loop.regimes=[fully_synthetic]", "loop.synthetic_share=0.5"], "loop.regimes has none of them"),
-    (["loop.regimes=[fresh_data]", "data.max_docs=100", "loop.generations=5"], "fresh_data needs 60 new real documents over 5"),
+    (["loop.regimes=[fresh_data]", "data.max_docs=100", "loop.generations=5"],
+     "fresh_data needs 12 new real documents per generation x 5 generations = 60"),
     (["loop.regimes=[fresh_data]", "data.max_docs=100", "loop.generations=3", "loop.synthetic_share=[0.5,0,0]"],
      "fresh_data needs 60 new real documents over 3"),
 ])
