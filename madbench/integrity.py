@@ -105,9 +105,15 @@ def check_generation(folder: Path) -> Optional[Damage]:
     if meta.get("num_samples") is not None and len(rows) != meta["num_samples"]:
         return Damage(folder, samples, f"has {len(rows)} samples, meta.json says {meta['num_samples']}")
     if meta.get("generation", 0) >= 1:
-        for name in ADAPTER_FILES:
-            if not (folder / "adapter" / name).is_file():
-                return Damage(folder, folder / "adapter" / name, "is missing")
+        return _missing_adapter(folder)
+    return None
+
+
+def _missing_adapter(folder: Path) -> Optional[Damage]:
+    """A folder written before integrity records: its adapter files must at least exist."""
+    for name in ADAPTER_FILES:
+        if not (folder / "adapter" / name).is_file():
+            return Damage(folder, folder / "adapter" / name, "is missing")
     return None
 
 
@@ -122,9 +128,9 @@ def check_gen0(folder: Path) -> Optional[Damage]:
         if damage:
             return damage
     else:
-        for name in ADAPTER_FILES:
-            if not (folder / "adapter" / name).is_file():
-                return Damage(folder, folder / "adapter" / name, "is missing")
+        damage = _missing_adapter(folder)
+        if damage:
+            return damage
     for cache in sorted(folder.glob("samples-*.json")):  # generation-0 sample caches, written after the folder
         _, why = try_read_json(cache)
         if why:

@@ -24,6 +24,7 @@ from typing import List, Sequence, Set
 import torch
 
 from . import METRICS
+from .perplexity import pad_batch
 
 RARE_TOP_K = 1000  # a held-out word type is rare when it is not among the held-out text's 1,000 most frequent
 FREQUENT_COVERAGE = 0.9  # token types covering this share of the held-out tokens are frequent; the rest are rare
@@ -86,12 +87,7 @@ def rare_mass(model, tokenizer, encoded, rare: Set[int], batch_size: int = 16) -
     with merged_lora(model):
         for start in range(0, len(encoded), batch_size):
             batch = encoded[start : start + batch_size]
-            width = max(len(x) for x in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, seq in enumerate(batch):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
+            ids, mask = pad_batch(batch, pad)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
             logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None].to(device))[..., 0].cpu()
             for row, seq in enumerate(batch):
