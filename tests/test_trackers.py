@@ -1,36 +1,84 @@
-"""Experiment trackers: the config once, each generation's metrics at step = generation, the plots at the end.
+"""Experiment trackers, for real: one tiny run with every tracker, interrupted and resumed, read back by each package.
 
     .venv/bin/python -m pytest -q tests/test_trackers.py
 
-``disk`` needs no package and is always tested on a real run. tensorboard, mlflow and
-wandb are optional extras: each is tested on the same real run when its package is
-installed (read back with its own reader), and skipped with the reason otherwise; a
-missing package must be one line with the install command.
+The run (`--report-to disk,tensorboard,mlflow,wandb`) is stopped with Ctrl-C (SIGINT) once its
+first chain's generation 1 is logged, then resumed through the Python API inside a notebook's
+own active MLflow and wandb runs. Each tracker's output is then read back with its own package:
+TensorBoard's EventAccumulator, an MlflowClient on the file store, and ``wandb leet inspect
+--json`` (wandb's reader of its offline ``.wandb`` log). Every (chain, generation) must be
+there exactly once, at step = generation, with the value of results.json. tensorboard,
+mlflow-skinny and wandb come with the ``dev`` extra (scripts/setup.sh): these tests need them.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
-from conftest import madbench
+from conftest import ROOT, madbench
 
 import madbench as mb
+from madbench import trackers
 from madbench.errors import MadbenchError
 
-INSTALLED = [name for name in ("tensorboard", "mlflow", "wandb") if importlib.util.find_spec(name)]
-MISSING = [name for name in ("tensorboard", "mlflow", "wandb") if name not in INSTALLED]
+ALL = ["disk", "tensorboard", "mlflow", "wandb"]
 SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "loop.mitigations=[none,mix_real]",
          "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]", "sampling.num_samples=16"]
+FIRST = "fully_synthetic-replace-s0"  # the chain that runs first
+
+
+def _rows(path: Path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory, madbench_cache):
-    out = tmp_path_factory.mktemp("trackers") / "run"
-    madbench("run", "--preset", "smoke", "--output-dir", out, "--report-to", ",".join(["disk", *INSTALLED]), *SMALL,
-             check=True, timeout=900)
-    return out, json.loads((out / "results.json").read_text())
+    """The run folder, its results, and what the notebook's own MLflow and wandb runs looked like around the resume."""
+    import mlflow
+    import wandb
+
+    base = tmp_path_factory.mktemp("trackers")
+    out = base / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "madbench", "run", "--preset", "smoke", "--output-dir", str(out),
+                             "--report-to", ",".join(ALL), *SMALL], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    start = time.time()
+    while not any(r["step"] == 1 for r in _rows(out / "tracking" / "metrics.jsonl")):  # the first generation 1 is logged
+        assert proc.poll() is None, f"the run ended before logging generation 1: {proc.communicate()[1][-3000:]}"
+        assert time.time() - start < 600
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    before = _rows(out / "tracking" / "metrics.jsonl")
+    assert len(before) < 4, "the run finished before the interrupt: nothing was left to resume"
+
+    # the resume, from a notebook that has its own MLflow and wandb runs open
+    user_uri = (base / "user-mlruns").resolve().as_uri()
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(user_uri)
+    user_mlflow = mlflow.start_run(run_name="notebook")
+    user_wandb = wandb.init(project="notebook", dir=str(base), mode="offline")
+    try:
+        cfg = json.loads((out / "config.json").read_text())["config"]
+        mb.run(cfg, output_dir=out, report_to=ALL, log=lambda *a, **k: None)
+        notebook = {"mlflow_uri": mlflow.get_tracking_uri(), "mlflow_active": getattr(mlflow.active_run(), "info", None),
+                    "wandb_run": wandb.run}
+        user_wandb.log({"still": 1})  # a finished run would refuse this
+    finally:
+        user_wandb.finish()
+        mlflow.end_run()
+    return {"out": out, "results": json.loads((out / "results.json").read_text()), "before": before,
+            "notebook": notebook, "user_uri": user_uri, "user_mlflow": user_mlflow.info.run_id, "user_wandb": user_wandb}
 
 
 def _expected(results):
@@ -39,62 +87,195 @@ def _expected(results):
             for k, v in g["metrics"].items() if v is not None}
 
 
+def _png_size(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size  # (width, height)
+
+
+def test_the_run_was_interrupted_after_logging_and_resumed_into_the_same_tracker_runs(tracked):
+    out, results = tracked["out"], tracked["results"]
+    assert results["complete"]
+    assert {(r["step"]) for r in tracked["before"] if any(k.startswith(FIRST) for k in r["metrics"])} >= {0, 1}
+    state = json.loads((out / "tracking" / "state.json").read_text())["trackers"]
+    assert sorted(state) == sorted(ALL)
+    for name, entry in state.items():
+        assert entry["config"] and entry["artifacts"], name
+        assert {c: sorted(g) for c, g in entry["logged"].items()} == {c["id"]: [0, 1] for c in results["chains"]}, name
+
+
 def test_disk_tracker_logs_config_once_each_generation_at_its_step_and_the_plots(tracked):
-    out, results = tracked
+    out, results = tracked["out"], tracked["results"]
     assert json.loads((out / "tracking" / "config.json").read_text()) == results["config"]
-    rows = [json.loads(line) for line in (out / "tracking" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * 2  # each chain x generation exactly once
+    rows = _rows(out / "tracking" / "metrics.jsonl")
+    assert Counter((k.split("/")[0], r["step"]) for r in rows for k in r["metrics"] if k.endswith("/perplexity")) == \
+        {(c["id"], g): 1 for c in results["chains"] for g in (0, 1)}  # once each, across the resume
+    assert len(rows) == 2 * 2
     logged = {(k, r["step"]): v for r in rows for k, v in r["metrics"].items()}
     assert _expected(results).items() <= logged.items()
     artifacts = json.loads((out / "tracking" / "artifacts.json").read_text())
     assert "headline.png" in artifacts and "report.html" in artifacts
 
 
-@pytest.mark.skipif("tensorboard" not in INSTALLED, reason="tensorboard is not installed (pip install 'madbench[tensorboard]')")
 def test_tensorboard_event_files_read_back(tracked):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out, results = tracked
-    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    out, results = tracked["out"], tracked["results"]
+    files = sorted((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(files) == 2  # the first process's and the resume's
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     acc.Reload()
     for (tag, step), value in _expected(results).items():
-        assert any(e.step == step and e.value == pytest.approx(value, rel=1e-5) for e in acc.Scalars(tag))
-    assert any(t.startswith("report/") for t in acc.Tags()["images"])
+        events = [e for e in acc.Scalars(tag) if e.step == step]
+        assert len(events) == 1, (tag, step, events)  # once, though the first process logged it before the resume
+        assert events[0].value == pytest.approx(value, rel=1e-5)
+    (text,) = acc.Tensors("config/text_summary")  # the config once, as markdown text at step 0
+    config = json.loads(text.tensor_proto.string_val[0].decode().strip().strip("`"))
+    assert config == results["config"]
+    pngs = sorted((out / "report").glob("*.png"))
+    assert pngs and sorted(acc.Tags()["images"]) == sorted(f"report/{p.stem}" for p in pngs)
+    for png in pngs:
+        (image,) = acc.Images(f"report/{png.stem}")
+        assert (image.width, image.height) == _png_size(png)
 
 
-@pytest.mark.skipif("mlflow" not in INSTALLED, reason="mlflow is not installed (pip install 'madbench[mlflow]')")
-def test_mlflow_file_store_reads_back(tracked):
+def test_mlflow_file_store_reads_back(tracked, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    out, results = tracked
+    out, results = tracked["out"], tracked["results"]
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads a file store only with it
     client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
-    run = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])[0]
+    (run,) = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])  # one run across the resume
+    assert run.info.status == "FINISHED" and run.info.run_name == results["config"]["name"]
+    flat = trackers._flatten(results["config"])
+    assert run.data.params == {trackers._mlflow_key(k): str(v)[:500] for k, v in flat.items()}
     assert run.data.params["loop.generations"] == "1"
     for (tag, step), value in _expected(results).items():
-        history = client.get_metric_history(run.info.run_id, tag.replace("+", "_"))
-        assert any(m.step == step and m.value == pytest.approx(value) for m in history)
-    assert any(a.path == "report" for a in client.list_artifacts(run.info.run_id))
+        history = [m for m in client.get_metric_history(run.info.run_id, tag.replace("+", "_")) if m.step == step]
+        assert len(history) == 1 and history[0].value == pytest.approx(value), (tag, step, history)
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert top == {"config.json", "report"}
+    assert json.loads(Path(client.download_artifacts(run.info.run_id, "config.json", str(out.parent))).read_text()) == results["config"]
+    report = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {p.name for p in (out / "report").iterdir() if p.is_file()} <= report
 
 
-@pytest.mark.skipif("wandb" not in INSTALLED, reason="wandb is not installed (pip install 'madbench[wandb]')")
-def test_wandb_offline_run_is_written(tracked):
-    out, results = tracked
-    runs = list((out / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1 and any(p.suffix == ".wandb" and p.stat().st_size > 0 for p in runs[0].iterdir())
-    summary = json.loads((runs[0] / "files" / "wandb-summary.json").read_text())
-    last = {k: v for (k, step), v in _expected(results).items() if step == 1}
-    assert all(summary[k] == pytest.approx(v) for k, v in last.items())
+def _wandb_records(run_folder: Path):
+    """The records of a .wandb transaction log, read by wandb's own reader (`wandb leet inspect --json`)."""
+    (log,) = run_folder.glob("run-*.wandb")
+    proc = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(log)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("name", MISSING or ["(all installed)"])
-def test_a_missing_tracker_package_is_one_line_with_the_install_command_before_any_training(tmp_path, name):
-    if not MISSING:
-        pytest.skip("every tracker package is installed")
-    proc = madbench("run", "--preset", "smoke", "--report-to", "disk", "--report-to", name, "--output-dir", tmp_path / "run", *SMALL)
+def test_wandb_offline_run_reads_back(tracked):
+    out, results = tracked["out"], tracked["results"]
+    folders = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(folders) == 2  # the first process's and the resume's: one wandb run, resumed
+    records = [r for folder in folders for r in _wandb_records(folder)]
+    runs = [r["run"] for r in records if r["type"] == "run"]
+    assert len({r["run_id"] for r in runs}) == 1 and [bool(r.get("resume")) for r in runs] == [False, True]
+    config = {}
+    for r in records:
+        if r["type"] == "config":
+            config.update(r["config"].get("update", {}))
+    config.pop("_wandb", None)
+    assert config == results["config"]
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    logged = Counter((k, h["generation"]) for h in history if "generation" in h for k in h if "/" in k and not k.startswith("report/"))
+    expected = _expected(results)
+    assert set(expected) <= set(logged) and set(logged.values()) == {1}  # every value once, across the resume
+    values = {(k, h["generation"]): h[k] for h in history if "generation" in h for k in h if (k, h.get("generation")) in expected}
+    assert all(values[key] == pytest.approx(v) for key, v in expected.items())
+    images = {k: v for h in history for k, v in h.items() if k.startswith("report/")}
+    for png in sorted((out / "report").glob("*.png")):
+        assert (images[f"report/{png.stem}"]["width"], images[f"report/{png.stem}"]["height"]) == _png_size(png)
+
+
+def test_a_notebooks_own_mlflow_and_wandb_runs_are_left_alone(tracked):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    nb = tracked["notebook"]
+    assert nb["mlflow_uri"] == tracked["user_uri"]  # madbench did not move the notebook's tracking URI
+    assert nb["mlflow_active"] is not None and nb["mlflow_active"].run_id == tracked["user_mlflow"]
+    assert nb["wandb_run"] is tracked["user_wandb"]  # ...nor finish or replace its wandb run
+    user = MlflowClient(tracking_uri=tracked["user_uri"]).get_run(tracked["user_mlflow"])
+    assert user.data.metrics == {} and user.data.params == {}  # and logged nothing into it
+    assert mlflow.active_run() is None
+
+
+# ---------------------------------------------------------------- the logger on its own, on real results
+def _cfg():
+    from madbench.config import build_config
+    from madbench.presets import PRESETS
+
+    return build_config(PRESETS.get("smoke")(), None, SMALL)
+
+
+def test_each_generation_once_per_run_however_often_results_arrive_or_the_run_resumes(tracked, tmp_path):
+    results = tracked["results"]
+    first = trackers.GenerationLogger(["disk", "disk"], tmp_path, _cfg(), log=lambda *a: None)  # a repeated name: one tracker
+    part = {"chains": [results["chains"][0]]}
+    first.on_results(part)
+    first.on_results(part)
+    del first  # killed: never finished
+    second = trackers.GenerationLogger(["disk"], tmp_path, _cfg(), log=lambda *a: None)
+    second.on_results(results)
+    second.on_results(results)
+    second.finish(None)
+    rows = _rows(tmp_path / "tracking" / "metrics.jsonl")
+    assert len(rows) == 2 * 2
+    assert sorted((next(iter(r["metrics"])).split("/")[0], r["step"]) for r in rows) == \
+        sorted((c["id"], g) for c in results["chains"] for g in (0, 1))
+
+
+def test_a_tracker_that_fails_mid_run_is_a_warning_and_its_generations_are_sent_on_resume(tracked, tmp_path, monkeypatch):
+    class Flaky(trackers.DiskTracker):
+        fail = True
+
+        def log_metrics(self, metrics, step):
+            if Flaky.fail:
+                raise OSError("the tracking server went away")
+            super().log_metrics(metrics, step)
+
+    monkeypatch.setitem(trackers.TRACKERS, "flaky", (Flaky, None, ""))
+    said = []
+    logger = trackers.GenerationLogger(["flaky"], tmp_path, _cfg(), log=said.append)
+    logger.on_results(tracked["results"])  # no exception: the training goes on
+    assert len(said) == 1 and "report_to=flaky stopped logging (OSError: the tracking server went away)" in said[0]
+    assert not logger.trackers and not (tmp_path / "tracking" / "metrics.jsonl").exists()
+    Flaky.fail = False
+    resumed = trackers.GenerationLogger(["flaky"], tmp_path, _cfg(), log=said.append)
+    resumed.on_results(tracked["results"])
+    resumed.finish(None)
+    assert len(_rows(tmp_path / "tracking" / "metrics.jsonl")) == 2 * 2
+
+
+def test_a_tracker_that_cannot_start_or_a_damaged_state_file_is_one_line(tmp_path):
+    (tmp_path / "tensorboard").write_text("not a folder")
+    with pytest.raises(MadbenchError, match=r"^report_to=tensorboard failed to start \(\w+Error: .*\)$") as err:
+        trackers.GenerationLogger(["disk", "tensorboard"], tmp_path, _cfg(), log=lambda *a: None)
+    assert "\n" not in str(err.value)
+    (tmp_path / "tracking" / "state.json").write_text("{not json")
+    with pytest.raises(MadbenchError, match="state.json is damaged .* delete it and resume"):
+        trackers.GenerationLogger(["disk"], tmp_path, _cfg(), log=lambda *a: None)
+
+
+@pytest.mark.parametrize("name", ["tensorboard", "mlflow", "wandb"])
+def test_a_missing_tracker_package_is_one_line_with_the_install_command_before_any_training(tmp_path, monkeypatch, name):
+    # the package made unimportable (sys.modules[name] = None), as in an environment without the extra
+    hide = f"import sys; sys.modules[{name!r}] = None; from madbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", hide, "run", "--preset", "smoke", "--report-to", "disk", "--report-to", name,
+                           "--output-dir", str(tmp_path / "run"), *SMALL], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy())
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert f"report_to={name} needs the {name} package" in lines[0] and f"pip install 'madbench[{name}]'" in lines[0]
     assert not (tmp_path / "run").exists()
+    monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(MadbenchError, match=f"pip install 'madbench\\[{name}\\]'"):
         mb.run({}, preset="smoke", output_dir=tmp_path / "api", report_to=[name])
     assert not (tmp_path / "api").exists()
