@@ -36,6 +36,7 @@ from .errors import MadbenchError
 from .registry import did_you_mean
 
 STATE = Path("tracking") / "state.json"  # under the run folder
+_OPEN: Dict[str, "GenerationLogger"] = {}  # run folder -> the logger this process holds open there
 
 
 class Tracker(Protocol):
@@ -263,6 +264,10 @@ class GenerationLogger:
 
     def __init__(self, names: Sequence[str], run_dir: Path, cfg, log: Callable = print):
         self.run_dir = Path(run_dir)
+        self.key = str(self.run_dir.resolve())
+        stale = _OPEN.get(self.key)
+        if stale is not None:  # an earlier run of this folder in this process was interrupted (a notebook's Ctrl-C)
+            stale._abandon()
         self.trackers: Dict[str, Any] = {}
         self.log = log
         self.state = _read_state(self.run_dir)
@@ -293,6 +298,7 @@ class GenerationLogger:
             self._close_all(abort=True)
             raise
         atexit.register(self._abandon)  # an interrupted run: flush and mark the tracker runs as killed
+        _OPEN[self.key] = self
 
     def on_results(self, results: dict) -> None:
         """Log every (chain, generation) of results.json that no earlier call or process logged, step = generation."""
@@ -338,7 +344,7 @@ class GenerationLogger:
                 self.log(f"madbench: warning: {type(tracker).__name__} could not log the report ({type(exc).__name__}: {exc})")
             self._close(name)
         self._save()
-        atexit.unregister(self._abandon)
+        self._release()
 
     def _save(self) -> None:
         io.write_json(self.run_dir / STATE, {"version": 1, "trackers": self.state})
@@ -357,6 +363,12 @@ class GenerationLogger:
 
     def _abandon(self) -> None:
         self._close_all(abort=True)
+        self._release()
+
+    def _release(self) -> None:
+        atexit.unregister(self._abandon)
+        if _OPEN.get(self.key) is self:
+            del _OPEN[self.key]
 
 
 def _flush(tracker) -> None:
