@@ -169,6 +169,8 @@ class WandbTracker:
         import wandb
 
         self.wandb = wandb
+        if run_id and not any((Path(run_dir) / "wandb").glob(f"*-{run_id}")):
+            run_id = None  # the earlier run's folder is gone: a new run gets everything
         resume = {"id": run_id, "resume": "allow"} if run_id else {}
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "madbench"), name=name, dir=str(run_dir),
                               mode=os.environ.get("WANDB_MODE", "offline"), reinit="create_new", **resume)

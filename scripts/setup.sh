@@ -26,4 +26,5 @@ if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; }
   { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } >/dev/null 2>&1 \
     || echo "setup: could not install chromium; the browser tests will be skipped"
 fi
-.venv/bin/python -c "import torch, transformers, peft, accelerate, datasets, lm_eval; print('madbench setup ok: torch', torch.__version__)"
+# the experiment trackers (dev extra) too: tests/test_trackers.py runs each of them for real
+.venv/bin/python -c "import torch, transformers, peft, accelerate, datasets, lm_eval, tensorboard, mlflow, wandb; print('madbench setup ok: torch', torch.__version__)"

@@ -170,6 +170,7 @@ def test_wandb_offline_run_reads_back(tracked):
     records = [r for folder in folders for r in _wandb_records(folder)]
     runs = [r["run"] for r in records if r["type"] == "run"]
     assert len({r["run_id"] for r in runs}) == 1 and [bool(r.get("resume")) for r in runs] == [False, True]
+    assert [r["exit"].get("exit_code", 0) for r in records if r["type"] == "exit"] == [1, 0]  # interrupted, then finished
     config = {}
     for r in records:
         if r["type"] == "config":
@@ -224,6 +225,38 @@ def test_each_generation_once_per_run_however_often_results_arrive_or_the_run_re
     assert len(rows) == 2 * 2
     assert sorted((next(iter(r["metrics"])).split("/")[0], r["step"]) for r in rows) == \
         sorted((c["id"], g) for c in results["chains"] for g in (0, 1))
+
+
+def test_a_killed_process_loses_nothing_it_counted_as_logged(tracked, tmp_path):
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"chains": tracked["results"]["chains"][:1]}))
+    script = ("import json, os, signal, sys; from pathlib import Path; from madbench import trackers; "
+              "from madbench.config import build_config; from madbench.presets import PRESETS; "
+              f"cfg = build_config(PRESETS.get('smoke')(), None, {SMALL!r}); "
+              "logger = trackers.GenerationLogger(['tensorboard', 'mlflow'], Path(sys.argv[1]), cfg); "
+              "logger.on_results(json.loads(Path(sys.argv[2]).read_text())); os.kill(os.getpid(), signal.SIGKILL)")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run"), str(results)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert sorted(e.step for e in acc.Scalars(f"{FIRST}/perplexity")) == [0, 1]  # flushed before state.json counted it
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(tmp_path / "run" / "mlruns").resolve().as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])
+    assert run.info.status == "RUNNING"  # nobody could mark it
+    resumed = trackers.GenerationLogger(["tensorboard", "mlflow"], tmp_path / "run", _cfg(), log=lambda *a: None)
+    resumed.on_results(tracked["results"])
+    resumed.finish(None)
+    (run,) = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, f"{FIRST}/perplexity")) == [0, 1]
+    acc.Reload()
+    assert sorted(e.step for e in acc.Scalars(f"{FIRST}/perplexity")) == [0, 1]
+    assert len(acc.Scalars(f"{tracked['results']['chains'][1]['id']}/perplexity")) == 2
 
 
 def test_a_tracker_that_fails_mid_run_is_a_warning_and_its_generations_are_sent_on_resume(tracked, tmp_path, monkeypatch):
