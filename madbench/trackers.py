@@ -279,21 +279,21 @@ class GenerationLogger:
                 entry = self.state.get(name) or {}
                 try:
                     tracker = TRACKERS[name][0](self.run_dir, cfg.name, run_id=entry.get("run_id"))
+                    self.trackers[name] = tracker
+                    if not getattr(tracker, "resumed", False):
+                        entry = {}  # a new destination: it gets the config and every generation
+                    entry = {"run_id": getattr(tracker, "run_id", None), "config": entry.get("config", False),
+                             "artifacts": entry.get("artifacts", False), "logged": entry.get("logged", {})}
+                    if not entry["config"]:
+                        tracker.log_config(cfg.to_dict())
+                        _flush(tracker)
+                        entry["config"] = True
                 except ImportError as exc:
                     raise MadbenchError(f"report_to={name} failed to start ({exc}); run: {TRACKERS[name][2]}")
                 except MadbenchError:
                     raise
                 except Exception as exc:  # a tracker that cannot start: one line, before any training
                     raise MadbenchError(f"report_to={name} failed to start ({_first_line(exc)})")
-                self.trackers[name] = tracker
-                if not getattr(tracker, "resumed", False):
-                    entry = {}  # a new destination: it gets the config and every generation
-                entry = {"run_id": getattr(tracker, "run_id", None), "config": entry.get("config", False),
-                         "artifacts": entry.get("artifacts", False), "logged": entry.get("logged", {})}
-                if not entry["config"]:
-                    tracker.log_config(cfg.to_dict())
-                    _flush(tracker)
-                    entry["config"] = True
                 self.state[name] = entry
             self._save()
         except BaseException:
@@ -309,8 +309,7 @@ class GenerationLogger:
             for gen in chain["generations"]:
                 values = {**gen["metrics"], "synthetic_fraction": gen.get("synthetic_fraction"),
                           "train_loss_last": gen.get("train_loss_last")}
-                metrics = {f"{chain['id']}/{k}": float(v) for k, v in values.items()
-                           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                metrics = {f"{chain['id']}/{k}": float(v) for k, v in values.items() if isinstance(v, (int, float))}
                 rows.append((chain["id"], int(gen["generation"]), metrics))
         changed = False
         for name, tracker in list(self.trackers.items()):

@@ -92,7 +92,7 @@ def test_the_run_was_interrupted_after_logging_and_resumed_into_the_same_tracker
     assert results["complete"]
     assert sorted((next(iter(r["metrics"])).split("/")[0], r["step"]) for r in tracked["before"]) == [(FIRST, 0), (FIRST, 1)]
     state = json.loads((out / "tracking" / "state.json").read_text())["trackers"]
-    assert sorted(state) == sorted(ALL)
+    assert sorted(state) == sorted(ALL) == sorted(trackers.previous(out))
     for name, entry in state.items():
         assert entry["config"] and entry["artifacts"], name
         assert {c: sorted(g) for c, g in entry["logged"].items()} == {c["id"]: [0, 1] for c in results["chains"]}, name
