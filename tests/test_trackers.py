@@ -54,6 +54,8 @@ def tracked(tmp_path_factory, madbench_cache):
 
     base = tmp_path_factory.mktemp("trackers")
     out = base / "run"
+    for var, folder in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config")):
+        os.environ.setdefault(var, str(base / folder))  # wandb's staging and cache: not in the home folder
     user_uri = (base / "user-mlruns").resolve().as_uri()
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow.set_tracking_uri(user_uri)
