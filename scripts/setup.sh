@@ -28,7 +28,7 @@ if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; }
 fi
 # and the experiment trackers of the dev extra (found, not imported: mlflow alone takes seconds to import),
 # which tests/test_trackers.py runs for real
-.venv/bin/python -c "import importlib.util, torch, transformers, peft, accelerate, datasets, lm_eval
+.venv/bin/python -c "import importlib.util, sys, torch, transformers, peft, accelerate, datasets, lm_eval
 missing = [m for m in ('tensorboard', 'mlflow', 'wandb') if importlib.util.find_spec(m) is None]
-assert not missing, f'setup: tracker packages missing: {missing}'
+if missing: sys.exit('setup: the tracker packages ' + ', '.join(missing) + ' are missing (dev extra of pyproject.toml)')
 print('madbench setup ok: torch', torch.__version__)"
