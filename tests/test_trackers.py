@@ -28,7 +28,7 @@ from madbench import trackers
 from madbench.errors import MadbenchError
 
 ALL = ["disk", "tensorboard", "mlflow", "wandb"]
-SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "loop.mitigations=[none,mix_real]",
+SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "loop.mitigations=[none,mix_real+accumulate]",
          "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]", "sampling.num_samples=16"]
 FIRST = "fully_synthetic-replace-s0"  # the chain that runs first
 
