@@ -269,7 +269,7 @@ class GenerationLogger:
         self.key = str(self.run_dir.resolve())
         stale = _OPEN.get(self.key)
         if stale is not None:  # an earlier run of this folder in this process was interrupted (a notebook's Ctrl-C)
-            stale._abandon()
+            stale.abort()
         self.trackers: Dict[str, Any] = {}
         self.log = log
         self.state = _read_state(self.run_dir)
@@ -299,7 +299,7 @@ class GenerationLogger:
         except BaseException:
             self._close_all(abort=True)
             raise
-        atexit.register(self._abandon)  # an interrupted run: flush and mark the tracker runs as killed
+        atexit.register(self.abort)  # an interrupted run: flush and mark the tracker runs as killed
         _OPEN[self.key] = self
 
     def on_results(self, results: dict) -> None:
@@ -362,12 +362,14 @@ class GenerationLogger:
         for name in list(self.trackers):
             self._close(name, abort=abort)
 
-    def _abandon(self) -> None:
+    def abort(self) -> None:
+        """Close the trackers of a failed or interrupted run (flushed, MLflow run KILLED, wandb exit code 1); a resume
+        continues them. Called at interpreter exit, or when this folder is run again in the same process."""
         self._close_all(abort=True)
         self._release()
 
     def _release(self) -> None:
-        atexit.unregister(self._abandon)
+        atexit.unregister(self.abort)
         if _OPEN.get(self.key) is self:
             del _OPEN[self.key]
 
