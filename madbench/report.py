@@ -18,6 +18,7 @@ import html
 from pathlib import Path
 
 from . import io, plots, uncertainty
+from .dotted import flatten
 from .errors import MadbenchError
 from .headline import REPORT_ORDER
 from .stats import aggregate_chains, group_label, group_key, last_generation_table
@@ -120,16 +121,6 @@ def _choose(metrics: list[str] | None, available: list[str]) -> list[str]:
     return list(dict.fromkeys(metrics))
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _pooled_chains(results_list: list[dict]) -> tuple[list[dict], list[str]]:
     """All chains, the same run given twice counted once; notes on what pooling mixed."""
     chains, seen, notes, twice = [], set(), [], []
@@ -144,7 +135,7 @@ def _pooled_chains(results_list: list[dict]) -> tuple[list[dict], list[str]]:
     if twice:
         notes.append(f"{len(twice)} chain(s) given twice (same config hash and id), counted once: " + ", ".join(twice))
     if len(results_list) > 1:
-        flats = [_flat(r.get("config") or {}) for r in results_list]
+        flats = [flatten(r.get("config") or {}) for r in results_list]
         keys = sorted({k for f in flats for k in f})
         differ = [k for k in keys if not k.startswith(POOL_IGNORED) and len({repr(f.get(k)) for f in flats}) > 1]
         if differ:

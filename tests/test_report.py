@@ -132,3 +132,19 @@ def test_the_headline_panel_is_defined_once_and_each_view_keeps_its_columns():
     assert headline_columns(every) == ["perplexity", "self_bleu", "distinct_2", "vendi_score", "mauve", "frechet_embedding_distance"]
     assert headline_columns(["distinct_2", "hdd", "mtld", "perplexity"]) == ["perplexity", "distinct_2", "mtld", "hdd"]
     assert headline_columns(["a", "b", "c", "d", "e", "f", "g", "self_bleu"]) == ["self_bleu", "a", "b", "c", "d", "e"]
+
+
+def test_config_keys_are_flattened_by_one_helper_everywhere():
+    """report (pooling notes), tracks (frozen protocol) and trackers (logged params) share madbench.dotted.flatten."""
+    from madbench import dotted, report, trackers, tracks
+    from madbench.config import RunConfig
+
+    cfg = RunConfig().to_dict()
+    flat = dotted.flatten(cfg)
+    assert flat["loop.ecosystem.members"] == 3 and flat["sampling.top_p"] == 0.9 and flat["mitigation_params"] == {}
+    assert len(flat) == sum(1 for k in flat if "." in k) + 3  # name, seed and the empty mapping stay top-level keys
+    cfg["mitigation_params"] = {"dedup": {"threshold": 0.5}}
+    assert dotted.flatten(cfg)["mitigation_params.dedup.threshold"] == 0.5 and "mitigation_params" not in dotted.flatten(cfg)
+    assert dotted.flatten(cfg, keep=("mitigation_params",))["mitigation_params"] == {"dedup": {"threshold": 0.5}}
+    assert report.flatten is tracks.flatten is trackers.flatten is dotted.flatten
+    assert "mitigation_params" not in tracks.protocol(cfg) and tracks.protocol(cfg)["loop.generations"] == 5
