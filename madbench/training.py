@@ -15,7 +15,7 @@ import copy
 import math
 import random
 import time
-from typing import List, Tuple
+from typing import List
 
 import torch
 from tqdm.auto import tqdm
