@@ -1,7 +1,7 @@
 """Dotted keys of nested mappings: ``{'loop': {'generations': 3}}`` -> ``{'loop.generations': 3}``.
 
 The keys are the ones ``key=value`` overrides address (``madbench run loop.generations=3``). Used to
-compare configs (report's pooling notes, tracks' frozen protocol, regress) and to log them (trackers)::
+compare configs (report's pooling notes, tracks' frozen protocol; regress with keep=) and to log them::
 
     flatten(cfg.to_dict())["sampling.top_p"]                        # 0.9
     flatten(cfg.to_dict(), keep=("mitigation_params",))             # that mapping stays one value

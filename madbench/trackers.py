@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Protocol, Sequence
 
 from . import io
-from .dotted import flatten
 from .errors import MadbenchError
 from .registry import did_you_mean
 
@@ -92,7 +91,7 @@ class MlflowTracker:
         self.run = mlflow.start_run(run_name=name)
 
     def log_config(self, config):
-        flat = flatten(config)
+        flat = _flatten(config)
         self.mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
         self.mlflow.log_dict(config, "config.json")
 
@@ -159,6 +158,14 @@ def check(names: Sequence[str]) -> List[str]:
     return names
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _mlflow_key(key: str) -> str:

@@ -135,8 +135,8 @@ def test_the_headline_panel_is_defined_once_and_each_view_keeps_its_columns():
 
 
 def test_config_keys_are_flattened_by_one_helper_everywhere():
-    """report (pooling notes), tracks (frozen protocol) and trackers (logged params) share madbench.dotted.flatten."""
-    from madbench import dotted, report, trackers, tracks
+    """report (pooling notes) and tracks (frozen protocol) share madbench.dotted.flatten (trackers and regress: at merge)."""
+    from madbench import dotted, report, tracks
     from madbench.config import RunConfig
 
     cfg = RunConfig().to_dict()
@@ -146,5 +146,5 @@ def test_config_keys_are_flattened_by_one_helper_everywhere():
     cfg["mitigation_params"] = {"dedup": {"threshold": 0.5}}
     assert dotted.flatten(cfg)["mitigation_params.dedup.threshold"] == 0.5 and "mitigation_params" not in dotted.flatten(cfg)
     assert dotted.flatten(cfg, keep=("mitigation_params",))["mitigation_params"] == {"dedup": {"threshold": 0.5}}
-    assert report.flatten is tracks.flatten is trackers.flatten is dotted.flatten
+    assert report.flatten is tracks.flatten is dotted.flatten
     assert "mitigation_params" not in tracks.protocol(cfg) and tracks.protocol(cfg)["loop.generations"] == 5
