@@ -27,7 +27,6 @@ Timings on a shared machine undercount: check ``uptime`` first.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import resource

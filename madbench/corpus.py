@@ -33,9 +33,6 @@ class CorpusSplit:
     pool: List[Doc]  # training pool: generation 0 and the fixed real set come from here
     fresh: List[Doc]  # the rest, cut into disjoint per-generation slices by the fresh_data regime
 
-    def by_id(self) -> Dict[str, Doc]:
-        return {d.id: d for d in self.eval + self.pool + self.fresh}
-
 
 def _package_dir(module: str, install_hint: str) -> Path:
     spec = importlib.util.find_spec(module)

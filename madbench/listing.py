@@ -31,7 +31,7 @@ def main(args) -> int:
     sections = {
         "regimes": (REGIMES, lambda f: first_line(f) + " (modes: /replace, /accumulate)"),
         "mitigations": (MITIGATIONS, lambda c: f"{first_line(c)} params: {c.params}"),
-        "metrics": (METRICS, lambda f: f"[{ {True: 'higher is better', False: 'lower is better'}.get(getattr(f, 'higher_is_better', None), 'no direction')}] {first_line(f)}"),
+        "metrics": (METRICS, _metric_line),  # described by its MetricSpec
         "presets": (PRESETS, lambda f: getattr(f, "description", "")),
         "corpora": (CORPORA, first_line),
         "models": (MODELS, lambda f: f if isinstance(f, str) else first_line(f)),
@@ -40,10 +40,16 @@ def main(args) -> int:
     for title, (registry, describe) in sections.items():
         if args.what and args.what != title:
             continue
-        rows = [(name, registry.origin(name), describe(obj)) for name, obj in registry.items()]
+        entries = [(s.name, s) for s in METRICS.specs()] if registry is METRICS else registry.items()
+        rows = [(name, registry.origin(name), describe(obj)) for name, obj in entries]
         print(f"{title}:")
         width = max((len(n) for n, _, _ in rows), default=0)
         owidth = max((len(o) for _, o, _ in rows), default=0)
         for name, origin, text in rows:
             print(f"  {name.ljust(width)}  {origin.ljust(owidth)}  {text}")
     return 0
+
+
+def _metric_line(spec) -> str:
+    direction = {True: "higher is better", False: "lower is better"}.get(spec.higher_is_better, "no direction")
+    return f"[{direction}] {spec.description}"

@@ -194,6 +194,20 @@ def flatten(results: dict) -> Dict[str, float]:
     return out
 
 
+def directions(results: dict) -> Dict[str, bool]:
+    """lm-eval's own ``higher_is_better`` of each task score, under the keys of :func:`flatten` (from the whole
+    saved output: ``results`` and ``higher_is_better``); a metric lm-eval gives no direction for is left out."""
+    declared = results.get("higher_is_better") or {}
+    out = {}
+    for task, metrics in (results.get("results") or {}).items():
+        for key in metrics:
+            metric, _, filt = key.partition(",")
+            value = (declared.get(task) or {}).get(metric)
+            if isinstance(value, bool):
+                out[f"{task}/{metric}" + ("" if filt in ("", "none") else f"_{filt}")] = value
+    return out
+
+
 def stderr_intervals(results: dict, z: float = 1.96) -> Dict[str, list]:
     """95% intervals value +/- z x lm-eval's own '<metric>_stderr,<filter>', under the keys of :func:`flatten`."""
     values, out = flatten(results), {}

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .attention import use_fast_attention
+from .environment import cache_dir  # noqa: F401  (models.cache_dir: backends, tests)
 from .errors import MadbenchError
 from .io import atomic_dir, commit_dir
 from .registry import BUILTIN, Registry
@@ -31,10 +32,6 @@ MODELS = Registry("model")
 for _name, _text in EMBEDDED.items():
     MODELS.add(_name, _text)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MADBENCH_CACHE", Path.home() / ".cache" / "madbench"))
 
 
 def resolve_model(cfg, corpus_docs=None) -> str:

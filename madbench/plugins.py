@@ -24,8 +24,10 @@ The contract of each kind (checked when the plug-in loads):
   ``params`` is a dict of defaults and which builds with them; hooks ``oversample``,
   ``logits_processors``, ``filter_samples``, ``transform_mix`` (see that module).
 * regime: :class:`RegimeFn`, ``fn(ctx: RegimeContext) -> list[Doc]``, the training mix.
-* metric: :class:`MetricFn`, ``fn(ctx: MetricContext) -> float | dict | None`` with
-  ``higher_is_better`` (True/False/None) and ``needs`` ('samples', 'model', 'human').
+* metric: :class:`MetricFn`, ``fn(ctx: MetricContext) -> float | dict | None`` registered with
+  ``@METRICS.register(name, higher_is_better=True/False/None, needs='samples'|'model'|'human')``
+  (an entry point's function carries them as attributes instead); madbench keeps them as a
+  :class:`madbench.metrics.MetricSpec`.
 * corpus: :class:`CorpusFn`, ``fn() -> list[str]`` of raw texts (madbench cuts them).
 * model: :class:`ModelFn`, ``fn(cfg, split) -> str``, a transformers folder or hub name (``split``: the CorpusSplit).
 
@@ -130,10 +132,13 @@ def check_entry(kind: str, name: str, obj: Any) -> None:
     if kind == "metrics":
         if not _arity_ok(obj, 1):
             raise MadbenchError(f"metric '{name}' must take one argument (a MetricContext)")
-        if getattr(obj, "higher_is_better", None) not in (True, False, None):
-            raise MadbenchError(f"metric '{name}': higher_is_better must be True, False or None")
-        if getattr(obj, "needs", "samples") not in ("samples", "model", "human"):
-            raise MadbenchError(f"metric '{name}': needs must be 'samples', 'model' or 'human', got {obj.needs!r}")
+        from .metrics import METRICS
+        from .metrics.specs import from_attributes
+
+        # registered: its MetricSpec (built, and its direction checked, when it registered); else the function's attributes
+        spec = METRICS.spec(name) if name in METRICS and METRICS.get(name) is obj else from_attributes(name, obj)
+        if spec.needs not in ("samples", "model", "human"):
+            raise MadbenchError(f"metric '{name}': needs must be 'samples', 'model' or 'human', got {spec.needs!r}")
     if kind == "corpora" and not _arity_ok(obj, 0):
         raise MadbenchError(f"corpus '{name}' must take no arguments and return a list of texts")
     if kind == "models" and not _arity_ok(obj, 2):

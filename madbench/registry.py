@@ -50,8 +50,8 @@ class Registry:
     def register(self, name: Optional[str] = None, **attrs: Any) -> Callable[[T], T]:
         """Decorator: register the object under ``name`` (default: its __name__).
 
-        Extra keyword attributes (for example ``higher_is_better=False``) are set on
-        the object so that callers can read them back.
+        Extra keyword attributes (a preset's ``description``) are set on the object so that
+        callers can read them back. Metrics have typed specs instead (madbench/metrics/specs.py).
         """
 
         def decorator(obj: T) -> T:

@@ -18,13 +18,12 @@ import html
 from pathlib import Path
 
 from . import io, plots, uncertainty
+from .dotted import flatten
 from .errors import MadbenchError
+from .headline import REPORT_ORDER
 from .stats import aggregate_chains, group_label, group_key, last_generation_table
 
-# shown first in the headline grid and tables when present; the rest fill up to MAX_HEADLINE
-HEADLINE_PREFERENCE = ("perplexity", "self_bleu", "distinct_2", "vendi_score", "mauve", "frechet_embedding_distance",
-                       "mtld", "type_token_ratio")
-MAX_HEADLINE = 6
+MAX_HEADLINE = 6  # the headline grid and tables: headline.REPORT_ORDER first when present, the rest fill up
 # config keys expected to differ between runs that are pooled (they define the groups and seeds)
 POOL_IGNORED = ("name", "seed", "loop.seeds", "loop.regimes", "loop.mitigations", "eval.")
 
@@ -77,9 +76,7 @@ def render(results_list: list[dict], out_dir: Path, metrics: list[str] | None = 
             info.setdefault(key, value)
     available = sorted({k for c in chains for g in c.get("generations") or [] for k in (g.get("metrics") or {})})
     chosen = _choose(metrics, available)
-    headline = [m for m in HEADLINE_PREFERENCE if m in chosen]
-    headline += [m for m in chosen if m not in headline][: max(0, MAX_HEADLINE - len(headline))]
-    headline = headline[:MAX_HEADLINE]
+    headline = headline_columns(chosen)
     groups = aggregate_chains(chains)
     uncertainty.group_bands(chains, groups)  # estimator intervals, drawn as bands beside the seed bands
 
@@ -106,6 +103,13 @@ def render(results_list: list[dict], out_dir: Path, metrics: list[str] | None = 
     return out_dir
 
 
+def headline_columns(chosen: list[str]) -> list[str]:
+    """The headline grid's and tables' metrics: those of headline.REPORT_ORDER present, then the rest, up to MAX_HEADLINE."""
+    headline = [m for m in REPORT_ORDER if m in chosen]
+    headline += [m for m in chosen if m not in headline][: max(0, MAX_HEADLINE - len(headline))]
+    return headline[:MAX_HEADLINE]
+
+
 def _choose(metrics: list[str] | None, available: list[str]) -> list[str]:
     if not metrics:
         return available
@@ -115,16 +119,6 @@ def _choose(metrics: list[str] | None, available: list[str]) -> list[str]:
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise MadbenchError(f"metric '{m}' is not in these results; {hint}available: {', '.join(available) or 'none yet'}")
     return list(dict.fromkeys(metrics))
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _pooled_chains(results_list: list[dict]) -> tuple[list[dict], list[str]]:
@@ -141,7 +135,7 @@ def _pooled_chains(results_list: list[dict]) -> tuple[list[dict], list[str]]:
     if twice:
         notes.append(f"{len(twice)} chain(s) given twice (same config hash and id), counted once: " + ", ".join(twice))
     if len(results_list) > 1:
-        flats = [_flat(r.get("config") or {}) for r in results_list]
+        flats = [flatten(r.get("config") or {}) for r in results_list]
         keys = sorted({k for f in flats for k in f})
         differ = [k for k in keys if not k.startswith(POOL_IGNORED) and len({repr(f.get(k)) for f in flats}) > 1]
         if differ:

@@ -31,7 +31,7 @@ def validate_results(data: dict, where: str = "results.json") -> None:
 
 
 def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float | None = None) -> dict:
-    from .metrics import metric_info
+    from .metrics import METRICS, metric_info
 
     out_chains = []
     for chain in chains:
@@ -59,11 +59,13 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         })
     metric_keys = sorted({k for c in out_chains for g in c["generations"] for k in g["metrics"]})
     info = {}
+    declared = _task_directions(run_dir, [k for k in metric_keys if k not in METRICS])
     for key in metric_keys:
-        try:
+        if key in METRICS:
             info[key] = {k: v for k, v in metric_info(key).items() if k != "name"}
-        except MadbenchError:  # a key produced by a metric family (lm-eval task scores...)
-            info[key] = {"higher_is_better": _family_direction(key), "needs": "model", "description": ""}
+        else:  # a key produced by a metric family (lm-eval task scores...): lm-eval's direction, else a guess
+            direction = declared[key] if key in declared else _family_direction(key)
+            info[key] = {"higher_is_better": direction, "needs": "model", "description": ""}
     return {
         "schema_version": SCHEMA_VERSION,
         "run_name": cfg.name,
@@ -95,7 +97,26 @@ def _reference_log_ppl(gen_dir: Path) -> dict:
     return {"reference_log_ppl": [round(v, 4) for v in io.read_json(path)["log_ppl"]]}
 
 
-# lm-eval metric names (task scores are '<task>/<metric>'), decided before the substring guesses below
+def _task_directions(run_dir: Path, keys: list) -> dict:
+    """lm-eval's own higher_is_better of the task-score ``keys``, read from its saved outputs (lmeval.run_tasks
+    writes <generation>/lm_eval/results.json); stops once every key has one."""
+    found: dict = {}
+    if not keys:
+        return found
+    from .integrity import try_read_json
+    from .lmeval import directions
+
+    for path in sorted(Path(run_dir).glob("**/lm_eval/results.json")):
+        data, why = try_read_json(path)
+        if not why and isinstance(data, dict):
+            found = {**directions(data), **found}  # the first file that names a key decides it
+        if all(k in found for k in keys):
+            break
+    return found
+
+
+# lm-eval metric names (task scores are '<task>/<metric>'), decided before the substring guesses below;
+# used only where lm-eval's saved output gives no direction (an older run folder, a metric it leaves undirected)
 _LMEVAL_HIGHER = {"acc", "acc_norm", "acc_mutual_info", "exact_match", "f1", "mcc", "bleu", "chrf", "rouge1", "rouge2", "rougeL", "em"}
 _LMEVAL_LOWER = {"perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter", "brier_score"}
 

@@ -155,11 +155,11 @@ def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad:
 def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_processors=(), desc="sampling") -> List[str]:
     """Return one completion (prompt + continuation) per prompt, in prompt order."""
     s = cfg.sampling
-    if s.backend == "vllm":
+    encoded = encode_prompts(tokenizer, prompts)
+    if s.backend == "vllm":  # vllm_backend gets token ids and gives token ids back: it imports nothing from here
         from .vllm_backend import generate_vllm
 
-        return generate_vllm(model, tokenizer, prompts, cfg, seed, logits_processors)
-    encoded = encode_prompts(tokenizer, prompts)
+        return [decode_completion(tokenizer, ids) for ids in generate_vllm(model, encoded, cfg, seed, logits_processors)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     outputs: List[str] = [""] * len(prompts)
     device = next(model.parameters()).device

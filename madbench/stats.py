@@ -21,17 +21,9 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-# t(0.975, df) for df = 1..30, used only when scipy is missing; beyond 30 the normal 1.96.
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042]
-
-
 def _t975(df: int) -> float:
-    try:
-        from scipy.stats import t
-    except ImportError:
-        return _T975[df - 1] if df <= len(_T975) else 1.96
+    from scipy.stats import t  # a dependency; imported on first use so that loading this module stays light
+
     return float(t.ppf(0.975, df))
 
 

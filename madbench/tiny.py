@@ -16,7 +16,9 @@ import random
 import torch
 
 from .config import config_hash
+from .environment import cache_dir
 from .io import atomic_dir, commit_dir, write_json
+from .packing import full_blocks, pack
 
 SIZES = {
     # name: (vocab, hidden, layers, heads, intermediate, pretrain steps, seq, batch)
@@ -26,8 +28,6 @@ SIZES = {
 
 
 def build_tiny_model(cfg, split):
-    from .models import cache_dir
-
     size = cfg.model.tiny_size
     if size not in SIZES:
         from .errors import MadbenchError
@@ -67,11 +67,9 @@ def _build(texts, spec, out_dir) -> None:
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          tie_word_embeddings=True)
     model = LlamaForCausalLM(config)
-    # Pretrain on a packed token stream so that the model writes corpus-like text.
-    stream = []
-    for text in texts:
-        stream.extend([tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
-    blocks = torch.tensor(stream[: (len(stream) // seq) * seq]).view(-1, seq)
+    # Pretrain on a packed token stream (BOS text EOS ...), full blocks only, so that the model writes corpus-like text.
+    ids, labels = pack(tokenizer, texts, seq)
+    blocks = ids[full_blocks(labels)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     model.train()
     for step in range(steps):

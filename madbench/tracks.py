@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
+from .dotted import flatten
 from .errors import MadbenchError
 from .registry import Registry
 
@@ -55,19 +56,9 @@ track("smollm2-fs", "SmolLM2-135M on KJV, fully synthetic loop, 3 seeds x 5 gene
        "eval.metrics=[perplexity,distinct_2,self_bleu,mauve]"])
 
 
-def _flat(d: dict, prefix: str = "") -> Dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v and k != "mitigation_params":
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def protocol(config: dict) -> Dict[str, Any]:
     """The dotted keys of a config that a track freezes (everything but FREE)."""
-    return {k: v for k, v in _flat(config).items() if not any(k == f or k.startswith(f + ".") for f in FREE)}
+    return {k: v for k, v in flatten(config).items() if not any(k == f or k.startswith(f + ".") for f in FREE)}
 
 
 def protocol_diff(config: dict, tr: Track) -> List[str]:

@@ -73,8 +73,9 @@ def sampling_params(s, seed: int, index: int):
                           seed=(seed * 1_000_003 + index) % (2 ** 31))
 
 
-def generate_vllm(model, tokenizer, prompts: List[str], cfg, seed: int, logits_processors=()) -> List[str]:
-    """One completion (prompt + continuation, whitespace-normalised) per prompt, in prompt order."""
+def generate_vllm(model, encoded: List[List[int]], cfg, seed: int, logits_processors=()) -> List[List[int]]:
+    """Token ids of prompt + continuation per encoded prompt (sampling.encode_prompts), in prompt order;
+    :func:`madbench.sampling.generate` decodes them as it does its own."""
     s = cfg.sampling
     if s.num_beams > 1:
         raise MadbenchError("sampling.backend=vllm samples; beam search (sampling.num_beams > 1) needs sampling.backend=hf")
@@ -85,11 +86,8 @@ def generate_vllm(model, tokenizer, prompts: List[str], cfg, seed: int, logits_p
     import torch
     from vllm.lora.request import LoRARequest
 
-    from .sampling import decode_completion, encode_prompts
-
     dtype = "bfloat16" if next(model.parameters()).dtype == torch.bfloat16 else "float32"
     llm = engine(base_path(model), dtype, max((cfg.lora.r, *cfg.loop.ecosystem.lora_ranks)), seed)  # ecosystem members may differ
-    encoded = encode_prompts(tokenizer, prompts)
     with tempfile.TemporaryDirectory(prefix="madbench-adapter-") as folder:
         lora = None
         if hasattr(model, "peft_config"):
@@ -97,6 +95,6 @@ def generate_vllm(model, tokenizer, prompts: List[str], cfg, seed: int, logits_p
             adapter_id = next(_adapter_ids)
             lora = LoRARequest(f"madbench-{adapter_id}", adapter_id, folder)
         requests = [{"prompt_token_ids": ids} for ids in encoded]
-        params = [sampling_params(s, seed, i) for i in range(len(prompts))]
+        params = [sampling_params(s, seed, i) for i in range(len(encoded))]
         results = llm.generate(requests, params, lora_request=lora, use_tqdm=False)
-    return [decode_completion(tokenizer, ids + list(r.outputs[0].token_ids)) for ids, r in zip(encoded, results)]
+    return [ids + list(r.outputs[0].token_ids) for ids, r in zip(encoded, results)]

@@ -99,11 +99,11 @@ def _results(run) -> dict:
 
 
 def test_smoke_run_carries_an_interval_for_every_sample_and_model_metric(smoke_run):
-    from madbench.metrics import METRICS
+    from madbench.metrics import METRICS, names_needing
 
     data = _results(smoke_run)
     # the generation-0 reference panel (tail_*, rare_token_*; metrics/tail.py) has no estimator interval yet
-    panel = {name for name in METRICS.names() if getattr(METRICS.get(name), "needs", "samples") == "reference"}
+    panel = set(names_needing(METRICS.names(), "reference"))
     for chain in data["chains"]:
         for gen in chain["generations"]:
             iv = gen["intervals"]

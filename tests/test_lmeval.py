@@ -138,6 +138,28 @@ def test_flatten_keeps_metrics_and_drops_stderr_and_aliases():
     assert flat == {"t/acc": 0.5, "t/exact_match_strict-match": 0.25}
 
 
+def test_task_score_directions_are_lm_evals_own(smoke_run, tmp_path):
+    """results.json's metrics_info takes higher_is_better from lm-eval's saved output, not from the metric's name."""
+    from madbench.results import _task_directions
+
+    saved = json.loads((smoke_run / "gen0" / "seed0" / "lm_eval" / "results.json").read_text())
+    declared = lmeval.directions(saved)
+    assert declared == {"madbench_cloze/acc": True, "madbench_cloze/acc_norm": True, "madbench_lambada/acc": True,
+                        "madbench_wikitext/word_perplexity": False, "madbench_wikitext/byte_perplexity": False,
+                        "madbench_wikitext/bits_per_byte": False}
+    info = json.loads((smoke_run / "results.json").read_text())["metrics_info"]
+    assert all(info[k]["higher_is_better"] is v for k, v in declared.items())
+    # a direction only lm-eval knows wins over the name's guess ('acc' would be guessed higher-is-better)
+    saved["higher_is_better"]["madbench_cloze"]["acc"] = False
+    saved["results"]["madbench_cloze"]["acc,strict"] = 0.5
+    folder = tmp_path / "run" / "chains" / "c" / "gen_001" / "lm_eval"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(saved))
+    found = _task_directions(tmp_path / "run", ["madbench_cloze/acc", "madbench_cloze/acc_strict"])
+    assert found["madbench_cloze/acc"] is False and found["madbench_cloze/acc_strict"] is False
+    assert _task_directions(tmp_path / "nothing", ["madbench_cloze/acc"]) == {}  # none saved: the guess decides
+
+
 def test_unknown_task_name_is_one_line_with_a_hint():
     proc = madbench("run", "--preset", "smoke", "--dry-run", "eval.tasks=[madbench_clozee]")
     assert proc.returncode == 2

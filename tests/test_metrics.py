@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zlib
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 
 from madbench.config import EvalConfig
-from madbench.metrics import METRICS, MetricContext, compute_metrics, evaluate_module_path
+from madbench.errors import MadbenchError
+from madbench.metrics import (METRICS, MetricContext, MetricSpec, compute_metrics, evaluate_module_path, metric_info,
+                              names_needing, spec)
 from madbench.metrics.lexical import words
 from madbench.metrics.semantic import mean_pairwise_cosine_distance, vendi_score
 from madbench.metrics.shift import frechet_distance, mauve_score
@@ -28,9 +31,28 @@ def run(name, samples, human=()):
 
 def test_every_panel_metric_is_registered_with_a_direction_and_needs():
     for name in PANEL:
-        fn = METRICS.get(name)
-        assert fn.needs in ("samples", "human", "reference")  # reference: the generation-0 panel (metrics/tail.py)
-        assert fn.higher_is_better in (True, False, None) and fn.__doc__
+        s = spec(name)
+        assert s.needs in ("samples", "human", "reference")  # reference: the generation-0 panel (metrics/tail.py)
+        assert s.higher_is_better in (True, False, None) and s.fn.__doc__ and s.fn is METRICS.get(name)
+        assert s.description == s.fn.__doc__.strip().splitlines()[0]
+
+
+def test_a_metric_is_a_frozen_spec_read_through_one_accessor():
+    s = spec("perplexity")
+    assert isinstance(s, MetricSpec) and (s.name, s.higher_is_better, s.needs) == ("perplexity", False, "model")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.needs = "samples"
+    assert spec("distinct_2").higher_is_better is True and spec("mauve").needs == "human"
+    names = ["mauve", "distinct_2", "perplexity", "tail_ppl_p95", "self_bleu"]
+    assert names_needing(names, "samples") == ["distinct_2", "self_bleu"]  # in the order given
+    assert names_needing(names, ("model", "human")) == ["mauve", "perplexity"]
+    assert names_needing(names, "reference") == ["tail_ppl_p95"]
+    assert metric_info("distinct_2") == {"name": "distinct_2", "higher_is_better": True, "needs": "samples",
+                                         "description": spec("distinct_2").description}
+    with pytest.raises(MadbenchError, match="unknown metric 'perplexty'; did you mean 'perplexity'"):
+        spec("perplexty")
+    with pytest.raises(MadbenchError, match="needs must be"):
+        MetricSpec("x", len, None, "everything")
 
 
 def test_distinct_n_and_entropy_by_hand():
@@ -179,5 +201,5 @@ def test_smoke_run_results_carry_the_panel(smoke_run):
     assert gens
     for key in PANEL:
         assert all(key in g["metrics"] for g in gens), key
-        assert data["metrics_info"][key]["higher_is_better"] == METRICS.get(key).higher_is_better
+        assert data["metrics_info"][key]["higher_is_better"] == spec(key).higher_is_better
     assert all(g["metrics"]["vendi_score"] >= 1.0 - 1e-6 for g in gens)

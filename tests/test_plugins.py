@@ -79,6 +79,8 @@ def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
      "must be a subclass of madbench.mitigations.Mitigation"),
     ("from madbench.metrics import METRICS\n@METRICS.register('m', higher_is_better='yes')\ndef m(ctx):\n    return 1.0\n",
      "higher_is_better must be True, False or None"),
+    ("from madbench.metrics import METRICS\n@METRICS.register('m', needs='everything')\ndef m(ctx):\n    return 1.0\n",
+     "metric 'm': needs must be 'samples', 'model' or 'human', got 'everything'"),
     ("from madbench.regimes import REGIMES\n@REGIMES.register('r2')\ndef r2(ctx, extra):\n    return []\n",
      "regime 'r2' must take one argument"),
     ("from madbench.mitigations import MITIGATIONS, Mitigation\n@MITIGATIONS.register('aims_badly')\n"
@@ -163,6 +165,7 @@ def test_a_broken_installed_entry_point_is_skipped_with_one_warning_and_builtins
     rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
     assert rows["mix_real"].split()[1] == "builtin" and "exploding" not in rows
     assert "entry point broken-madbench-plugin 0.0.1" in rows["shouting"]
+    assert rows["shouting"].endswith("[lower is better] Share of upper-case characters.")  # its attributes, as a spec
 
 
 def test_a_command_whose_module_fails_to_import_says_so_instead_of_vanishing(monkeypatch, capsys):

@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import madbench
 from madbench import cli
 from madbench.plots import safe_name
-from madbench.report import render
+from madbench.report import headline_columns, render
 
 
 def _results(run: Path) -> dict:
@@ -114,3 +114,37 @@ def test_user_errors_are_one_line(smoke_run, tmp_path, capsys):
     assert "did you mean 'perplexity'" in capsys.readouterr().err
     assert cli.main(["report", str(smoke_run), str(smoke_run)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_the_headline_panel_is_defined_once_and_each_view_keeps_its_columns():
+    """madbench/headline.py: the report's columns, the site's curves and the scores' metrics all come from it."""
+    from madbench import headline
+    from madbench.leaderboard import scores, site
+    from madbench.metrics import HEADLINE, spec
+
+    assert HEADLINE == headline.HEADLINE == ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")
+    assert (scores.QUALITY, scores.DIVERSITY) == (headline.QUALITY, headline.DIVERSITY) == ("perplexity", "distinct_2")
+    assert site.CURVES == headline.CURVES == ("perplexity", "distinct_2")
+    assert spec(headline.QUALITY).higher_is_better is False and spec(headline.DIVERSITY).higher_is_better is True
+    assert set(headline.REPORT_ORDER[:5]) == set(HEADLINE)  # the report orders the same panel its own way
+    every = sorted(["perplexity", "distinct_1", "distinct_2", "self_bleu", "vendi_score", "mauve", "mtld", "hdd",
+                    "frechet_embedding_distance", "type_token_ratio", "madbench_cloze/acc"])
+    assert headline_columns(every) == ["perplexity", "self_bleu", "distinct_2", "vendi_score", "mauve", "frechet_embedding_distance"]
+    assert headline_columns(["distinct_2", "hdd", "mtld", "perplexity"]) == ["perplexity", "distinct_2", "mtld", "hdd"]
+    assert headline_columns(["a", "b", "c", "d", "e", "f", "g", "self_bleu"]) == ["self_bleu", "a", "b", "c", "d", "e"]
+
+
+def test_config_keys_are_flattened_by_one_helper_everywhere():
+    """report (pooling notes) and tracks (frozen protocol) share madbench.dotted.flatten (trackers and regress: at merge)."""
+    from madbench import dotted, report, tracks
+    from madbench.config import RunConfig
+
+    cfg = RunConfig().to_dict()
+    flat = dotted.flatten(cfg)
+    assert flat["loop.ecosystem.members"] == 3 and flat["sampling.top_p"] == 0.9 and flat["mitigation_params"] == {}
+    assert len(flat) == sum(1 for k in flat if "." in k) + 3  # name, seed and the empty mapping stay top-level keys
+    cfg["mitigation_params"] = {"dedup": {"threshold": 0.5}}
+    assert dotted.flatten(cfg)["mitigation_params.dedup.threshold"] == 0.5 and "mitigation_params" not in dotted.flatten(cfg)
+    assert dotted.flatten(cfg, keep=("mitigation_params",))["mitigation_params"] == {"dedup": {"threshold": 0.5}}
+    assert report.flatten is tracks.flatten is dotted.flatten
+    assert "mitigation_params" not in tracks.protocol(cfg) and tracks.protocol(cfg)["loop.generations"] == 5

@@ -48,10 +48,10 @@ def test_wasserstein_matches_scipy_and_a_shift():
 
 
 def test_directions_are_registered():
-    info = {name: getattr(METRICS.get(name), "higher_is_better") for name in TAIL_METRICS}
+    info = {name: METRICS.spec(name).higher_is_better for name in TAIL_METRICS}
     assert info == {"tail_ppl_median": None, "tail_ppl_p05": True, "tail_ppl_p95": False, "tail_below_g0_p05": False,
                     "tail_above_g0_p95": False, "tail_w1_log_ppl": False}
-    assert all(getattr(METRICS.get(n), "needs") == "reference" for n in TAIL_METRICS)
+    assert all(METRICS.spec(n).needs == "reference" for n in TAIL_METRICS)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_rare_word_recall_by_hand():
     assert compute_metrics(["rare_word_recall"], MetricContext(samples=late, human=human))["rare_word_recall"] == 0.0
     # a small held-out text (under 2,000 types): the less frequent half of its types are rare
     assert rare_types(["a a a b b c d"]) == {"c", "d"}
-    assert getattr(METRICS.get("rare_word_recall"), "higher_is_better") is True
+    assert METRICS.spec("rare_word_recall").higher_is_better is True
 
 
 def test_rare_token_ids_by_hand():

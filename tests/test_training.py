@@ -43,6 +43,19 @@ def test_pack_keeps_every_token_and_masks_only_padding(tiny):
         assert target_tokens(labels) == len(want) - ids.shape[0]
 
 
+def test_the_tiny_models_pretraining_blocks_are_packs_full_blocks(tiny):
+    """One packing for fine-tuning and the tiny model's pretraining: its blocks are the stream cut in whole blocks."""
+    from madbench.packing import full_blocks, pack
+
+    _, split, tokenizer, _ = tiny
+    for texts in ([split.pool[0].text], [d.text for d in split.pool[:7]], [d.text for d in split.pool[:40]]):
+        want = stream(tokenizer, texts)
+        ids, labels = pack(tokenizer, texts, 64)
+        blocks = ids[full_blocks(labels)]
+        assert blocks.dtype == torch.long
+        assert blocks.tolist() == torch.tensor(want[: (len(want) // 64) * 64]).view(-1, 64).tolist()  # the old tiny._build
+
+
 def test_padding_adds_nothing_to_the_loss_and_tokens_are_counted(tiny):
     import dataclasses
 

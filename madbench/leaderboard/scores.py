@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .. import stats
+from ..headline import DIVERSITY, QUALITY  # perplexity (lower is better), distinct_2 (higher is better)
 
 SCORES_VERSION = "1"
 DEGRADE_PCT = 10.0  # X of "generations until perplexity degrades by X%"
-QUALITY = "perplexity"  # lower is better
-DIVERSITY = "distinct_2"  # higher is better
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,9 @@ from string import Template
 
 from .. import io, stats
 from ..errors import MadbenchError
+from ..headline import CURVES
 from . import scores as scores_mod
 from .svg import fmt, line_chart
-
-CURVE_METRICS = ("perplexity", "distinct_2")
 
 
 def page_id(data: dict) -> str:
@@ -125,7 +124,7 @@ def render_curves(subs: list[dict]) -> str:
     cards = []
     for regime in regimes:
         charts = "".join(line_chart(curve_series(subs, regime, m, len(subs) > 1), title=m, width=300, height=230)
-                         for m in CURVE_METRICS)
+                         for m in CURVES)
         cards.append(f'<div class="card curve-card" data-regime="{escape(regime)}"><h3>{escape(regime)}</h3>'
                      f'<div class="charts">{charts}</div></div>')
     return "".join(cards)
@@ -217,7 +216,7 @@ def _num(value) -> str:
 
 
 def render_help() -> str:
-    from ..metrics import METRICS, metric_info
+    from ..metrics import METRICS
     from ..regimes import REGIMES
 
     sc = "".join(f'<tr><td><code>{d["name"]}</code></td><td>{escape(d["label"])}</td>'
@@ -225,8 +224,8 @@ def render_help() -> str:
                  for d in scores_mod.definitions())
     reg = "".join(f"<tr><td><code>{escape(n)}</code></td><td>{escape((f.__doc__ or '').strip())}</td></tr>" for n, f in REGIMES.items())
     direction = {True: "higher ↑", False: "lower ↓"}
-    met = "".join(f'<tr><td><code>{escape(n)}</code></td><td>{direction.get(metric_info(n)["higher_is_better"], "—")}</td>'
-                  f'<td>{escape(metric_info(n)["description"])}</td></tr>' for n in METRICS.names())
+    met = "".join(f'<tr><td><code>{escape(s.name)}</code></td><td>{direction.get(s.higher_is_better, "—")}</td>'
+                  f'<td>{escape(s.description)}</td></tr>' for s in METRICS.specs())
     return (
         '<h1>Scores &amp; help</h1><section class="card"><h2>Summary scores</h2>'
         '<p>Computed per chain from its per-generation metrics (<code>madbench/leaderboard/scores.py</code>), then averaged '

@@ -10,6 +10,9 @@ floats for a metric family). Register with::
 texts), 'model' (the in-memory model), 'human' (held-out human text too), 'reference'
 (the samples scored by the generation-0 model: tail.py).
 A metric returns None where it is undefined (for example HD-D of fewer than 42 words).
+Each name has a frozen :class:`MetricSpec` (specs.py); read it with ``spec(name)``
+and select by what metrics read with ``names_needing(names, needs)``. The headline
+panel (quality, diversity and the rest, shown first everywhere) is ``madbench/headline.py``.
 
 The panel: lexical.py (distinct-n, entropy, Zipf, compression), richness.py (MTLD,
 HD-D), repetition.py (self-BLEU, looping 4-grams, duplicates), semantic.py (embedding
@@ -25,9 +28,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import MadbenchError
-from ..registry import Registry, did_you_mean
+from ..headline import DIVERSITY, HEADLINE, QUALITY  # noqa: F401  (the headline panel, re-exported)
+from ..registry import did_you_mean
+from .specs import NEEDS, MetricRegistry, MetricSpec  # noqa: F401  (re-exported)
 
-METRICS = Registry("metric")
+METRICS = MetricRegistry()
 
 
 @dataclass
@@ -40,14 +45,20 @@ class MetricContext:
     cache: Dict[str, Any] = field(default_factory=dict)  # shared between metrics of one evaluation
 
 
+def spec(name: str) -> MetricSpec:
+    """The :class:`MetricSpec` of a registered metric (unknown names fail with a "did you mean" hint)."""
+    return METRICS.spec(name)
+
+
+def names_needing(names, needs) -> List[str]:
+    """The metrics of ``names`` (in order) that read ``needs``: one of NEEDS, or a tuple of them."""
+    wanted = (needs,) if isinstance(needs, str) else tuple(needs)
+    return [n for n in names if METRICS.spec(n).needs in wanted]
+
+
 def metric_info(name: str) -> dict:
-    fn = METRICS.get(name)
-    return {
-        "name": name,
-        "higher_is_better": getattr(fn, "higher_is_better", None),
-        "needs": getattr(fn, "needs", "samples"),
-        "description": (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
-    }
+    """{'name', 'higher_is_better', 'needs', 'description'} of a registered metric (results.json's metrics_info)."""
+    return METRICS.spec(name).info()
 
 
 def _number(value) -> Optional[float]:

@@ -79,11 +79,12 @@ def bootstrap_interval(stat: Callable[[np.ndarray], Optional[float]], n: int, va
 
 def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) -> Dict[str, Interval]:
     """Bootstrap any sample metric by re-running it on resampled samples (embeddings reused)."""
-    fn = METRICS.get(name)
+    spec = METRICS.spec(name)
+    fn = spec.fn
     keys = ctx.cache.get("metric_keys", {}).get(name, [name])  # a family contributes several keys
     n = len(ctx.samples)
     embedded = ctx.cache.get("embeddings:samples")
-    resamples = getattr(fn, "interval_resamples", RESAMPLES_BY_METRIC.get(name, RESAMPLES))
+    resamples = spec.interval_resamples if spec.interval_resamples is not None else RESAMPLES_BY_METRIC.get(name, RESAMPLES)
     memo: Dict[bytes, dict] = {}
 
     def run(idx: np.ndarray) -> dict:
@@ -165,7 +166,7 @@ def compute_intervals(names, ctx: MetricContext, values: Dict[str, Optional[floa
     for name in names:
         if name in SPECIAL:
             out.update(SPECIAL[name](ctx, values))
-        elif getattr(METRICS.get(name), "needs", "samples") in ("samples", "human") and ctx.samples:
+        elif METRICS.spec(name).needs in ("samples", "human") and ctx.samples:
             out.update(_generic(name, ctx, values))
     return {k: _clip(k, v) for k, v in out.items()}
 

@@ -12,7 +12,7 @@ Works offline from its path::
 import datasets
 import evaluate
 
-from madbench.metrics import METRICS, MetricContext, compute_metrics
+from madbench.metrics import METRICS, MetricContext, compute_metrics, names_needing
 
 _DESCRIPTION = ("Lexical and semantic diversity of a set of generations (distinct-n, self-BLEU, MTLD, HD-D, "
                 "entropy, Zipf exponent, compression ratio, repetition, embedding distance, Vendi score), "
@@ -35,5 +35,5 @@ class MadbenchDiversity(evaluate.Metric):
         )
 
     def _compute(self, predictions, metrics=None):
-        names = metrics or [n for n, fn in METRICS.items() if getattr(fn, "needs", "samples") == "samples"]
+        names = metrics or names_needing(METRICS.names(), "samples")
         return compute_metrics(names, MetricContext(samples=list(predictions), human=[]))

@@ -12,7 +12,7 @@ as the predictions)::
 import datasets
 import evaluate
 
-from madbench.metrics import METRICS, MetricContext, compute_metrics
+from madbench.metrics import METRICS, MetricContext, compute_metrics, names_needing
 
 _DESCRIPTION = ("Distance between generated and human texts in all-MiniLM-L6-v2 embedding space: "
                 "Fréchet (FID-style) distance and MAUVE, computed by madbench.metrics.")
@@ -37,5 +37,5 @@ class MadbenchShift(evaluate.Metric):
     def _compute(self, predictions, human=None, metrics=None):
         if not human:
             raise ValueError("madbench_shift needs human=[...]: the human-written texts to compare with")
-        names = metrics or [n for n, fn in METRICS.items() if getattr(fn, "needs", "samples") == "human"]
+        names = metrics or names_needing(METRICS.names(), "human")
         return compute_metrics(names, MetricContext(samples=list(predictions), human=list(human)))
