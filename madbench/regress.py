@@ -34,6 +34,7 @@ from pathlib import Path
 from . import io
 from .drift import FAMILY_ALPHA, MIN_EFFECT, drift_rows, read_reference, reference_record, same_processor_note
 from .errors import MadbenchError
+from .dotted import flatten
 
 REFERENCE = Path(__file__).with_name("regress_reference.json")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4, 5, 6, 7)  # 8 seeds: 95% intervals narrow enough to separate a ~8% effect
@@ -133,20 +134,10 @@ def evaluate(results: dict, mitigations, reference: dict | None) -> list[dict]:
     return rows
 
 
-def _flat(data, prefix=""):
-    out = {}
-    for key, value in (data or {}).items():
-        if isinstance(value, dict) and key != "mitigation_params":
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
 def config_changes(ref_config: dict, config: dict) -> list:
     """Dotted keys of the benchmark protocol whose values differ between two configs. Keys only one side
     has (a config field added later with its default) and ``PROTOCOL_FREE`` keys are ignored."""
-    a, b = _flat(ref_config), _flat(config)
+    a, b = (flatten(c, keep=("mitigation_params",)) for c in (ref_config, config))
     return sorted(k for k in set(a) & set(b) if a[k] != b[k] and k not in PROTOCOL_FREE)
 
 

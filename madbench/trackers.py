@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from . import io
+from .dotted import flatten
 from .errors import MadbenchError
 from .registry import did_you_mean
 
@@ -135,7 +136,7 @@ class MlflowTracker:
     def log_config(self, config):
         from mlflow.entities import Param
 
-        params = [Param(_mlflow_key(k), str(v)[:500]) for k, v in _flatten(config).items()]
+        params = [Param(_mlflow_key(k), str(v)[:500]) for k, v in flatten(config).items()]
         for i in range(0, len(params), self.BATCH):
             self.client.log_batch(self.run_id, params=params[i:i + self.BATCH])
         self.client.log_dict(self.run_id, config, "config.json")
@@ -241,15 +242,6 @@ def _read_state(run_dir: Path) -> Dict[str, dict]:
         raise MadbenchError(f"{path} is damaged ({type(exc).__name__}: {exc}); delete it and resume to log every "
                             "generation again")
 
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _mlflow_key(key: str) -> str:
