@@ -47,8 +47,10 @@ class MitigationContext:
     tokenizer: Any = None
     # score(texts, which) -> per-text NLL/token; which is 'current' (the model that sampled) or 'reference' (generation 0)
     score: Optional[Callable[[List[str], str], List[float]]] = None
-    # loop-provided extras: 'history' {generation: kept synthetic docs}, 'train_docs' (mix budget), 'model'
-    extra: Dict[str, Any] = field(default_factory=dict)
+    # set by the loop (madbench/steps.py) for generations >= 1: every earlier generation's kept samples
+    history: Dict[int, List[Doc]] = field(default_factory=dict)
+    train_docs: int = 0  # the mix budget (data.train_docs)
+    model: Any = None  # the model that samples this generation
 
 
 class Mitigation:
