@@ -22,6 +22,13 @@ sum(w * nll) / sum(w). Its counts are summed over the generation's steps and pas
 through ``token_stats(totals)`` into results.json under ``mitigations.train.<name>``.
 A chain with no mitigation overriding it trains exactly as before (same code path).
 
+``ctx`` is a :class:`MitigationContext` (typed fields, no untyped bag): ``generation``, ``seed``,
+``pool`` (the real training pool), ``tokenizer``, ``score(texts, which)`` (per-text NLL under the
+'current' or the generation-0 'reference' model), ``history`` ({generation: kept samples}, generations
+>= 1), ``train_docs`` (the mix budget) and ``model`` (the model that samples). Documents are
+:class:`madbench.corpus.Doc`: whether one is real is ``doc.source`` ("human" or "model", also
+``doc.is_human``), never its id; samples carry their ``generation`` and producing chain (``model``).
+
 Every hook's stats dict is recorded per generation in results.json. Each class
 declares ``target_metric``: the metric it is meant to improve over the
 unmitigated baseline (checked by ``madbench regress``).
