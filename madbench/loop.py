@@ -14,7 +14,6 @@ progress, the event log, results writing and trackers hang on callbacks (madbenc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,10 @@ from .models import load_base, resolve_model
 from .regimes import check_fresh, parse_regime
 from .run_store import RunStore
 from .schedules import real_fractions
+from .steps import derive_seed  # noqa: F401  (importable from here, as before)
 
 
 HEADLINE = ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")  # shown in the progress log
-
-
-def derive_seed(*parts) -> int:
-    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
 class PhaseClock:

@@ -19,10 +19,11 @@ tokenizer, base model, run folder) and writes only into the generation's tempora
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from . import ecosystem, integrity, io, weights
 from .config import config_hash
@@ -35,6 +36,14 @@ from .run_store import GEN0_RECORD, LM_EVAL, META, METRICS, MIX, SAMPLES
 from .sampling import generate, make_prompts
 from .schedules import real_fraction_at, schedule_target
 from .training import train_lora
+
+if TYPE_CHECKING:  # the runner composes the steps; they only read its shared state
+    from .loop import Chain, Runner
+
+
+def derive_seed(*parts) -> int:
+    """A reproducible 32-bit seed from its parts: derive_seed(seed, "sample", g)."""
+    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
 @dataclass
@@ -77,10 +86,8 @@ class Samples:
 
 
 # ---------------------------------------------------------------------- generation 0
-def train_gen0(run, seed: int, out: Path, start: float) -> None:
+def train_gen0(run: "Runner", seed: int, out: Path, start: float) -> None:
     """Train generation 0 of ``seed`` on real documents into ``out`` (its record written last)."""
-    from .loop import derive_seed
-
     mix = Mix.of(0, run.split.pool[: run.cfg.data.train_docs])
     model = weights.init_model(run.base, ecosystem.member_config(run.cfg, seed), derive_seed(seed, "lora-init", 0), None)
     result = train_lora(model, run.tokenizer, [d.text for d in mix.docs], run.cfg, derive_seed(seed, "order", 0),
@@ -92,7 +99,7 @@ def train_gen0(run, seed: int, out: Path, start: float) -> None:
                                       "seconds": time.perf_counter() - start, "integrity": integrity.record(out)})  # last
 
 
-def reuse_gen0(run, seed: int) -> tuple[Mix, Trained, Scores]:
+def reuse_gen0(run: "Runner", seed: int) -> tuple[Mix, Trained, Scores]:
     """Generation 0 of a chain: the seed's shared model, mix, train record and model scores."""
     folder = run.ensure_gen0(seed)
     model = run.load_adapter(run.weights_dir(folder))
@@ -102,7 +109,7 @@ def reuse_gen0(run, seed: int) -> tuple[Mix, Trained, Scores]:
     return mix, Trained(model, train), Scores(g0["metrics"], g0.get("intervals", {}))
 
 
-def gen0_samples(run, chain, mitigations, mctx: MitigationContext) -> Samples:
+def gen0_samples(run: "Runner", chain: "Chain", mitigations, mctx: MitigationContext) -> Samples:
     """Generation-0 samples are cached per sampling setup, so plain chains share them."""
     key = config_hash({"sampling": run.cfg.sampling, "data": run.cfg.data, "m": [(m.name, m.p) for m in mitigations]})
     cache = run.store.gen0_sample_cache(chain.seed, key)
@@ -118,10 +125,8 @@ def gen0_samples(run, chain, mitigations, mctx: MitigationContext) -> Samples:
 
 
 # ---------------------------------------------------------------------- generation g >= 1
-def build_mix(run, chain, g: int, mitigations, mctx: MitigationContext) -> Mix:
+def build_mix(run: "Runner", chain: "Chain", g: int, mitigations, mctx: MitigationContext) -> Mix:
     """The regime's mix (regimes.py), its mode (replace / accumulate / accumulate_subsample), then the mix mitigations."""
-    from .loop import derive_seed
-
     cfg = run.cfg
     history = run.history(chain, g)
     mctx.history, mctx.train_docs = history, cfg.data.train_docs  # for mix-level mitigations
@@ -142,10 +147,8 @@ def build_mix(run, chain, g: int, mitigations, mctx: MitigationContext) -> Mix:
     return Mix.of(g, docs, stats)
 
 
-def train(run, chain, g: int, mix: Mix, mitigations, mctx: MitigationContext, out: Path) -> Trained:
+def train(run: "Runner", chain: "Chain", g: int, mix: Mix, mitigations, mctx: MitigationContext, out: Path) -> Trained:
     """Initialise (fresh, or from the previous generation: loop.init_from), train on the mix, save into ``out``."""
-    from .loop import derive_seed
-
     cfg = run.cfg
     prev = run.weights_dir(run.store.gen_dir(chain.id, g - 1) if g > 1 else run.store.gen0_dir(chain.seed))
     init = prev if cfg.loop.init_from == "previous" else None
@@ -161,7 +164,7 @@ def train(run, chain, g: int, mix: Mix, mitigations, mctx: MitigationContext, ou
     return Trained(result.model, result.stats.as_dict(), loss_stats)
 
 
-def evaluate_model(run, model, out: Path) -> Scores:
+def evaluate_model(run: "Runner", model, out: Path) -> Scores:
     """Model metrics (needs='model') and lm-eval task scores, with 95% intervals."""
     ctx = MetricContext(samples=[], human=[d.text for d in run.split.eval], model=model,
                         tokenizer=run.tokenizer, batch_size=run.cfg.eval.batch_size)
@@ -174,9 +177,8 @@ def evaluate_model(run, model, out: Path) -> Scores:
     return Scores(metrics, intervals)
 
 
-def sample(run, model, chain, g: int, mitigations, mctx: MitigationContext) -> Samples:
+def sample(run: "Runner", model, chain: "Chain", g: int, mitigations, mctx: MitigationContext) -> Samples:
     """Sample a generation's synthetic docs; the mitigations' filters keep some (madbench/mitigations/compose.py)."""
-    from .loop import derive_seed
     from .mitigations.compose import compose_samples
 
     processors = [p for m in mitigations for p in m.logits_processors(mctx)]
@@ -196,7 +198,7 @@ def sample(run, model, chain, g: int, mitigations, mctx: MitigationContext) -> S
     return Samples(docs, kept, stats)
 
 
-def score_samples(run, chain, g: int, samples: Samples, model, out: Path, clock) -> Scores:
+def score_samples(run: "Runner", chain: "Chain", g: int, samples: Samples, model, out: Path, clock) -> Scores:
     """Sample metrics (needs='samples' / 'human') and the generation-0 reference panel (madbench/metrics/tail.py)."""
     texts = [d.text for d in samples.scored(run.cfg.sampling.num_samples)]
     with clock("evaluate_samples"):
@@ -214,7 +216,7 @@ def score_samples(run, chain, g: int, samples: Samples, model, out: Path, clock)
     return Scores(metrics, intervals)
 
 
-def record(run, chain, g: int, out: Path, mix: Mix, trained: Trained, model_scores: Scores, samples: Samples,
+def record(run: "Runner", chain: "Chain", g: int, out: Path, mix: Mix, trained: Trained, model_scores: Scores, samples: Samples,
            sample_scores: Scores, clock, start: float) -> dict:
     """Write the generation's files; meta.json (with the integrity record of the others) last. Returns meta."""
     kept_ids = {d.id for d in samples.kept}
