@@ -146,7 +146,9 @@ def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides
     cfg = build(config, overrides, preset, plugins)
     report_to = check(report_to)
     run_dir = Path(output_dir or Path("runs") / cfg.name)
-    saved = run_dir / "config.json"
+    from .run_store import RunStore
+
+    saved = RunStore(run_dir).config
     if saved.is_file() and io.read_json(saved).get("config_hash") != cfg.hash():
         raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
     execute(cfg, run_dir, log=log, report_to=report_to)

@@ -86,8 +86,8 @@ def madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts, seed: 
 
     t0 = time.perf_counter()
     model = make_peft_model(base, cfg, seed, None)
-    stats = train_lora(model, tokenizer, train_texts, cfg, seed, desc="bench: madbench training")
-    model = stats.pop("model")
+    trained = train_lora(model, tokenizer, train_texts, cfg, seed, desc="bench: madbench training")
+    model, stats = trained.model, trained.stats.as_dict()
     t1 = time.perf_counter()
     total, count = token_nll(model, tokenizer, eval_texts, cfg.eval.batch_size)
     t2 = time.perf_counter()

@@ -13,7 +13,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .errors import MadbenchError
 from .registry import Registry
@@ -21,10 +21,32 @@ from .registry import Registry
 CORPORA = Registry("corpus")
 
 
+HUMAN, MODEL = "human", "model"  # a document's source
+SOURCES = (HUMAN, MODEL)
+
+
 @dataclass(frozen=True)
 class Doc:
+    """A document and where it came from. Provenance is data: nothing decides real or synthetic from ``id``.
+
+    Corpus passages are ``source="human"``; a sample is ``source="model"`` with the ``generation`` and the
+    chain (``model``) that produced it. Samples read back from a generation folder get their provenance from
+    that folder, so the files on disk hold only ``id`` and ``text``. A Doc made without a source is a sample.
+    """
+
     id: str
     text: str
+    source: str = MODEL
+    generation: Optional[int] = None  # the generation whose model wrote it (None for human text)
+    model: Optional[str] = None  # the chain that wrote it (None for human text)
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"Doc.source must be one of {SOURCES}, got {self.source!r}")
+
+    @property
+    def is_human(self) -> bool:
+        return self.source == HUMAN
 
 
 @dataclass
@@ -161,5 +183,5 @@ def load_split(cfg) -> CorpusSplit:
             f"corpus '{d.corpus}' has {len(order)} passages of {d.doc_words} words, fewer than "
             f"data.eval_docs + data.train_docs = {need}; lower them or use a bigger corpus"
         )
-    items = [Doc(f"h{i:06d}", docs[i]) for i in order]
+    items = [Doc(f"h{i:06d}", docs[i], source=HUMAN) for i in order]
     return CorpusSplit(eval=items[: d.eval_docs], pool=items[d.eval_docs : need], fresh=items[need:])

@@ -25,6 +25,7 @@ Ecosystem metrics, per generation, from the members' kept samples, in
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict, List
 
 from . import io
@@ -119,7 +120,7 @@ def peer_history(runner, chain, upto: int) -> Dict[int, Dict[int, List[Doc]]]:
     out = {}
     for peer in members_of(runner.cfg, chain):
         m = member_index(peer.seed)
-        out[m] = {g: [Doc(f"m{m}-{d.id}", d.text) for d in docs] for g, docs in runner.history(peer, upto).items()}
+        out[m] = {g: [dataclasses.replace(d, id=f"m{m}-{d.id}") for d in docs] for g, docs in runner.history(peer, upto).items()}
     return out
 
 
@@ -131,10 +132,6 @@ def members_of(cfg, chain) -> list:
 
 def ecosystem_id(chain) -> str:
     return f"{NAME}-{chain.mode}-s{base_seed(chain.seed)}" + (f"-{'+'.join(chain.mitigations)}" if chain.mitigations else "")
-
-
-def ecosystem_dir(run_dir, chain):
-    return run_dir / "ecosystems" / ecosystem_id(chain)
 
 
 def metrics(samples: Dict[int, List[str]]) -> dict:
@@ -162,30 +159,31 @@ def metrics(samples: Dict[int, List[str]]) -> dict:
 
 def finish_generation(runner, chain, g: int) -> None:
     """Once every member has generation g, write the ecosystem metrics of g (atomic; skipped when present)."""
-    path = ecosystem_dir(runner.run_dir, chain) / f"gen_{g:03d}.json"
+    store = runner.store
+    path = store.ecosystem_file(ecosystem_id(chain), g)
     peers = members_of(runner.cfg, chain)
-    if path.is_file() or not runner.is_main or not all((runner.gen_dir(p, g) / "meta.json").is_file() for p in peers):
+    if path.is_file() or not runner.is_main or not all(store.generation_done(p.id, g) for p in peers):
         return
-    samples = {}
-    for peer in peers:
-        rows = io.read_jsonl(runner.gen_dir(peer, g) / "samples.jsonl")
-        samples[member_index(peer.seed)] = [r["text"] for r in rows if r.get("kept", True)]
+    samples = {member_index(peer.seed): [d.text for d in store.read_samples(peer.id, g)] for peer in peers}
     io.write_json(path, {"generation": g, "members": [p.id for p in peers], **metrics(samples)})
 
 
 def collect(run_dir, cfg, chains) -> list:
     """The results.json ``ecosystems`` section: one entry per ecosystem, its members and metrics per generation."""
+    from .run_store import RunStore
+
+    store = RunStore(run_dir)
     out, seen = [], set()
     for chain in chains:
         if chain.regime != NAME or ecosystem_id(chain) in seen:
             continue
         seen.add(ecosystem_id(chain))
-        folder = ecosystem_dir(run_dir, chain)
         gens = []
         for g in range(cfg.loop.generations + 1):
-            if not (folder / f"gen_{g:03d}.json").is_file():
+            path = store.ecosystem_file(ecosystem_id(chain), g)
+            if not path.is_file():
                 break
-            row = io.read_json(folder / f"gen_{g:03d}.json")
+            row = io.read_json(path)
             gens.append({k: row[k] for k in ("generation", "cross_self_bleu", "embedding_distance")})
         out.append({"id": ecosystem_id(chain), "members": [p.id for p in members_of(cfg, chain)], "generations": gens})
     return out

@@ -5,9 +5,9 @@
                                                 # to runs/smoke/damaged/<time>/ and recomputes them
     madbench report runs/smoke                  # refuses to report a damaged run folder
 
-A finished generation's ``meta.json`` (generation 0's ``model_metrics.json``) is written
-last and holds ``integrity``: the byte count and SHA-256 of every other file in its folder.
-:func:`scan` re-reads them; a torn ``samples.jsonl``, a truncated ``meta.json``, a deleted
+A finished generation's record (see madbench/run_store.py: the chain generation's or generation 0's
+record file) is written last and holds ``integrity``: the byte count and SHA-256 of every other file in its folder.
+:func:`scan` re-reads them; a torn sample file, a truncated record, a deleted
 ``adapter/`` or a flipped byte is a :class:`Damage` naming the file. Folders written before
 integrity records existed are checked for what can be checked (readable JSON, whole sample
 files, an adapter where one is needed). Nothing is ever deleted: ``--repair`` moves.
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .errors import MadbenchError
+from .run_store import GEN0_RECORD, META, RECORDS, SAMPLES, RunStore
 
 RECORD_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -45,7 +46,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def record(folder: Path, skip: tuple = ("meta.json", "model_metrics.json")) -> dict:
+def record(folder: Path, skip: tuple = RECORDS) -> dict:
     """{'version', 'files': {relative path: {'bytes', 'sha256'}}} of every file under ``folder``."""
     folder = Path(folder)
     files = {}
@@ -88,13 +89,13 @@ def _check_files(folder: Path, integrity: dict) -> Optional[Damage]:
 def check_generation(folder: Path) -> Optional[Damage]:
     """The first problem of a finished chain generation folder, or None."""
     folder = Path(folder)
-    meta, why = try_read_json(folder / "meta.json")
+    meta, why = try_read_json(folder / META)
     if why:
-        return Damage(folder, folder / "meta.json", why)
+        return Damage(folder, folder / META, why)
     if meta.get("integrity"):
         return _check_files(folder, meta["integrity"])
     # written before integrity records: check what can be checked
-    samples = folder / "samples.jsonl"
+    samples = folder / SAMPLES
     try:
         lines = [ln for ln in samples.read_bytes().decode("utf-8").splitlines() if ln.strip()]
         rows = [json.loads(ln) for ln in lines]
@@ -103,7 +104,7 @@ def check_generation(folder: Path) -> Optional[Damage]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return Damage(folder, samples, "has a torn or unreadable line")
     if meta.get("num_samples") is not None and len(rows) != meta["num_samples"]:
-        return Damage(folder, samples, f"has {len(rows)} samples, meta.json says {meta['num_samples']}")
+        return Damage(folder, samples, f"has {len(rows)} samples, {META} says {meta['num_samples']}")
     if meta.get("generation", 0) >= 1:
         return _missing_adapter(folder)
     return None
@@ -120,9 +121,9 @@ def _missing_adapter(folder: Path) -> Optional[Damage]:
 def check_gen0(folder: Path) -> Optional[Damage]:
     """The first problem of a finished generation-0 folder (RUN/gen0/seed<S>), or None."""
     folder = Path(folder)
-    meta, why = try_read_json(folder / "model_metrics.json")
+    meta, why = try_read_json(folder / GEN0_RECORD)
     if why:
-        return Damage(folder, folder / "model_metrics.json", why)
+        return Damage(folder, folder / GEN0_RECORD, why)
     if meta.get("integrity"):
         damage = _check_files(folder, meta["integrity"])
         if damage:
@@ -139,26 +140,16 @@ def check_gen0(folder: Path) -> Optional[Damage]:
 
 
 def scan(run_dir: Path) -> List[Damage]:
-    """Every damaged finished folder of a run (unfinished ones, without meta.json, are not damage)."""
-    run_dir = Path(run_dir)
-    out = []
-    for seed_dir in sorted((run_dir / "gen0").glob("seed*")):
-        if seed_dir.is_dir() and (seed_dir / "model_metrics.json").exists():
-            damage = check_gen0(seed_dir)
-            if damage:
-                out.append(damage)
-    for gen_dir in sorted((run_dir / "chains").glob("*/gen_*")):
-        if gen_dir.is_dir() and (gen_dir / "meta.json").exists():
-            damage = check_generation(gen_dir)
-            if damage:
-                out.append(damage)
-    return out
+    """Every damaged finished folder of a run (unfinished ones, without their record, are not damage)."""
+    store = RunStore(run_dir)
+    out = [d for d in map(check_gen0, store.finished_gen0_folders()) if d]
+    return out + [d for d in map(check_generation, store.finished_generation_folders()) if d]
 
 
 def verify_folders(run_dir: Path, gen0_folders: List[Path], gen_folders: List[Path]) -> None:
     """:func:`verify` restricted to some finished folders (the chains a job runs)."""
-    damages = [d for d in map(check_gen0, dict.fromkeys(f for f in gen0_folders if (f / "model_metrics.json").exists())) if d]
-    damages += [d for d in map(check_generation, (f for f in gen_folders if (f / "meta.json").exists())) if d]
+    damages = [d for d in map(check_gen0, dict.fromkeys(f for f in gen0_folders if (f / GEN0_RECORD).exists())) if d]
+    damages += [d for d in map(check_generation, (f for f in gen_folders if (f / META).exists())) if d]
     if damages:
         raise MadbenchError(explain(run_dir, damages))
 
@@ -184,17 +175,16 @@ def _seed_of(chain_id: str) -> Optional[int]:
 
 def dependents(run_dir: Path, damage: Damage) -> List[Path]:
     """The folders to recompute for one damage: the folder itself and every later one built on it."""
-    run_dir = Path(run_dir)
+    store = RunStore(run_dir)
     folder = damage.folder
-    if folder.parent.name == "gen0":  # generation 0 of a seed: every chain of that seed starts from it
-        seed = int(folder.name[len("seed"):])
+    if store.is_gen0_folder(folder):  # generation 0 of a seed: every chain of that seed starts from it
+        seed = store.seed_of_gen0(folder)
         out = [folder]
-        for chain_dir in sorted((run_dir / "chains").glob("*")):
+        for chain_dir in store.chain_folders():
             if _seed_of(chain_dir.name) == seed:
-                out += sorted(p for p in chain_dir.glob("gen_*") if p.is_dir())
+                out += store.generation_folders(chain_dir)
         return out
-    g = int(folder.name[len("gen_"):])
-    return [p for p in sorted(folder.parent.glob("gen_*")) if p.is_dir() and int(p.name[len("gen_"):]) >= g]
+    return store.generation_folders(folder.parent, start=store.generation_of(folder))
 
 
 def repair(run_dir: Path, log=print) -> int:
@@ -203,7 +193,7 @@ def repair(run_dir: Path, log=print) -> int:
     damages = scan(run_dir)
     if not damages:
         return 0
-    trash = run_dir / "damaged" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    trash = RunStore(run_dir).damaged_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     moved: Dict[Path, None] = {}
     for damage in damages:
         log(f"madbench: repair: {damage.file} {damage.why}")

@@ -179,11 +179,13 @@ def main(args) -> int:
     run_dir = Path(args.output_dir)
     if args.fresh and run_dir.exists():
         shutil.rmtree(run_dir)
-    saved = run_dir / "config.json"
+    from .run_store import RunStore
+
+    saved = RunStore(run_dir).config
     if saved.is_file() and io.read_json(saved).get("config_hash") != cfg.hash():
         raise MadbenchError(f"{run_dir} holds a different benchmark config; pass --fresh to replace it or choose another --output-dir")
     execute(cfg, run_dir, log=lambda msg: print(msg, flush=True))
-    results = io.read_json(run_dir / "results.json")
+    results = io.read_json(RunStore(run_dir).results)
     if args.update:
         io.write_json(ref_path, reference_record(cfg, results, groups(results), ["baseline", *args.mitigations], last_value))
         print(f"madbench regress: wrote {ref_path} (the drift check is skipped: this run is the reference)")

@@ -21,6 +21,7 @@ from . import io, plots, uncertainty
 from .dotted import flatten
 from .errors import MadbenchError
 from .headline import REPORT_ORDER
+from .run_store import RunStore
 from .stats import aggregate_chains, group_label, group_key, last_generation_table
 
 MAX_HEADLINE = 6  # the headline grid and tables: headline.REPORT_ORDER first when present, the rest fill up
@@ -39,7 +40,7 @@ def main(args) -> int:
     if args.out:
         out = Path(args.out)
     elif len(args.runs) == 1:
-        out = Path(args.runs[0]) / "report"
+        out = RunStore(args.runs[0]).report_dir
     else:
         raise MadbenchError("several run folders are pooled into one report: give its folder with --out DIR")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
@@ -62,7 +63,7 @@ def load(run_dir: Path) -> dict:
 def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     """Report for one run folder (called at the end of every ``madbench run``); returns the report folder."""
     run_dir = Path(run_dir)
-    return render([load(run_dir)], Path(out_dir) if out_dir else run_dir / "report")
+    return render([load(run_dir)], Path(out_dir) if out_dir else RunStore(run_dir).report_dir)
 
 
 def render(results_list: list[dict], out_dir: Path, metrics: list[str] | None = None) -> Path:

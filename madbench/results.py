@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import io
 from .errors import MadbenchError
+from .run_store import META, RunStore
 
 SCHEMA_VERSION = "1.0"
 
@@ -33,14 +34,15 @@ def validate_results(data: dict, where: str = "results.json") -> None:
 def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float | None = None) -> dict:
     from .metrics import METRICS, metric_info
 
+    store = RunStore(run_dir)
     out_chains = []
     for chain in chains:
         gens = []
         for g in range(cfg.loop.generations + 1):
-            meta_path = run_dir / "chains" / chain.id / f"gen_{g:03d}" / "meta.json"
-            if not meta_path.is_file():
+            folder = store.gen_dir(chain.id, g)
+            if not store.generation_done(chain.id, g):
                 break
-            meta = io.read_json(meta_path)
+            meta = io.read_json(folder / META)
             gens.append({
                 "generation": g, "metrics": meta["metrics"], "intervals": meta.get("intervals", {}), "train_tokens": meta["train_tokens"],
                 "train_docs": meta["train_docs"], "synthetic_fraction": meta["synthetic_fraction"],
@@ -50,7 +52,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 **{k: meta["train"][k] for k in ("mix_tokens", "mix_tokens_trained") if k in meta["train"]},
                 **({"synthetic_share_target": meta["synthetic_share_target"]} if "synthetic_share_target" in meta else {}),
                 "train_memory": {k.replace("train_", "", 1): v for k, v in meta["train"].items() if k.endswith("_mb")},
-                **_reference_log_ppl(meta_path.parent),
+                **_reference_log_ppl(folder),
             })
         out_chains.append({
             "id": chain.id, "regime": chain.regime, "mode": chain.mode, "seed": chain.seed,
@@ -77,7 +79,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
         **_ecosystems(run_dir, cfg, chains),
-        **({"protocol": io.read_json(run_dir / "protocol.json")} if (run_dir / "protocol.json").is_file() else {}),
+        **({"protocol": io.read_json(store.protocol)} if store.protocol.is_file() else {}),
     }
 
 
@@ -134,8 +136,8 @@ def _family_direction(key: str):
 
 
 def write_results(run_dir: Path, data: dict) -> Path:
-    validate_results(data, str(run_dir / "results.json"))
-    path = Path(run_dir) / "results.json"
+    path = RunStore(run_dir).results
+    validate_results(data, str(path))
     io.write_json(path, data)
     return path
 
@@ -143,7 +145,7 @@ def write_results(run_dir: Path, data: dict) -> Path:
 def load_results(path: Path) -> dict:
     path = Path(path)
     if path.is_dir():
-        path = path / "results.json"
+        path = RunStore(path).results
     if not path.is_file():
         raise MadbenchError(f"{path} not found; give a run folder that contains results.json (made by madbench run)")
     from .integrity import try_read_json

@@ -16,14 +16,13 @@ generations are never recomputed.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
 import yaml
 
 from . import io
+from .run_store import RunStore
 from .config import RunConfig, build_config, from_dict, validate
 from .errors import MadbenchError
 
@@ -54,7 +53,7 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
     """(config, run folder, why the folder holds another experiment or ''): reads, never writes."""
     if args.resume:
         run_dir = Path(args.resume)
-        if not (run_dir / "config.json").is_file():
+        if not RunStore(run_dir).config.is_file():
             raise MadbenchError(f"{run_dir} is not a madbench run folder (no config.json); give the folder a previous 'madbench run' wrote")
         if args.overrides or args.config:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
@@ -77,8 +76,7 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
     else:
         cfg = build_config(PRESETS.get(args.preset)(), args.config, args.overrides)
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
-    saved = run_dir / "config.json"
-    if saved.is_file():
+    if RunStore(run_dir).config.is_file():
         old = _saved_config(run_dir)
         if old.get("config_hash") != cfg.hash():
             return cfg, run_dir, (
@@ -91,21 +89,17 @@ def _saved_config(run_dir: Path) -> dict:
     """RUN/config.json, or one line naming it when it is damaged."""
     from .integrity import try_read_json
 
-    data, why = try_read_json(run_dir / "config.json")
+    path = RunStore(run_dir).config
+    data, why = try_read_json(path)
     if why or not isinstance(data.get("config"), dict):
-        raise MadbenchError(f"{run_dir / 'config.json'} {why or 'has no config'}; this run folder cannot be resumed: "
+        raise MadbenchError(f"{path} {why or 'has no config'}; this run folder cannot be resumed: "
                             f"start a new --output-dir (its finished generations stay readable)")
     return data
 
 
 def finished_generations(run_dir: Path, chain_id: str, generations: int) -> int:
     """Finished generations of a chain, from a listing of its folder (a dry run never stats every planned path)."""
-    try:
-        names = {e.name for e in os.scandir(run_dir / "chains" / chain_id) if e.name.startswith("gen_")}
-    except OSError:
-        return 0
-    return sum((run_dir / "chains" / chain_id / n / "meta.json").is_file() for n in names
-               if n[4:].isdigit() and int(n[4:]) <= generations)
+    return RunStore(run_dir).finished_generations(chain_id, generations)
 
 
 def main(args) -> int:
@@ -116,6 +110,10 @@ def main(args) -> int:
     report_to = check(getattr(args, "report_to", []))  # a missing tracker package: one line, before any training
     if not args.dry_run:
         cfg, run_dir = resolve(args)
+        if args.resume and not report_to:  # a resumed run continues the trackers it logged to (RUN/tracking/state.json)
+            from .trackers import previous
+
+            report_to = check(previous(run_dir))
         preflight(cfg)  # every config error is one line here, before anything trains or is written
         _protocol(args, cfg, run_dir)
         return execute(cfg, run_dir, repair=getattr(args, "repair", False), report_to=report_to)
@@ -154,7 +152,7 @@ def _protocol(args, cfg: RunConfig, run_dir: Path) -> None:
         print(f"madbench: note: {line}")
     if not args.dry_run:
         run_dir.mkdir(parents=True, exist_ok=True)
-        io.write_json(run_dir / "protocol.json", info)
+        io.write_json(RunStore(run_dir).protocol, info)
 
 
 def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool = False, report_to=()) -> int:
@@ -173,31 +171,28 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not is_main:
         return _execute(cfg, run_dir, chains, log, repair, is_main, report_to)
-    from .lock import folder_lock
-
-    with folder_lock(run_dir, "run"):  # one writer per run folder; the kernel drops it if this process dies
+    with RunStore(run_dir).lock("run"):  # one writer per run folder; the kernel drops it if this process dies
         return _execute(cfg, run_dir, chains, log, repair, is_main, report_to)
 
 
 def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool, report_to=()) -> int:
+    from .callbacks import ResultsWriter
     from .environment import environment
     from .loop import Runner
-    from .results import collect, write_results
 
+    store = RunStore(run_dir)
     if is_main:
-        from . import integrity
-
-        removed = io.remove_stale_temps(run_dir)  # partial folders of a killed or failed earlier attempt
+        removed = store.remove_stale_temps()  # partial folders of a killed or failed earlier attempt
         if removed:
             log(f"madbench: removed {removed} unfinished temporary folder(s) left by an earlier attempt")
         if repair:
-            integrity.repair(run_dir, log=log)
-        integrity.verify(run_dir)  # before loading anything: never build on a damaged generation
-    if is_main and not (run_dir / "config.json").is_file():
+            store.repair(log=log)
+        store.verify()  # before loading anything: never build on a damaged generation
+    if is_main and not store.config.is_file():
         from .plugins import loaded_specs, origins
 
         extra = {"plugins": loaded_specs(), "plugin_origins": origins()} if origins() else {}
-        io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
+        io.write_json(store.config, {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
     # trackers (main process only): an interrupted run's are closed by their own exit hooks
@@ -211,17 +206,16 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
 
     env = {**environment(), "model_path": runner.model_path,
            "model_warnings": load_warnings(runner.model_path, cfg)}  # trust_remote_code, pickle weights
-    runner.event(event="start", config_hash=cfg.hash())
-
-    def publish():
-        data = collect(run_dir, cfg, chains, env, time.perf_counter() - start)
-        write_results(run_dir, data)
-        if tracker:
-            tracker.on_results(data)  # each newly finished generation, step = generation
-
+    if is_main:
+        store.append_event(event="start", config_hash=cfg.hash())
+    results = ResultsWriter(store, cfg, chains, env, tracker, started=start)
     try:
-        runner.run(chains, on_generation=publish)
-    except Exception as exc:
+        runner.run(chains, callbacks=[results])
+    except BaseException as exc:
+        if tracker:
+            tracker.abort()  # closed now; a resume sends what it missed (RUN/tracking/state.json)
+        if not isinstance(exc, Exception):
+            raise
         from .errors import disk_full_message, is_disk_full
 
         if is_disk_full(exc):  # the unfinished generation's temp folder is already gone (io.removed_on_error)
@@ -229,8 +223,8 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
         raise
     if not is_main:
         return 0
-    publish()
-    runner.event(event="finish", seconds=round(time.perf_counter() - start, 2))
+    results.write()
+    store.append_event(event="finish", seconds=round(time.perf_counter() - start, 2))
     try:
         from .report import write_report
     except ImportError:
@@ -241,6 +235,6 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
         except Exception as exc:  # results are saved; a plotting problem must not fail the run
             log(f"madbench: warning: report failed ({type(exc).__name__}: {exc}); retry with: madbench report {run_dir}")
     if tracker:
-        tracker.finish(run_dir / "report")  # the plots, then close
-    log(f"madbench: done in {time.perf_counter() - start:.0f}s; results in {run_dir / 'results.json'}")
+        tracker.finish(store.report_dir)  # the plots, then close
+    log(f"madbench: done in {time.perf_counter() - start:.0f}s; results in {store.results}")
     return 0

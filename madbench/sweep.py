@@ -144,19 +144,22 @@ def check_variants(variants: List[dict]) -> None:
 
 
 def _chain_done(run_dir: Path, cfg: RunConfig, chain) -> int:
-    from .run import finished_generations
+    from .run_store import RunStore
 
-    return finished_generations(run_dir, chain.id, cfg.loop.generations)  # lists the folder: no stat per planned generation
+    return RunStore(run_dir).finished_generations(chain.id, cfg.loop.generations)  # lists the folder: no stat per planned generation
 
 
 def make_jobs(variants: List[dict], sweep_dir: Path) -> tuple[List[dict], List[dict], List[dict]]:
     """(gen0 jobs, chain jobs, finished chain ids): only what is missing on disk."""
     from .plugins import loaded_specs
 
+    from .run_store import RunStore
+
     gen0_jobs, chain_jobs, finished = [], [], []
     env = job_env()
     for v in variants:
         cfg, run_dir = v["config"], sweep_dir / "runs" / v["id"]
+        store = RunStore(run_dir)
         common = {"sweep_dir": str(sweep_dir), "run_dir": str(run_dir), "config": cfg.to_dict(), "env": env, "variant": v["id"]}
         common["plugins"] = loaded_specs()  # --plugin files/modules, loaded again in every worker
         todo = []
@@ -168,10 +171,10 @@ def make_jobs(variants: List[dict], sweep_dir: Path) -> tuple[List[dict], List[d
         for seed in sorted({c.seed for c in todo}):
             firsts, msets = [], set()
             for c in todo:  # one chain per mitigation set fills the shared generation-0 sample cache
-                if c.seed == seed and c.mitigations not in msets and not (run_dir / "chains" / c.id / "gen_000" / "meta.json").is_file():
+                if c.seed == seed and c.mitigations not in msets and not store.generation_done(c.id, 0):
                     msets.add(c.mitigations)
                     firsts.append(c)
-            if firsts or not (run_dir / "gen0" / f"seed{seed}" / "model_metrics.json").is_file():
+            if firsts or not store.gen0_done(seed):
                 gen0_jobs.append({**common, "id": f"{v['id']}/gen0-s{seed}", "kind": "gen0", "seed": seed,
                                   "chains": [_chain_dict(c) for c in firsts]})
         groups: Dict[str, list] = {}  # ecosystem members learn from each other: one job runs them all

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from . import io
+from .run_store import RunStore
 from .stats import aggregate_chains, compare, group_key, group_label, last_generation_table
 
 
@@ -26,7 +27,7 @@ def gather(variants: List[dict], sweep_dir: Path, environments: Dict[str, dict])
     gathered = []
     for v in variants:
         run_dir = sweep_dir / "runs" / v["id"]
-        if not (run_dir / "config.json").is_file():
+        if not RunStore(run_dir).config.is_file():
             continue
         env = environments.get(v["id"]) or _local_environment()
         results = collect(run_dir, v["config"], v["chains"], env)

@@ -25,6 +25,7 @@ from typing import Callable, List, Optional, Tuple
 
 from . import io
 from .errors import MadbenchError
+from .run_store import RunStore
 
 
 def add_arguments(p) -> None:
@@ -129,17 +130,18 @@ def main(args) -> int:
     def holds(share: float) -> bool:
         point_cfg = at_share(cfg, share)
         run_dir = out / f"real-{share:.4f}"
-        saved = run_dir / "config.json"
+        store = RunStore(run_dir)
+        saved = store.config
         if saved.is_file() and io.read_json(saved).get("config_hash") != point_cfg.hash():
             raise MadbenchError(f"{run_dir} holds another search's run; pick another --output-dir or delete it")
-        donor = next((out / f"real-{p['real_share']:.4f}" / "gen0" for p in points), None)
-        if donor and donor.is_dir() and not (run_dir / "gen0").exists():
+        donor = next((RunStore(out / f"real-{p['real_share']:.4f}").gen0_root for p in points), None)
+        if donor and donor.is_dir() and not store.gen0_root.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(donor, run_dir / "gen0")  # generation 0 does not depend on the share
+            shutil.copytree(donor, store.gen0_root)  # generation 0 does not depend on the share
         began = time.perf_counter()
         print(f"madbench threshold: real share {share:.4f} -> {run_dir}", flush=True)
         execute(point_cfg, run_dir, log=lambda msg: None)
-        summary = point_summary(io.read_json(run_dir / "results.json"), args.metric, higher, args.tolerance)
+        summary = point_summary(io.read_json(store.results), args.metric, higher, args.tolerance)
         points.append({"real_share": round(share, 4), "run_dir": str(run_dir), "seconds": round(time.perf_counter() - began, 1), **summary})
         print(f"  {args.metric} last/first = {summary['ratio_mean']:.4f} "
               f"[{summary['ratio_ci95'][0]:.4f}, {summary['ratio_ci95'][1]:.4f}] -> {'holds' if summary['holds'] else 'fails'}", flush=True)

@@ -15,7 +15,8 @@ import copy
 import math
 import random
 import time
-from typing import List
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -99,8 +100,34 @@ def _reduce_counts(accelerator, counts: dict) -> dict:
     return out
 
 
-def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None) -> dict:
-    """Train ``model`` (a PeftModel, or a full model) in place; return stats (tokens, loss, seconds, memory).
+@dataclass
+class TrainStats:
+    """What one training did; :meth:`as_dict` is the ``train`` record of meta.json / model_metrics.json."""
+
+    train_tokens: int  # tokens trained on (loss targets), all epochs, no padding
+    mix_tokens: int  # tokens of the mix (with BOS/EOS separators)
+    mix_tokens_trained: int  # of those, loss targets per epoch (a block's first token is not)
+    train_docs: int
+    train_steps: int
+    train_loss_first: Optional[float]
+    train_loss_last: Optional[float]
+    train_seconds: float
+    memory: Dict[str, float] = field(default_factory=dict)  # peak RSS so far (process), GPU peak: recorded as train_<key>
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "memory"}
+        return {**out, **{f"train_{k}": v for k, v in self.memory.items()}}
+
+
+@dataclass
+class TrainResult:
+    model: Any  # the trained model, unwrapped from accelerate
+    stats: TrainStats
+    token_stats: Optional[dict] = None  # summed counts of the mitigations' token_weights (None: plain loss)
+
+
+def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None) -> TrainResult:
+    """Train ``model`` (a PeftModel, or a full model) in place; return it with its stats (tokens, loss, seconds, memory).
 
     ``token_weights`` (from the mitigations' ``token_weights`` hooks, see madbench/mitigations) switches the
     step to :func:`weighted_lm_loss`; its summed counts come back as ``token_stats``. None = the plain loss.
@@ -154,17 +181,9 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     accelerator.free_memory()
     if token_weights is not None and accelerator.num_processes > 1:  # every process counted its own batches
         token_stats = _reduce_counts(accelerator, token_stats)
-    extra = {"token_stats": token_stats} if token_weights is not None else {}
-    return {
-        **extra,
-        "model": unwrapped,
-        "train_tokens": tokens * accelerator.num_processes,  # tokens trained on (loss targets), all epochs, no padding
-        "mix_tokens": int((labels != -100).sum()),  # tokens of the mix (with BOS/EOS separators)
-        "mix_tokens_trained": target_tokens(labels),  # of those, loss targets per epoch (a block's first token is not)
-        "train_docs": len(texts),
-        "train_steps": len(losses),
-        "train_loss_first": losses[0] if losses else None,
-        "train_loss_last": losses[-1] if losses else None,
-        "train_seconds": time.perf_counter() - start,
-        **{f"train_{k}": v for k, v in memory().items()},  # peak RSS so far (process), GPU peak of this training
-    }
+    stats = TrainStats(
+        train_tokens=tokens * accelerator.num_processes, mix_tokens=int((labels != -100).sum()),
+        mix_tokens_trained=target_tokens(labels), train_docs=len(texts), train_steps=len(losses),
+        train_loss_first=losses[0] if losses else None, train_loss_last=losses[-1] if losses else None,
+        train_seconds=time.perf_counter() - start, memory=memory())
+    return TrainResult(unwrapped, stats, token_stats if token_weights is not None else None)

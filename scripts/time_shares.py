@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from madbench.results import load_results  # noqa: E402
+from madbench.run_store import LM_EVAL, RunStore  # noqa: E402
 
 PHASES = ("train", "evaluate_model", "sample", "evaluate_samples")
 
@@ -31,7 +32,7 @@ def shares(run_dir: Path) -> str:
             n += 1
             for phase in PHASES:
                 total[phase] += timing.get(phase, 0.0)
-            lm = run_dir / "chains" / chain["id"] / f"gen_{gen['generation']:03d}" / "lm_eval" / "results.json"
+            lm = RunStore(run_dir).gen_dir(chain["id"], gen["generation"]) / LM_EVAL / "results.json"
             if lm.is_file():
                 lm_eval += json.loads(lm.read_text())["madbench"]["seconds"]
     seconds = sum(total.values())

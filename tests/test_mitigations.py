@@ -137,7 +137,7 @@ def test_watermark_filter_reports_precision_recall_on_a_mixed_mix(tiny):
 def test_mix_real_and_accumulate_build_the_documented_mix(tiny):
     _, split, _, _ = tiny
     syn = {g: [Doc(f"g{g:03d}-{i:05d}", f"text {g} {i}") for i in range(10)] for g in range(3)}
-    ctx = MitigationContext(3, 0, split.pool, extra={"history": syn, "train_docs": 6})
+    ctx = MitigationContext(3, 0, split.pool, history=syn, train_docs=6)
     mix, stats = build_mitigations(["mix_real"], {"mix_real": {"fraction": 0.3}})[0].transform_mix(syn[2], ctx)
     assert len(mix) == 10 and stats["real_added"] == 3 and sum(d.id.startswith("h") for d in mix) == 3
     mix, stats = build_mitigations(["accumulate"], {})[0].transform_mix(list(syn[2]), ctx)
@@ -154,7 +154,7 @@ def test_mix_real_and_accumulate_build_the_documented_mix(tiny):
     assert len(mix) == 40 and mix[:36] == big[:36] and len(real) == stats["real_added"] == 4
     assert {d.id for d in real} <= pool_ids and len({d.id for d in real}) == 4
     assert default.transform_mix(big, ctx)[0] == mix  # seeded: a resumed run rebuilds the same mix
-    later = MitigationContext(4, 0, split.pool, extra=ctx.extra)
+    later = MitigationContext(4, 0, split.pool, history=ctx.history, train_docs=ctx.train_docs)
     assert [d.id for d in default.transform_mix(big, later)[0][36:]] != [d.id for d in real]
 
 

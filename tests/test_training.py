@@ -71,8 +71,8 @@ def test_padding_adds_nothing_to_the_loss_and_tokens_are_counted(tiny):
     assert padded.item() == pytest.approx(alone.item(), rel=1e-5)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2))
     texts = [d.text for d in split.pool[:5]]
-    stats = train_lora(make_peft_model(base, cfg, 0, None), tokenizer, texts, cfg, 0)
+    stats = train_lora(make_peft_model(base, cfg, 0, None), tokenizer, texts, cfg, 0).stats
     ids, _ = pack(tokenizer, texts, 64)
-    assert stats["mix_tokens"] == len(stream(tokenizer, texts))
-    assert stats["mix_tokens_trained"] == stats["mix_tokens"] - ids.shape[0]
-    assert stats["train_tokens"] == 2 * stats["mix_tokens_trained"]
+    assert stats.mix_tokens == len(stream(tokenizer, texts))
+    assert stats.mix_tokens_trained == stats.mix_tokens - ids.shape[0]
+    assert stats.train_tokens == 2 * stats.mix_tokens_trained

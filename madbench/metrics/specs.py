@@ -78,9 +78,6 @@ class MetricRegistry(Registry):
             spec = MetricSpec(key, fn, higher_is_better, needs, first_line(fn) if description is None else description,
                               interval_resamples)
             self.add(key, fn, _origin_of(fn), spec=spec)
-            # TRANSITIONAL, delete at merge: loop.Runner.metric_names still reads getattr(fn, "needs");
-            # it becomes names_needing(cfg.eval.metrics, needs). Nothing else reads attributes of a metric.
-            fn.needs = needs
             return fn
 
         return decorator

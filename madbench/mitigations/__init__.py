@@ -22,6 +22,13 @@ sum(w * nll) / sum(w). Its counts are summed over the generation's steps and pas
 through ``token_stats(totals)`` into results.json under ``mitigations.train.<name>``.
 A chain with no mitigation overriding it trains exactly as before (same code path).
 
+``ctx`` is a :class:`MitigationContext` (typed fields, no untyped bag): ``generation``, ``seed``,
+``pool`` (the real training pool), ``tokenizer``, ``score(texts, which)`` (per-text NLL under the
+'current' or the generation-0 'reference' model), ``history`` ({generation: kept samples}, generations
+>= 1), ``train_docs`` (the mix budget) and ``model`` (the model that samples). Documents are
+:class:`madbench.corpus.Doc`: whether one is real is ``doc.source`` ("human" or "model", also
+``doc.is_human``), never its id; samples carry their ``generation`` and producing chain (``model``).
+
 Every hook's stats dict is recorded per generation in results.json. Each class
 declares ``target_metric``: the metric it is meant to improve over the
 unmitigated baseline (checked by ``madbench regress``).
@@ -47,8 +54,10 @@ class MitigationContext:
     tokenizer: Any = None
     # score(texts, which) -> per-text NLL/token; which is 'current' (the model that sampled) or 'reference' (generation 0)
     score: Optional[Callable[[List[str], str], List[float]]] = None
-    # loop-provided extras: 'history' {generation: kept synthetic docs}, 'train_docs' (mix budget), 'model'
-    extra: Dict[str, Any] = field(default_factory=dict)
+    # set by the loop (madbench/steps.py) for generations >= 1: every earlier generation's kept samples
+    history: Dict[int, List[Doc]] = field(default_factory=dict)
+    train_docs: int = 0  # the mix budget (data.train_docs)
+    model: Any = None  # the model that samples this generation
 
 
 class Mitigation:

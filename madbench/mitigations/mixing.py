@@ -11,7 +11,7 @@ from . import MITIGATIONS, Mitigation
 
 
 def _is_real(doc) -> bool:
-    return doc.id.startswith("h")
+    return doc.is_human  # provenance is data (madbench.corpus.Doc.source), never read from the id
 
 
 @MITIGATIONS.register("mix_real")
@@ -52,9 +52,9 @@ class Accumulate(Mitigation):
     params = {"keep_real": True}
 
     def transform_mix(self, docs, ctx):
-        history = ctx.extra.get("history") or {}
+        history = ctx.history
         out, seen = [], set()
-        real0 = ctx.pool[: int(ctx.extra.get("train_docs", 0))] if self.p["keep_real"] else []
+        real0 = ctx.pool[: int(ctx.train_docs)] if self.p["keep_real"] else []
         for d in list(real0) + [d for g in sorted(history) for d in history[g]] + list(docs):
             if d.id not in seen:
                 seen.add(d.id)

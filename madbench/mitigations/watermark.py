@@ -184,7 +184,7 @@ class WatermarkFilter(Mitigation):
     def transform_mix(self, docs, ctx):
         z = self.detect([d.text for d in docs], ctx.tokenizer)
         frac = float(self.p["watermark_fraction"])
-        truth = [not d.id.startswith("h") and chosen(d.text, self.p["key"], frac) for d in docs]
+        truth = [not d.is_human and chosen(d.text, self.p["key"], frac) for d in docs]
         hit = [v >= float(self.p["z_threshold"]) for v in z]
         tp = sum(1 for t, h in zip(truth, hit) if t and h)
         fp = sum(1 for t, h in zip(truth, hit) if h and not t)
