@@ -26,6 +26,7 @@ from conftest import ROOT
 import madbench as mb
 from madbench import trackers
 from madbench.errors import MadbenchError
+from madbench.dotted import flatten
 
 ALL = ["disk", "tensorboard", "mlflow", "wandb"]
 SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "loop.mitigations=[none,mix_real+accumulate]",
@@ -143,7 +144,7 @@ def test_mlflow_file_store_reads_back(tracked, monkeypatch):
     client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
     (run,) = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])  # one run across the resume
     assert run.info.status == "FINISHED" and run.info.run_name == results["config"]["name"]
-    flat = trackers._flatten(results["config"])
+    flat = flatten(results["config"])
     assert run.data.params == {trackers._mlflow_key(k): str(v)[:500] for k, v in flat.items()}
     assert run.data.params["loop.generations"] == "1"
     for (tag, step), value in _expected(results).items():
