@@ -110,65 +110,101 @@ class MadbenchLM(TemplateLM):
     # ------------------------------------------------------------------ loglikelihood
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
         """(sum of continuation log-probs, is_greedy) per (strings, context_enc, continuation_enc) request."""
-        inputs, spans = [], []
+        inputs, spans, shared = [], [], []
         for _, context_enc, continuation_enc in requests:
             assert context_enc and continuation_enc and len(continuation_enc) <= self.max_length
             # HFLM: left-truncate to max_length + 1 tokens, then drop the last (it is only predicted)
-            inputs.append(tuple((context_enc + continuation_enc)[-(self.max_length + 1):][:-1]))
+            whole = (context_enc + continuation_enc)[-(self.max_length + 1):]
+            inputs.append(tuple(whole[:-1]))
             spans.append(len(continuation_enc))
-        hosts = _prefix_hosts(inputs)
-        answers = [None] * len(requests)
-        order = sorted(set(hosts), key=lambda i: (-len(inputs[i]), inputs[i]))  # longest first, as HFLM
+            shared.append(len(context_enc) if len(whole) == len(context_enc) + len(continuation_enc) else len(whole) - 1)
         guests: dict = {}
-        for i, host in enumerate(hosts):
+        for i, host in enumerate(_prefix_hosts(inputs)):
             guests.setdefault(host, []).append(i)
+        by_context: dict = {}  # hosts that share their context tokens: the context runs once, into a KV cache
+        for host in guests:
+            by_context.setdefault(inputs[host][: shared[host]], []).append(host)
+        groups = [(ctx if len(hosts) > 1 else inputs[hosts[0]], hosts) for ctx, hosts in by_context.items()]
+        groups.sort(key=lambda g: (-max(len(inputs[h]) for h in g[1]), g[0]))  # longest first, as HFLM
+        answers = [None] * len(requests)
         with torch.no_grad(), merged(self.model):
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start: start + self.batch_size]
-                rows = [(row, i) for row, host in enumerate(chunk) for i in guests[host]]
-                scored = self._score(
-                    [inputs[h] for h in chunk],
-                    [(row, len(inputs[i]) - spans[i], len(inputs[i])) for row, i in rows],
-                    [list(requests[i][2][-spans[i]:]) for _, i in rows])
-                for (_, i), answer in zip(rows, scored):
+            for batch in _batches(groups, self.batch_size):
+                members = [(g, h) for g, (_, hosts) in enumerate(batch) for h in hosts]
+                scored_ids = [(r, i) for r, (_, h) in enumerate(members) for i in guests[h]]
+                scored = self._score(batch, [inputs[h] for _, h in members], [g for g, _ in members],
+                                     [(r, len(inputs[i]) - spans[i], len(inputs[i])) for r, i in scored_ids],
+                                     [list(requests[i][2][-spans[i]:]) for _, i in scored_ids])
+                for (_, i), answer in zip(scored_ids, scored):
                     answers[i] = answer
                     if requests[i][0] is not None:
                         self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
         return answers
 
-    def _score(self, seqs, spans, targets):
-        """Forward a right-padded batch once; per span (row, start, end) the log-prob sum of its
-        targets at positions start..end-1 and whether each target is the argmax there."""
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq)
-        # No attention mask, as HFLM: right padding only follows the real tokens, and attention is causal.
-        hidden, head = self._hidden(ids.to(self.device))
-        flat = torch.tensor([row * width + p for row, a, b in spans for p in range(a, b)], device=hidden.device)
-        target = torch.tensor([t for ts in targets for t in ts], device=hidden.device)
-        hidden = hidden.reshape(-1, hidden.shape[-1])
+    def _score(self, groups, seqs, group_of, spans, targets):
+        """Score a batch: each group's shared prefix in one left-padded pass into a KV cache, then each member
+        sequence's rest on that cache; per span (member, start, end) the log-prob sum of its targets at
+        positions start..end-1 and whether each target is the argmax there."""
+        pad, dev = self.tokenizer.pad_token_id, self.device
+        width = max(len(p) for p, _ in groups)
+        ids = torch.full((len(groups), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(groups), width), dtype=torch.long)
+        for g, (prefix, _) in enumerate(groups):
+            ids[g, width - len(prefix):], mask[g, width - len(prefix):] = torch.tensor(prefix), 1
+        rests = [seq[len(groups[g][0]):] for seq, g in zip(seqs, group_of)]
+        live = [r for r, rest in enumerate(rests) if rest]  # members with tokens after their group's prefix
+        slot = {r: k for k, r in enumerate(live)}
+        rest_width = max((len(rests[r]) for r in live), default=0)
+        hidden, cache, head = self._body(ids.to(dev), mask.to(dev), bool(live))
+        parts = [hidden.reshape(-1, hidden.shape[-1])]
+        if live:
+            index = torch.tensor([group_of[r] for r in live])
+            cache.reorder_cache(index.to(dev))  # each live member gets its group's prefix keys and values
+            ids2 = torch.full((len(live), rest_width), pad, dtype=torch.long)
+            for k, r in enumerate(live):
+                ids2[k, : len(rests[r])] = torch.tensor(rests[r], dtype=torch.long)
+            mask2 = torch.cat([mask[index], torch.ones_like(ids2)], 1)
+            starts = torch.tensor([len(groups[group_of[r]][0]) for r in live])
+            hidden2, _, _ = self._body(ids2.to(dev), mask2.to(dev), True, cache, starts[:, None] + torch.arange(rest_width))
+            parts.append(hidden2.reshape(-1, hidden2.shape[-1]))
+        hidden = torch.cat(parts) if len(parts) > 1 else parts[0]
+
+        def row(member, p):  # hidden row of position p of a member sequence: in its prefix, or in its rest
+            g, n = group_of[member], len(groups[group_of[member]][0])
+            return g * width + width - n + p if p < n else len(groups) * width + slot[member] * rest_width + p - n
+
+        flat = torch.tensor([row(m, p) for m, a, b in spans for p in range(a, b)], device=dev)
+        target = torch.tensor([t for ts in targets for t in ts], device=dev)
         logp, greedy = [], []
         for k in range(0, len(flat), HEAD_ROWS):  # the head and the fp32 log-softmax at these positions only
-            logits = head(hidden[flat[k: k + HEAD_ROWS]])
-            lsm = torch.log_softmax(logits.float(), dim=-1)
+            lsm = torch.log_softmax(head(hidden[flat[k: k + HEAD_ROWS]]).float(), dim=-1)
             tgt = target[k: k + HEAD_ROWS]
             logp.append(lsm.gather(1, tgt[:, None])[:, 0])
             greedy.append(lsm.argmax(dim=-1) == tgt)
         sizes = [b - a for _, a, b in spans]
-        sums = torch.cat(logp).split(sizes)
-        flags = torch.cat(greedy).split(sizes)
-        return [(float(s.sum()), bool(g.all())) for s, g in zip(sums, flags)]
+        return [(float(s.sum()), bool(g.all())) for s, g in zip(torch.cat(logp).split(sizes), torch.cat(greedy).split(sizes))]
 
-    def _hidden(self, ids):
-        """(last hidden states, LM head) of a batch; the head is applied by the caller, to the rows it needs.
-        A model whose causal-LM forward does more than ``head(hidden)`` (soft-capped logits) gives its logits."""
+    def _body(self, ids, mask, use_cache: bool, cache=None, positions=None):
+        """(last hidden states, KV cache, LM head) of a batch; the caller applies the head to the rows it needs.
+        Position ids count real tokens only, so left padding changes nothing. A model whose causal-LM forward
+        does more than ``head(hidden)`` (soft-capped logits) gives its logits and an identity head."""
+        from transformers import DynamicCache
+
+        from .sampling import cache_argument
+
+        if positions is None:
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        if use_cache and cache is None:
+            cache = DynamicCache()  # filled in place by the forward pass
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
         decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
-        if head is None or decoder is None or decoder is base or getattr(base.config, "final_logit_softcapping", None):
-            return self.model(input_ids=ids, use_cache=False).logits, torch.nn.Identity()
-        return decoder(input_ids=ids, use_cache=False).last_hidden_state, head
+        plain = head is None or decoder is None or decoder is base or getattr(base.config, "final_logit_softcapping", None)
+        module = self.model if plain else decoder
+        kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=positions.to(ids.device), use_cache=use_cache)
+        if cache is not None:
+            kwargs[cache_argument(module)] = cache  # 'cache' (transformers 5) or 'past_key_values' (4.x)
+        out = module(**kwargs)
+        return (out.logits, cache, torch.nn.Identity()) if plain else (out.last_hidden_state, cache, head)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         """HFLM's disjoint rolling windows (prefix token, 1 token of context); all documents' windows batched together."""
@@ -238,3 +274,16 @@ def _prefix_hosts(inputs) -> list[int]:
         if inputs[j][: len(inputs[i])] == inputs[i]:
             hosts[i] = hosts[j]
     return hosts
+
+
+def _batches(groups, size: int):
+    """Consecutive groups, at most ``size`` member sequences a batch (a larger group alone)."""
+    batch, rows = [], 0
+    for group in groups:
+        if batch and rows + len(group[1]) > size:
+            yield batch
+            batch, rows = [], 0
+        batch.append(group)
+        rows += len(group[1])
+    if batch:
+        yield batch

@@ -20,6 +20,7 @@ loglikelihood there; ``acc`` (is_greedy) and so every task metric is unaffected.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,6 +115,30 @@ def test_a_dropped_continuation_token_fails_the_comparison(setup, scored):
     broken = responses(evaluate(Truncated(model, tokenizer, batch_size=16), setup), "madbench_cloze")
     ref = responses(scored["hf_plain"], "madbench_cloze")
     assert max(abs(a[0] - b[0]) for a, b in zip(ref, broken)) > 100 * ABS
+
+
+def test_a_shared_context_runs_once(setup):
+    """A cloze document's choices share its context: it runs once into a KV cache, so far fewer tokens go
+    through the model than one pass per request (HFLM's cost, padding aside). That the scores stay those
+    of separate passes is test_every_request_scores_as_hflm's job."""
+    from lm_eval.api.instance import Instance
+
+    from madbench.lmeval_model import MadbenchLM
+
+    _, _, tokenizer, model, configs = setup
+    data = Path(configs["madbench_cloze"]["dataset_kwargs"]["data_files"]["test"])
+    docs = [json.loads(line) for line in data.read_text().splitlines()]
+    requests = [Instance("loglikelihood", d, (d["context"], " " + c), k) for d in docs for k, c in enumerate(d["choices"])]
+    lm = MadbenchLM(model, tokenizer, batch_size=16)
+    one_pass_each = sum(len(c) + len(t) - 1 for c, t in (lm._encode_pair(*r.args) for r in requests))
+    counted = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, args, out: counted.append(args[0].numel()))
+    try:
+        lm.loglikelihood(requests, disable_tqdm=True)
+    finally:
+        hook.remove()
+    print(f"cloze: {sum(counted)} tokens through the model (padding included) vs {one_pass_each} one pass per request")
+    assert sum(counted) < 0.85 * one_pass_each
 
 
 def test_generate_until_stops_at_until_and_matches_greedy_generate(setup):
