@@ -103,6 +103,31 @@ def test_task_metrics_equal_hflm(scored, task):
             assert ours[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-9), (mode, key)
 
 
+def test_is_greedy_as_hflm_when_some_continuations_are_greedy(setup):
+    """The tiny model never guesses a local task's target, so their is_greedy flags are all False: here half the
+    continuations are the model's own greedy tokens, and both models flag exactly the same requests."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from madbench.lmeval_model import MadbenchLM
+
+    _, split, tokenizer, model, _ = setup
+    requests = []
+    for k, doc in enumerate(split.eval[:8]):
+        context = " ".join(doc.text.split()[:6 + k])
+        ids = torch.tensor([tokenizer.encode(context)])
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, max_new_tokens=1 + k % 3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        requests += [Instance("loglikelihood", {}, (context, tokenizer.decode(out[0, ids.shape[1]:])), 0),
+                     Instance("loglikelihood", {}, (context, " " + doc.text.split()[6 + k]), 0)]
+    ref = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, softmax_dtype=torch.float32,
+               logits_cache=False).loglikelihood(requests, disable_tqdm=True)
+    ours = MadbenchLM(model, tokenizer, batch_size=4).loglikelihood(requests, disable_tqdm=True)
+    assert [g for _, g in ours] == [g for _, g in ref]
+    assert any(g for _, g in ours) and not all(g for _, g in ours)
+    assert [ll for ll, _ in ours] == pytest.approx([ll for ll, _ in ref], abs=ABS, rel=REL)
+
+
 def test_a_dropped_continuation_token_fails_the_comparison(setup, scored):
     """The comparison can fail: the same model scoring one continuation token fewer is far outside the tolerance."""
     from madbench.lmeval_model import MadbenchLM
