@@ -12,7 +12,9 @@ HFLM does (same truncation, same ``is_greedy``), but faster:
 - the LoRA is folded into the weights for the duration (:func:`madbench.inference.merged_lora`);
 - requests are scored in length-sorted batches of ``eval.batch_size``; a request whose
   input (context + continuation minus its last token) is a prefix of another's is scored
-  from that one's forward pass (HFLM's one-token ``group_by="contexts"`` trick, generalized);
+  from that one's forward pass (HFLM's one-token ``group_by="contexts"`` trick, generalized),
+  and requests that share a context (a multiple-choice question's choices) run it once, into
+  a KV cache that each continuation then reads (left-padded, positions of real tokens only);
 - the LM head and an fp32 log-softmax run only at the continuation positions, not over
   the full vocabulary at every position of the padded batch;
 - rolling-loglikelihood windows of all documents are sorted and batched together.
@@ -79,7 +81,9 @@ class MadbenchLM(TemplateLM):
 
     @property
     def max_length(self) -> int:
-        return self._max_length or resolve_max_length(self.model.config, self.tokenizer, default=DEFAULT_MAX_LENGTH)
+        if not self._max_length:  # HFLM's: the model config's context length, else the tokenizer's, else 2048
+            self._max_length = resolve_max_length(self.model.config, self.tokenizer, default=DEFAULT_MAX_LENGTH)
+        return self._max_length
 
     @property
     def max_gen_toks(self) -> int:
