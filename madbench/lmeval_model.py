@@ -35,6 +35,7 @@ from lm_eval.models.utils import (DEFAULT_MAX_LENGTH, Collator, _add_special_kwa
                                   has_bos_prefix, normalize_gen_kwargs, postprocess_generated_text, resolve_max_length)
 from lm_eval.models.utils_hf import stop_sequences_criteria
 
+MIN_SHARED = 8  # shorter shared contexts (a rolling window's 1 prefix token) are not worth a second pass
 HEAD_ROWS = 2048  # continuation positions per LM-head call: bounds the fp32 (rows x vocab) block in memory
 
 
@@ -128,7 +129,9 @@ class MadbenchLM(TemplateLM):
         by_context: dict = {}  # hosts that share their context tokens: the context runs once, into a KV cache
         for host in guests:
             by_context.setdefault(inputs[host][: shared[host]], []).append(host)
-        groups = [(ctx if len(hosts) > 1 else inputs[hosts[0]], hosts) for ctx, hosts in by_context.items()]
+        groups = [(ctx, hosts) for ctx, hosts in by_context.items() if len(hosts) > 1 and len(ctx) >= MIN_SHARED]
+        groups += [(inputs[h], [h]) for ctx, hosts in by_context.items() if len(hosts) == 1 or len(ctx) < MIN_SHARED
+                   for h in hosts]
         groups.sort(key=lambda g: (-max(len(inputs[h]) for h in g[1]), g[0]))  # longest first, as HFLM
         answers = [None] * len(requests)
         with torch.no_grad(), merged(self.model):
