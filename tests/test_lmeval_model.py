@@ -213,3 +213,14 @@ def test_unknown_lm_eval_model_is_one_line_with_a_hint():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown eval.lm_eval_model 'madbnech'" in lines[0] and "did you mean 'madbench'" in lines[0]
+
+
+def test_bench_lm_eval_times_both_models_on_the_same_tasks(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = madbench("bench", "--lm-eval", "--quick", "model.name=tiny", "model.dtype=float32", "eval.task_docs=4",
+                    "--out", out, check=True)
+    assert "lm-eval s/evaluation |" in proc.stdout
+    r = json.loads(out.read_text())["lm_eval"]
+    assert r["hf_seconds"] > 0 and r["madbench_seconds"] > 0 and r["speedup"] == pytest.approx(r["hf_seconds"] / r["madbench_seconds"])
+    hf, ours = r["scores"]["hf"], r["scores"]["madbench"]
+    assert set(hf) == set(ours) and all(ours[k] == pytest.approx(hf[k], rel=1e-5) for k in hf)
