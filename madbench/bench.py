@@ -4,6 +4,7 @@
     madbench bench --quick --out bench.json
     madbench bench --scaling               # time per generation as samples / tokens double
     madbench bench model.name=tiny --samples 8 --new-tokens 8 --train-docs 8 --eval-docs 8
+    madbench bench --lm-eval               # only: seconds per lm-eval evaluation, HFLM vs madbench's model
 
 It measures, after one untimed warm-up step (both paths: a run's generations all
 run warm), for madbench's own path (in this process) (madbench.sampling.generate,
@@ -48,6 +49,9 @@ def add_arguments(p):
     p.add_argument("--eval-docs", type=int, help="held-out documents scored (default: data.eval_docs)")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain-transformers baseline")
     p.add_argument("--scaling", action="store_true", help="also time a generation as samples and tokens double")
+    p.add_argument("--lm-eval", action="store_true",
+                   help="only time one generation's lm-eval phase (eval.tasks), HFLM vs madbench's lm-eval model "
+                        "(best of 2 after a warm-up; --quick: 1)")
 
 
 def matmul_peak(dtype, n: int = 2048, reps: int = 5) -> float:
@@ -245,6 +249,8 @@ def main(args) -> int:
     load = os.getloadavg()[0]
     print(f"madbench bench: {cfg.model.name} ({n_params / 1e6:.1f} M params, {base.dtype}), {torch.get_num_threads()} threads, "
           f"load {load:.2f}; matmul peak " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()), flush=True)
+    if args.lm_eval:
+        return _lm_eval_only(base, tokenizer, cfg, split, args.out, reps=1 if q else 2)
     data = (train_texts, eval_texts, prompts)
     madbench_step(base, tokenizer, cfg, *data)  # warm-up: thread pools, oneDNN primitives, the heap; a run is warm too
     mine = madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts)
@@ -295,3 +301,39 @@ def scaling(base, tokenizer, cfg, split, n_samples: int, new_tokens: int) -> lis
         out.append(row)
         print(f"{n} | {tks} | {r['step_seconds']:.1f} | {1000 * r['step_seconds'] / max(1, n * tks):.2f}", flush=True)
     return out
+
+
+def lm_eval_speed(base, tokenizer, cfg, split, reps: int = 2) -> dict:
+    """Seconds of one generation's lm-eval phase (:func:`madbench.lmeval.run_tasks`) with each lm-eval model,
+    alternated in this process (same load) after one warm-up each; best of ``reps``; and each one's scores."""
+    import tempfile
+
+    from .config import build_config
+    from .lmeval import run_tasks
+    from .training import make_peft_model
+
+    model = make_peft_model(base, cfg, 1, None)
+    seconds, scores = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(reps + 1):
+            for kind in ("hf", "madbench"):
+                c = build_config(cfg.to_dict(), overrides=[f"eval.lm_eval_model={kind}"])
+                t = time.perf_counter()
+                scores[kind] = run_tasks(model, tokenizer, c, split, Path(tmp) / "gen" / kind)
+                if rep:
+                    seconds[kind] = min(seconds.get(kind, math.inf), time.perf_counter() - t)
+    return {"tasks": list(cfg.eval.tasks), "task_docs": cfg.eval.task_docs, "batch_size": cfg.eval.batch_size,
+            "hf_seconds": seconds["hf"], "madbench_seconds": seconds["madbench"],
+            "speedup": seconds["hf"] / seconds["madbench"], "scores": scores}
+
+
+def _lm_eval_only(base, tokenizer, cfg, split, out, reps: int) -> int:
+    r = lm_eval_speed(base, tokenizer, cfg, split, reps)
+    print(f"lm-eval s/evaluation ({', '.join(r['tasks'])}; {r['task_docs']} docs each) | madbench | hf | speedup")
+    print(f"lm-eval s/evaluation | {r['madbench_seconds']:.2f} | {r['hf_seconds']:.2f} | {r['speedup']:.2f}x")
+    if out:
+        from . import io
+
+        io.write_json(Path(out), {"model": cfg.model.name, "load_avg_1min": os.getloadavg()[0], "lm_eval": r})
+        print(f"wrote {out}")
+    return 0

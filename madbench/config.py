@@ -114,6 +114,10 @@ class EvalConfig:
     tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: madbench/tasks/*.yaml (held-out data) or built-in lm-eval names
     task_docs: int = 64  # documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all
     batch_size: int = 16
+    lm_eval_model: str = "madbench"  # lm-eval's model: 'madbench' (madbench's forward, lmeval_model.py) or 'hf' (lm-eval's HFLM)
+
+
+LM_EVAL_MODELS = ("madbench", "hf")
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,9 @@ def validate(cfg: RunConfig) -> None:
         cls(**params)  # unknown names (with a did-you-mean) and out-of-range values fail here, before anything runs
     for name in cfg.eval.metrics:
         METRICS.get(name)
+    if cfg.eval.lm_eval_model not in LM_EVAL_MODELS:
+        raise MadbenchError(f"unknown eval.lm_eval_model '{cfg.eval.lm_eval_model}';"
+                            f"{did_you_mean(cfg.eval.lm_eval_model, LM_EVAL_MODELS)} use madbench or hf")
     if cfg.eval.tasks:
         from .lmeval import check_tasks
 

@@ -12,8 +12,16 @@ whose data path is absolute, so a saved adapter scores the same from disk::
     lm_eval --model hf --model_args pretrained=BASE,peft=RUN/chains/<chain>/gen_002/adapter \\
         --include_path RUN/lm_eval_data --tasks madbench_cloze,madbench_lambada,madbench_wikitext
 
-Scores are lm-eval's own (``simple_evaluate`` on ``HFLM`` wrapping the peft
-model); its results and per-document samples are kept in ``<generation>/lm_eval/``.
+Scores are lm-eval's own (``simple_evaluate``); its results and per-document samples are
+kept in ``<generation>/lm_eval/``. ``eval.lm_eval_model`` picks the lm-eval model that
+answers the requests: ``madbench`` (the default: :class:`madbench.lmeval_model.MadbenchLM`,
+madbench's forward with the LoRA merged, shared prefixes scored once, the LM head and
+log-softmax at continuation positions only) or ``hf`` (lm-eval's ``HFLM`` wrapping the
+peft model, LoRA merged too); both give the same scores within float noise::
+
+    madbench run --preset smoke eval.lm_eval_model=hf
+
+``results.json``'s ``madbench.lm_eval_model`` records which one scored.
 """
 
 from __future__ import annotations
@@ -268,11 +276,21 @@ def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
     )
 
 
+def make_lm(kind: str, model, tokenizer, batch_size: int):
+    """The lm-eval model named by eval.lm_eval_model around an in-memory model: 'madbench' or 'hf'."""
+    if kind == "hf":
+        import torch
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, softmax_dtype=torch.float32)
+    from .lmeval_model import MadbenchLM
+
+    return MadbenchLM(model, tokenizer, batch_size=batch_size)
+
+
 def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     """Score the in-memory model on cfg.eval.tasks; keep lm-eval's output in out_dir; return flat metrics."""
-    import torch
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
 
     start, cpu = time.perf_counter(), time.process_time()
@@ -297,7 +315,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         # LoRA folded into the weights for scoring: the cost of the base model, same numbers.
         # lm-eval's bars (always on) and git probe go to lm_eval/stderr.txt when the output is a log file.
         with merged_lora(model), captured_stderr(out_dir / "stderr.txt"):
-            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.eval.batch_size, softmax_dtype=torch.float32)
+            lm = make_lm(cfg.eval.lm_eval_model, model, tokenizer, cfg.eval.batch_size)
             results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
     except Exception as exc:
         if not builtin:
@@ -314,7 +332,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     if results is None:  # lm-eval returns results on rank 0 only under `accelerate launch`
         return {}
     samples = results.pop("samples", {})
-    results["madbench"] = {"tasks": names, "task_docs": cfg.eval.task_docs,
+    results["madbench"] = {"tasks": names, "task_docs": cfg.eval.task_docs, "lm_eval_model": cfg.eval.lm_eval_model,
                            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
     io.atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, default=handle_non_serializable))
     for task, rows in samples.items():
