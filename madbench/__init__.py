@@ -11,7 +11,7 @@ _warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", cate
 
 def load_results(run_dir):
     """Typed results of a run folder (see madbench/api.py): ``madbench.load_results("runs/x").to_dataframe()``."""
-    from .api import load_results as _load
+    from madbench.api import load_results as _load
 
     return _load(run_dir)
 
@@ -25,11 +25,11 @@ import types as _types  # noqa: E402
 class _CallableRunModule(_types.ModuleType):
     def __call__(self, config=None, output_dir=None, **kwargs):
         """madbench.run(config, output_dir=None, overrides=(), preset='default', plugins=()) -> Results."""
-        from .api import run as _run
+        from madbench.api import run as _run
 
         return _run(config, output_dir, **kwargs)
 
 
-from . import run  # noqa: E402
+from madbench import run  # noqa: E402
 
 run.__class__ = _CallableRunModule

@@ -8,7 +8,7 @@
     madbench.load_results("runs/nb")     # the same, from a finished (or running) run folder
 
 ``config`` is a dict of config values (over ``preset``), a YAML/JSON file path, or a
-:class:`madbench.config.RunConfig`; ``overrides`` are the CLI's dotted ``key=value``
+:class:`madbench.config.run_config.RunConfig`; ``overrides`` are the CLI's dotted ``key=value``
 strings. Bad input raises :class:`madbench.errors.MadbenchError` with the CLI's line.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .errors import MadbenchError
+from madbench.errors import MadbenchError
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Results:
         for c in self.chains:
             if c.id == chain_id:
                 return c
-        from .registry import did_you_mean
+        from madbench.registry import did_you_mean
 
         raise MadbenchError(f"no chain '{chain_id}' in {self.path};{did_you_mean(chain_id, [c.id for c in self.chains])}")
 
@@ -101,7 +101,7 @@ def _generation(data: dict) -> GenerationResult:
 
 def load_results(run_dir: Union[str, Path]) -> Results:
     """Read (and schema-check) a run folder's results.json into typed results."""
-    from .results import load_results as load_json
+    from madbench.results.collect import load_results as load_json
 
     path = Path(run_dir)
     data = load_json(path)
@@ -116,9 +116,9 @@ def load_results(run_dir: Union[str, Path]) -> Results:
 
 def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "default", plugins: Sequence[str] = ()):
     """The RunConfig the arguments describe, validated (plug-ins loaded first)."""
-    from .config import RunConfig, build_config, merge
-    from .plugins import load_all
-    from .presets import PRESETS
+    from madbench.config.run_config import RunConfig, build_config, merge
+    from madbench.plugins import load_all
+    from madbench.config.presets import PRESETS
 
     load_all(plugins)
     overrides = [overrides] if isinstance(overrides, str) else list(overrides)
@@ -127,7 +127,7 @@ def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "defa
     if config is None or isinstance(config, dict):
         values = dict(config or {})
         if "plugins" in values:
-            from .config import _plugin_list
+            from madbench.config.run_config import _plugin_list
 
             load_all(_plugin_list(values.pop("plugins")))
         return build_config(merge(PRESETS.get(preset)(), values), None, overrides)
@@ -139,17 +139,17 @@ def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "defa
 def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides: Iterable[str] = (),
         preset: str = "default", plugins: Sequence[str] = (), report_to: Sequence[str] = (), log=print) -> Results:
     """Run (or resume) an experiment in ``output_dir`` (default runs/<name>) and return its results."""
-    from . import io
-    from .run import execute
-    from .trackers import check
+    from madbench.results import fileio
+    from madbench.run import execute
+    from madbench.reporting.trackers import check
 
     cfg = build(config, overrides, preset, plugins)
     report_to = check(report_to)
     run_dir = Path(output_dir or Path("runs") / cfg.name)
-    from .run_store import RunStore
+    from madbench.results.run_store import RunStore
 
     saved = RunStore(run_dir).config
-    if saved.is_file() and io.read_json(saved).get("config_hash") != cfg.hash():
+    if saved.is_file() and fileio.read_json(saved).get("config_hash") != cfg.hash():
         raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
     execute(cfg, run_dir, log=log, report_to=report_to)
     return load_results(run_dir)

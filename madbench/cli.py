@@ -15,20 +15,20 @@ import importlib
 import os
 import sys
 
-from .errors import MadbenchError
+from madbench.errors import MadbenchError
 
 # verb -> (module, one-line help). Each module has add_arguments(parser) and main(args) -> int.
 COMMANDS = {
     "run": ("madbench.run", "run the recursive fine-tuning loop (default experiment with no arguments)"),
     "list": ("madbench.listing", "list registered regimes, mitigations, metrics, presets, corpora and models"),
-    "report": ("madbench.report", "plot every metric against generation and write a summary for a run folder"),
-    "table": ("madbench.table", "print a run's per-generation table with 95% intervals, or where its time went (--timing)"),
+    "report": ("madbench.reporting.report", "plot every metric against generation and write a summary for a run folder"),
+    "table": ("madbench.reporting.table", "print a run's per-generation table with 95% intervals, or where its time went (--timing)"),
     "submit": ("madbench.leaderboard.submit", "turn a run folder into a leaderboard submission file"),
     "leaderboard": ("madbench.leaderboard.cli", "validate submissions and build the static leaderboard site"),
-    "regress": ("madbench.regress", "check that every mitigation still beats the unmitigated baseline"),
-    "sweep": ("madbench.sweep", "run a grid of chains locally, on Ray or on Slurm, with confidence intervals"),
-    "threshold": ("madbench.threshold", "find the smallest real-data share that keeps a metric within a tolerance (bisection)"),
-    "bench": ("madbench.bench", "measure sampling/training speed against plain transformers and the FLOP floor"),
+    "regress": ("madbench.experiments.regress", "check that every mitigation still beats the unmitigated baseline"),
+    "sweep": ("madbench.experiments.sweep", "run a grid of chains locally, on Ray or on Slurm, with confidence intervals"),
+    "threshold": ("madbench.experiments.threshold", "find the smallest real-data share that keeps a metric within a tolerance (bisection)"),
+    "bench": ("madbench.experiments.bench", "measure sampling/training speed against plain transformers and the FLOP floor"),
 }
 
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_plugins(args) -> None:
     """Installed entry points, then every --plugin (global or after the verb); warnings go to stderr."""
-    from .plugins import load_all
+    from madbench.plugins import load_all
 
     specs = [*getattr(args, "_plugins_global", []), *getattr(args, "_plugins", [])]
     for line in load_all(specs):
@@ -85,19 +85,19 @@ def load_plugins(args) -> None:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from .quiet import quiet_libraries
+    from madbench.quiet import quiet_libraries
 
     quiet_libraries()  # output to a file: no third-party progress bars (madbench/quiet.py)
-    from .runtime import tune_allocator
+    from madbench.models.runtime import tune_allocator
 
-    tune_allocator()  # before any tensor exists: see madbench/runtime.py
+    tune_allocator()  # before any tensor exists: see madbench/models/runtime.py
     try:
         parser = build_parser()
         args, unknown = parser.parse_known_args(argv)
         if unknown and not getattr(args, "_unavailable", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if args.version:
-            from . import __version__
+            from madbench import __version__
 
             print(__version__)
             return 0
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         print(f"madbench: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from .errors import disk_full_message, is_disk_full
+        from madbench.errors import disk_full_message, is_disk_full
 
         if not is_disk_full(exc):
             raise

@@ -17,13 +17,13 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from .corpus import CORPORA
-    from .metrics import METRICS
-    from .mitigations import MITIGATIONS
-    from .models import MODELS
-    from .presets import PRESETS
-    from .regimes import REGIMES
-    from .tracks import TRACKS
+    from madbench.data.corpus import CORPORA
+    from madbench.metrics import METRICS
+    from madbench.mitigations import MITIGATIONS
+    from madbench.models.base_model import MODELS
+    from madbench.config.presets import PRESETS
+    from madbench.loop.regimes import REGIMES
+    from madbench.config.tracks import TRACKS
 
     def first_line(obj) -> str:
         return ((getattr(obj, "card", "") or obj.__doc__ or "").strip().splitlines() or [""])[0]

@@ -47,16 +47,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Tuple, runtime_checkable
 
-from .errors import MadbenchError
-from .registry import BUILTIN, CURRENT_ORIGIN
+from madbench.errors import MadbenchError
+from madbench.registry import BUILTIN, CURRENT_ORIGIN
 
 # kind -> (module holding the registry, registry attribute)
 KINDS: Dict[str, Tuple[str, str]] = {
     "mitigations": ("madbench.mitigations", "MITIGATIONS"),
-    "regimes": ("madbench.regimes", "REGIMES"),
+    "regimes": ("madbench.loop.regimes", "REGIMES"),
     "metrics": ("madbench.metrics", "METRICS"),
-    "corpora": ("madbench.corpus", "CORPORA"),
-    "models": ("madbench.models", "MODELS"),
+    "corpora": ("madbench.data.corpus", "CORPORA"),
+    "models": ("madbench.models.base_model", "MODELS"),
 }
 GROUP = "madbench."  # entry point group prefix: madbench.mitigations, ...
 
@@ -112,7 +112,7 @@ def _arity_ok(fn, n: int) -> bool:
 def check_entry(kind: str, name: str, obj: Any) -> None:
     """Raise MadbenchError when ``obj`` breaks the contract of ``kind``."""
     if kind == "mitigations":
-        from .mitigations import Mitigation
+        from madbench.mitigations import Mitigation
 
         if not (inspect.isclass(obj) and issubclass(obj, Mitigation)):
             raise MadbenchError(f"mitigation '{name}' must be a subclass of madbench.mitigations.Mitigation, got {obj!r}")
@@ -132,8 +132,8 @@ def check_entry(kind: str, name: str, obj: Any) -> None:
     if kind == "metrics":
         if not _arity_ok(obj, 1):
             raise MadbenchError(f"metric '{name}' must take one argument (a MetricContext)")
-        from .metrics import METRICS
-        from .metrics.specs import from_attributes
+        from madbench.metrics import METRICS
+        from madbench.metrics.specs import from_attributes
 
         # registered: its MetricSpec (built, and its direction checked, when it registered); else the function's attributes
         spec = METRICS.spec(name) if name in METRICS and METRICS.get(name) is obj else from_attributes(name, obj)
@@ -151,8 +151,8 @@ def _check_all(origin: str) -> None:
             if reg.origin(name) == origin:
                 check_entry(kind, name, obj)
     if "madbench.mitigations" in sys.modules and "madbench.metrics" in sys.modules:
-        from .metrics import METRICS
-        from .mitigations import MITIGATIONS
+        from madbench.metrics import METRICS
+        from madbench.mitigations import MITIGATIONS
 
         for name, cls in MITIGATIONS.items():
             if MITIGATIONS.origin(name) == origin and cls.target_metric not in METRICS:

@@ -68,6 +68,6 @@ def captured_stderr(log_file: Path):
             tmp.seek(0)
             data = tmp.read()
             if data.strip():
-                from .io import atomic_write_text
+                from madbench.results.fileio import atomic_write_text
 
                 atomic_write_text(Path(log_file), data.decode("utf-8", errors="replace"))

@@ -16,7 +16,7 @@ import contextvars
 import difflib
 from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
 
-from .errors import MadbenchError
+from madbench.errors import MadbenchError
 
 T = TypeVar("T")
 BUILTIN = "builtin"

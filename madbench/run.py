@@ -5,9 +5,9 @@
     madbench run --config exp.yaml loop.generations=3 sampling.temperature=0.7
     madbench run --resume runs/default             # continue after a crash or Ctrl-C
     madbench run --dry-run                         # print the resolved config and the plan
-    madbench run --track tiny-fs 'loop.mitigations=[my_filter]'   # a leaderboard track's frozen protocol (madbench/tracks.py)
-    madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/trackers.py)
-    madbench run --resume runs/default --repair    # recompute damaged generations (see madbench/integrity.py)
+    madbench run --track tiny-fs 'loop.mitigations=[my_filter]'   # a leaderboard track's frozen protocol (madbench/config/tracks.py)
+    madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/reporting/trackers.py)
+    madbench run --resume runs/default --repair    # recompute damaged generations (see madbench/results/integrity.py)
     madbench run --preset shumailov2024            # a published protocol (madbench list presets, docs/protocols/)
 
 Re-running with the same config and output folder resumes it; finished
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from . import io
-from .run_store import RunStore
-from .config import RunConfig, build_config, from_dict, validate
-from .errors import MadbenchError
+from madbench.results import fileio
+from madbench.results.run_store import RunStore
+from madbench.config.run_config import RunConfig, build_config, from_dict, validate
+from madbench.errors import MadbenchError
 
 
 def add_arguments(p) -> None:
@@ -59,16 +59,16 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
         saved = _saved_config(run_dir)
         if saved.get("plugins"):  # the plug-ins the run was made with
-            from .plugins import load_all
+            from madbench.plugins import load_all
 
             load_all(saved["plugins"])
         cfg = from_dict(saved["config"])
         validate(cfg)
         return cfg, run_dir, ""
-    from .presets import PRESETS
+    from madbench.config.presets import PRESETS
 
     if getattr(args, "track", None):
-        from .tracks import resolve as resolve_track
+        from madbench.config.tracks import resolve as resolve_track
 
         if args.preset != "default":
             raise MadbenchError("--track fixes the model and every setting but the mitigations; drop --preset")
@@ -87,7 +87,7 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
 
 def _saved_config(run_dir: Path) -> dict:
     """RUN/config.json, or one line naming it when it is damaged."""
-    from .integrity import try_read_json
+    from madbench.results.integrity import try_read_json
 
     path = RunStore(run_dir).config
     data, why = try_read_json(path)
@@ -103,15 +103,15 @@ def finished_generations(run_dir: Path, chain_id: str, generations: int) -> int:
 
 
 def main(args) -> int:
-    from .loop import plan_chains
-    from .preflight import preflight
-    from .trackers import check
+    from madbench.loop.runner import plan_chains
+    from madbench.config.preflight import preflight
+    from madbench.reporting.trackers import check
 
     report_to = check(getattr(args, "report_to", []))  # a missing tracker package: one line, before any training
     if not args.dry_run:
         cfg, run_dir = resolve(args)
         if args.resume and not report_to:  # a resumed run continues the trackers it logged to (RUN/tracking/state.json)
-            from .trackers import previous
+            from madbench.reporting.trackers import previous
 
             report_to = check(previous(run_dir))
         preflight(cfg)  # every config error is one line here, before anything trains or is written
@@ -128,7 +128,7 @@ def main(args) -> int:
     fresh = f", fresh_data uses {facts['fresh_needed']}" if facts["fresh_needed"] else ""
     print(f"# pre-flight: ok (corpus: {facts['passages']} passages; held-out + generation 0 use {facts['held_out_and_gen0']}{fresh})")
     print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
-    from .schedules import shares
+    from madbench.loop.schedules import shares
 
     scheduled = shares(cfg.loop.synthetic_share, cfg.loop.generations)
     if scheduled is not None:
@@ -141,8 +141,8 @@ def main(args) -> int:
 
 
 def _protocol(args, cfg: RunConfig, run_dir: Path) -> None:
-    """A published-protocol preset (madbench/protocols.py): print and record where this run departs from it."""
-    from .protocols import check, describe
+    """A published-protocol preset (madbench/config/protocols.py): print and record where this run departs from it."""
+    from madbench.config.protocols import check, describe
 
     info = None if args.resume else check(args.preset, cfg)
     if info is None:
@@ -152,17 +152,17 @@ def _protocol(args, cfg: RunConfig, run_dir: Path) -> None:
         print(f"madbench: note: {line}")
     if not args.dry_run:
         run_dir.mkdir(parents=True, exist_ok=True)
-        io.write_json(RunStore(run_dir).protocol, info)
+        fileio.write_json(RunStore(run_dir).protocol, info)
 
 
 def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool = False, report_to=()) -> int:
-    from .loop import plan_chains
+    from madbench.loop.runner import plan_chains
 
     from accelerate import PartialState
     import torch
 
     if cfg.sampling.backend == "vllm":
-        from .vllm_backend import check_available
+        from madbench.generation.vllm_backend import check_available
 
         check_available()  # before any training: one line if vLLM or the GPU is missing
     chains = chains or plan_chains(cfg)
@@ -176,9 +176,9 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool 
 
 
 def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool, report_to=()) -> int:
-    from .callbacks import ResultsWriter
-    from .environment import environment
-    from .loop import Runner
+    from madbench.loop.callbacks import ResultsWriter
+    from madbench.results.environment import environment
+    from madbench.loop.runner import Runner
 
     store = RunStore(run_dir)
     if is_main:
@@ -189,20 +189,20 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
             store.repair(log=log)
         store.verify()  # before loading anything: never build on a damaged generation
     if is_main and not store.config.is_file():
-        from .plugins import loaded_specs, origins
+        from madbench.plugins import loaded_specs, origins
 
         extra = {"plugins": loaded_specs(), "plugin_origins": origins()} if origins() else {}
-        io.write_json(store.config, {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
+        fileio.write_json(store.config, {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
     # trackers (main process only): an interrupted run's are closed by their own exit hooks
     tracker = None
     if is_main and report_to:
-        from .trackers import GenerationLogger
+        from madbench.reporting.trackers import GenerationLogger
 
         tracker = GenerationLogger(report_to, run_dir, cfg, log)
     runner = Runner(cfg, run_dir, log=log)
-    from .models import load_warnings
+    from madbench.models.base_model import load_warnings
 
     env = {**environment(), "model_path": runner.model_path,
            "model_warnings": load_warnings(runner.model_path, cfg)}  # trust_remote_code, pickle weights
@@ -216,9 +216,9 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
             tracker.abort()  # closed now; a resume sends what it missed (RUN/tracking/state.json)
         if not isinstance(exc, Exception):
             raise
-        from .errors import disk_full_message, is_disk_full
+        from madbench.errors import disk_full_message, is_disk_full
 
-        if is_disk_full(exc):  # the unfinished generation's temp folder is already gone (io.removed_on_error)
+        if is_disk_full(exc):  # the unfinished generation's temp folder is already gone (fileio.removed_on_error)
             raise MadbenchError(disk_full_message(exc, f"continue with: madbench run --resume {run_dir}"))
         raise
     if not is_main:
@@ -226,7 +226,7 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
     results.write()
     store.append_event(event="finish", seconds=round(time.perf_counter() - start, 2))
     try:
-        from .report import write_report
+        from madbench.reporting.report import write_report
     except ImportError:
         write_report = None
     if write_report:

@@ -34,12 +34,12 @@ def best_of(fn, reps: int = 20) -> float:
 
 def main(overrides) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from madbench.bench import matmul_peak
-    from madbench.config import build_config
-    from madbench.corpus import load_split
-    from madbench.models import load_base, resolve_model
-    from madbench.runtime import tune_allocator
-    from madbench.sampling import generate, make_prompts
+    from madbench.experiments.bench import matmul_peak
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.models.runtime import tune_allocator
+    from madbench.generation.sampling import generate, make_prompts
 
     tune_allocator()
     cfg = build_config(overrides=list(overrides))

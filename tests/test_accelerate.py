@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from madbench.results import validate_results
+from madbench.results.collect import validate_results
 
 
 @pytest.mark.parametrize("method", ["lora", "full"])

@@ -14,7 +14,7 @@ import yaml
 
 import madbench
 from madbench.api import ChainResult, GenerationResult, Results
-from madbench.config import RunConfig
+from madbench.config.run_config import RunConfig
 from madbench.errors import MadbenchError
 
 SMALL = {"loop": {"regimes": ["fully_synthetic"], "generations": 1, "mitigations": ["none", "mix_real"]},

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
 
-from madbench.attention import NAME, register, use_fast_attention
+from madbench.models.attention import NAME, register, use_fast_attention
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ def test_bench_tiny_writes_consistent_json(tmp_path):
     data = json.loads(out.read_text())
     # token counts recomputed here from the tokenizer: 4 training documents packed into 128-token blocks for
     # 2 epochs (every token but a block's first is a target, padding none), 4 held-out documents scored after BOS
-    from madbench.config import build_config
-    from madbench.corpus import load_split
-    from madbench.models import resolve_model
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import resolve_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = build_config(overrides=["model.name=tiny", "model.dtype=float32"])

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from madbench.config import RunConfig, build_config, from_dict, parse_override
+from madbench.config.run_config import RunConfig, build_config, from_dict, parse_override
 from madbench.errors import MadbenchError
-from madbench.presets import PRESETS
+from madbench.config.presets import PRESETS
 
 
 def test_overrides_are_typed_and_nested():

@@ -14,13 +14,13 @@ import time
 
 import pytest
 
-from madbench.config import build_config
-from madbench.corpus import Doc
-from madbench.ecosystem import metrics as ecosystem_metrics
-from madbench.ecosystem import plan_steps
-from madbench.loop import plan_chains
-from madbench.presets import PRESETS
-from madbench.regimes import REGIMES, RegimeContext
+from madbench.config.run_config import build_config
+from madbench.data.corpus import Doc
+from madbench.loop.ecosystem import metrics as ecosystem_metrics
+from madbench.loop.ecosystem import plan_steps
+from madbench.loop.runner import plan_chains
+from madbench.config.presets import PRESETS
+from madbench.loop.regimes import REGIMES, RegimeContext
 
 from conftest import ROOT, madbench
 
@@ -128,7 +128,7 @@ def test_killed_ecosystem_resumes_to_the_same_results_and_members_keep_their_ran
 
 
 def test_a_sweep_runs_an_ecosystem_as_one_job(tmp_path):
-    from madbench.sweep import make_jobs
+    from madbench.experiments.sweep import make_jobs
 
     cfg = build_config(PRESETS.get("smoke")(), None, ["loop.regimes=[fully_synthetic,ecosystem]", "loop.ecosystem.members=3"])
     gen0, jobs, _ = make_jobs([{"id": "v", "config": cfg, "chains": plan_chains(cfg)}], tmp_path)

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from conftest import madbench
-from madbench.config import build_config, load_file
+from madbench.config.run_config import build_config, load_file
 from madbench.errors import MadbenchError
-from madbench.presets import PRESETS
+from madbench.config.presets import PRESETS
 
 BOMB = """mitigation_params:
   dedup: {a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"],
@@ -89,7 +89,7 @@ def test_run_names_are_names(name):
 
 
 def test_sweep_names_are_names(tmp_path):
-    from madbench.sweep import load_spec
+    from madbench.experiments.sweep import load_spec
 
     path = tmp_path / "s.yaml"
     path.write_text("preset: smoke\nname: ../../elsewhere\ngrid: {loop.seeds: [0]}\n")
@@ -113,7 +113,7 @@ def test_non_text_corpora_are_refused_naming_the_problem(tmp_path, name, content
     import sys
     from pathlib import Path
 
-    from madbench.corpus import load_texts
+    from madbench.data.corpus import load_texts
 
     path = tmp_path / name
     path.write_bytes(content if content is not None else Path(sys.executable).resolve().read_bytes()[:200_000])
@@ -134,7 +134,7 @@ def test_binary_corpus_is_one_line_before_any_training(tmp_path):
 
 
 def test_plain_text_with_a_few_odd_bytes_is_still_text(tmp_path):
-    from madbench.corpus import load_texts
+    from madbench.data.corpus import load_texts
 
     path = tmp_path / "latin1.txt"
     path.write_bytes(("Caf\xe9 au lait, " * 200).encode("latin-1") + b"\n\n" + b"plain words " * 300)

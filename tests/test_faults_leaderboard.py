@@ -10,7 +10,9 @@ import json
 import pytest
 
 from conftest import ROOT, madbench
-from madbench.leaderboard import bundle, scores, site
+from madbench.leaderboard import bundle
+from madbench.leaderboard import scores
+from madbench.leaderboard import site
 from madbench.leaderboard.validate import check_file
 
 SHIPPED = ROOT / "leaderboard" / "submissions" / "smoke-tiny-761528f493e4.json"

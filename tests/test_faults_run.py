@@ -139,8 +139,8 @@ def test_second_run_on_a_folder_is_refused_and_a_dead_holder_is_not_stale(run):
     finally:
         holder.kill()
         holder.wait()
-    assert (run / ".madbench.lock").is_file()  # the file stays; its flock died with the process
-    from madbench import lock
+    assert (run / ".madbench.results.lock").is_file()  # the file stays; its flock died with the process
+    from madbench.results import lock
 
     with lock.folder_lock(run):  # not stale: taken at once
         pass
@@ -174,7 +174,7 @@ def test_full_disk_is_one_line_and_leaves_no_temp_folder(one_chain, tmp_path):
 
 # ---------------------------------------------------------------- case 11: opt-ins that run code say so
 def _tiny_copy(tmp_path) -> Path:
-    from madbench.models import cache_dir
+    from madbench.models.base_model import cache_dir
 
     (folder,) = [p for p in (cache_dir() / "models").glob("tiny-small-*") if (p / "config.json").is_file()][:1]
     copy = tmp_path / "model"
@@ -183,14 +183,14 @@ def _tiny_copy(tmp_path) -> Path:
 
 
 def _cfg(path: Path, **model):
-    from madbench.config import build_config
-    from madbench.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.config.presets import PRESETS
 
     return build_config(PRESETS.get("smoke")(), None, [f"model.name={path}", *(f"model.{k}={v}" for k, v in model.items())])
 
 
 def test_trust_remote_code_warns_and_is_recorded(one_chain, tmp_path, capsys):
-    from madbench.models import load_base
+    from madbench.models.base_model import load_base
 
     model = _tiny_copy(tmp_path)
     load_base(str(model), _cfg(model, trust_remote_code="true"))
@@ -202,7 +202,7 @@ def test_trust_remote_code_warns_and_is_recorded(one_chain, tmp_path, capsys):
 
 def test_model_without_tokenizer_is_one_line(one_chain, tmp_path):
     from madbench.errors import MadbenchError
-    from madbench.models import load_base
+    from madbench.models.base_model import load_base
 
     model = _tiny_copy(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json"):
@@ -220,7 +220,7 @@ def test_blocked_pickle_weights_warn_then_fail_in_one_line(one_chain, tmp_path, 
     import pickle
 
     from madbench.errors import MadbenchError
-    from madbench.models import load_base
+    from madbench.models.base_model import load_base
 
     model = _tiny_copy(tmp_path)
     (model / "model.safetensors").unlink()

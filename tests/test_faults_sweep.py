@@ -50,7 +50,7 @@ def worker_started(out: Path) -> bool:
     """A worker holds the sweep's workers lock (or, without one, writes into the run folder)."""
     import fcntl
 
-    from madbench.lock import WORKERS_LOCK_NAME
+    from madbench.results.lock import WORKERS_LOCK_NAME
 
     if (out / "runs" / "base" / "events.jsonl").is_file():
         return True
@@ -104,7 +104,7 @@ def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path, cap
 
 
 def test_rerun_refused_while_a_leftover_worker_holds_the_folder(tmp_path, capsys):
-    from madbench.lock import WORKERS_LOCK_NAME
+    from madbench.results.lock import WORKERS_LOCK_NAME
 
     spec, out = spec_file(tmp_path / "s.yaml"), tmp_path / "sweep"
     out.mkdir()

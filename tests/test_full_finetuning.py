@@ -83,10 +83,10 @@ def test_full_run_killed_after_generation_1_resumes_to_identical_results(tmp_pat
 
 
 def test_init_from_base_copies_the_base_and_previous_loads_saved_weights(full_run):
-    from madbench import weights
-    from madbench.config import from_dict
-    from madbench.corpus import load_split
-    from madbench.models import load_base, resolve_model
+    from madbench.models import weights
+    from madbench.config.run_config import from_dict
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
 
     cfg = from_dict(json.loads((full_run / "config.json").read_text())["config"])
     _, base = load_base(resolve_model(cfg, load_split(cfg)), cfg)

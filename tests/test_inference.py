@@ -10,7 +10,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from madbench.inference import merged_lora
+from madbench.models.inference import merged_lora
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import pytest
 
 from madbench.leaderboard.bundle import Invalid, build_submission, content_hash
 from madbench.leaderboard.validate import check_data
-from madbench.lmeval import stderr_intervals
+from madbench.evaluation.lmeval import stderr_intervals
 from madbench.metrics import MetricContext, compute_metrics, compute_with_intervals
 from madbench.metrics.intervals import SEED, bootstrap_interval, compute_intervals
 from madbench.metrics.repetition import self_bleu
-from madbench.report import render
-from madbench.results import validate_results
-from madbench.uncertainty import resolved
+from madbench.reporting.report import render
+from madbench.results.collect import validate_results
+from madbench.reporting.uncertainty import resolved
 
 CHEAP = ["distinct_1", "distinct_2", "type_token_ratio", "mean_length", "self_bleu", "unigram_entropy",
          "zipf_exponent", "repetition_4gram", "mtld", "compression_ratio"]
@@ -120,12 +120,12 @@ def test_smoke_run_carries_an_interval_for_every_sample_and_model_metric(smoke_r
 
 
 def test_lm_eval_perplexities_bootstrap_the_saved_documents(smoke_run):
-    from madbench import io
-    from madbench.lmeval import task_intervals
+    from madbench.results import fileio
+    from madbench.evaluation.lmeval import task_intervals
 
     folder = smoke_run / "gen0" / "seed0" / "lm_eval"
-    value = io.read_json(folder / "results.json")["results"]["madbench_wikitext"]["word_perplexity,none"]
-    rows = io.read_jsonl(folder / "samples_madbench_wikitext.jsonl")
+    value = fileio.read_json(folder / "results.json")["results"]["madbench_wikitext"]["word_perplexity,none"]
+    rows = fileio.read_jsonl(folder / "samples_madbench_wikitext.jsonl")
     # the statistic the bootstrap resamples is lm-eval's own aggregate over all documents
     assert math.exp(-sum(r["word_perplexity"][0] for r in rows) / sum(r["word_perplexity"][1] for r in rows)) == pytest.approx(value)
     low, high = task_intervals(folder)["madbench_wikitext/word_perplexity"]
@@ -177,8 +177,9 @@ def test_submission_carries_intervals_and_validation_checks_them(smoke_run):
 
 
 def test_plots_draw_estimator_bands_for_a_single_seed_and_error_bars_for_several(smoke_run):
-    from madbench import plots, uncertainty
-    from madbench.stats import aggregate_chains
+    from madbench.reporting import plots
+    from madbench.reporting import uncertainty
+    from madbench.reporting.stats import aggregate_chains
 
     data = _results(smoke_run)
     plt = plots._pyplot()

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, madbench
-from madbench.leaderboard import bundle, scores
+from madbench.leaderboard import bundle
+from madbench.leaderboard import scores
 from madbench.leaderboard.validate import check_file
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'

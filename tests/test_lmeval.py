@@ -11,10 +11,10 @@ import torch
 
 from conftest import madbench
 
-from madbench import lmeval
-from madbench.config import build_config
-from madbench.corpus import load_split
-from madbench.presets import PRESETS
+from madbench.evaluation import lmeval
+from madbench.config.run_config import build_config
+from madbench.data.corpus import load_split
+from madbench.config.presets import PRESETS
 
 SUITE = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")
 
@@ -80,7 +80,7 @@ def test_lm_eval_scores_a_saved_generation_like_the_run_did(smoke_run, tmp_path)
     loglikelihoods lm-eval reports match a direct forward pass of the model."""
     from peft import PeftModel
 
-    from madbench.models import load_base, resolve_model
+    from madbench.models.base_model import load_base, resolve_model
 
     cfg = smoke_cfg("eval.tasks=[madbench_cloze]")
     split = load_split(cfg)
@@ -140,7 +140,7 @@ def test_flatten_keeps_metrics_and_drops_stderr_and_aliases():
 
 def test_task_score_directions_are_lm_evals_own(smoke_run, tmp_path):
     """results.json's metrics_info takes higher_is_better from lm-eval's saved output, not from the metric's name."""
-    from madbench.results import _task_directions
+    from madbench.results.collect import _task_directions
 
     saved = json.loads((smoke_run / "gen0" / "seed0" / "lm_eval" / "results.json").read_text())
     declared = lmeval.directions(saved)

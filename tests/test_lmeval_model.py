@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from madbench import lmeval
-from madbench.config import build_config
-from madbench.presets import PRESETS
+from madbench.evaluation import lmeval
+from madbench.config.run_config import build_config
+from madbench.config.presets import PRESETS
 
 from conftest import madbench
 
@@ -37,9 +37,9 @@ ABS, REL = 1e-4, 1e-6
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """The smoke preset's tiny model with a non-trivial LoRA adapter, and its local task configs."""
-    from madbench.corpus import load_split
-    from madbench.models import load_base, resolve_model
-    from madbench.training import make_peft_model
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.training.trainer import make_peft_model
 
     cfg = build_config(PRESETS.get("smoke")(), None, [])
     split = load_split(cfg)
@@ -109,7 +109,7 @@ def test_is_greedy_as_hflm_when_some_continuations_are_greedy(setup):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from madbench.lmeval_model import MadbenchLM
+    from madbench.evaluation.lmeval_model import MadbenchLM
 
     _, split, tokenizer, model, _ = setup
     requests = []
@@ -130,7 +130,7 @@ def test_is_greedy_as_hflm_when_some_continuations_are_greedy(setup):
 
 def test_a_dropped_continuation_token_fails_the_comparison(setup, scored):
     """The comparison can fail: the same model scoring one continuation token fewer is far outside the tolerance."""
-    from madbench.lmeval_model import MadbenchLM
+    from madbench.evaluation.lmeval_model import MadbenchLM
 
     class Truncated(MadbenchLM):
         def _loglikelihood_tokens(self, requests, **kwargs):
@@ -148,7 +148,7 @@ def test_a_shared_context_runs_once(setup):
     of separate passes is test_every_request_scores_as_hflm's job."""
     from lm_eval.api.instance import Instance
 
-    from madbench.lmeval_model import MadbenchLM
+    from madbench.evaluation.lmeval_model import MadbenchLM
 
     _, _, tokenizer, model, configs = setup
     data = Path(configs["madbench_cloze"]["dataset_kwargs"]["data_files"]["test"])
@@ -169,7 +169,7 @@ def test_a_shared_context_runs_once(setup):
 def test_generate_until_stops_at_until_and_matches_greedy_generate(setup):
     from lm_eval.api.instance import Instance
 
-    from madbench.lmeval_model import MadbenchLM
+    from madbench.evaluation.lmeval_model import MadbenchLM
 
     _, split, tokenizer, model, _ = setup
     base = model.get_base_model()

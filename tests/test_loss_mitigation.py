@@ -19,10 +19,10 @@ from conftest import madbench
 
 @pytest.fixture(scope="module")
 def tiny(madbench_cache):
-    from madbench.config import build_config
-    from madbench.corpus import load_split
-    from madbench.models import load_base, resolve_model
-    from madbench.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.config.presets import PRESETS
 
     cfg = build_config(PRESETS.get("smoke")())
     split = load_split(cfg)
@@ -54,7 +54,7 @@ def test_bad_gamma_is_one_line():
 
 
 def test_weighted_loss_matches_the_model_loss_and_the_masked_mean(tiny):
-    from madbench.training import pack, weighted_lm_loss
+    from madbench.training.trainer import pack, weighted_lm_loss
 
     cfg, split, tokenizer, model = tiny
     batch = pack(tokenizer, [d.text for d in split.pool[:6]], 64)[0][:4]  # (ids, labels): the ids
@@ -115,7 +115,7 @@ def test_counts_cover_every_process_under_accelerate_launch(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     from transformers import AutoTokenizer
 
-    from madbench.training import pack
+    from madbench.training.trainer import pack
 
     results = json.loads((out / "results.json").read_text())
     stats = results["chains"][0]["generations"][1]["mitigations"]["train"]["truncated_ce"]

@@ -14,10 +14,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from madbench.config import EvalConfig
+from madbench.config.run_config import EvalConfig
 from madbench.errors import MadbenchError
-from madbench.metrics import (METRICS, MetricContext, MetricSpec, compute_metrics, evaluate_module_path, metric_info,
-                              names_needing, spec)
+from madbench.metrics import METRICS, MetricContext, MetricSpec, compute_metrics, evaluate_module_path, metric_info, names_needing, spec
 from madbench.metrics.lexical import words
 from madbench.metrics.semantic import mean_pairwise_cosine_distance, vendi_score
 from madbench.metrics.shift import frechet_distance, mauve_score

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from madbench.corpus import Doc
+from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
 from madbench.mitigations import MITIGATIONS, Mitigation, MitigationContext, build_mitigations, mitigation_card
 
@@ -16,10 +16,10 @@ from madbench.mitigations import MITIGATIONS, Mitigation, MitigationContext, bui
 @pytest.fixture(scope="module")
 def tiny(madbench_cache):
     """(cfg, split, tokenizer, model): the smoke preset's tiny model, built offline."""
-    from madbench.config import build_config
-    from madbench.corpus import load_split
-    from madbench.models import load_base, resolve_model
-    from madbench.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.config.presets import PRESETS
 
     cfg = build_config(PRESETS.get("smoke")())
     split = load_split(cfg)
@@ -90,7 +90,7 @@ def test_score_filters_keep_the_right_fraction(tiny, name, lowest):
 
 
 def test_watermark_detector_finds_watermarked_text_and_not_plain_text(tiny):
-    from madbench.sampling import generate
+    from madbench.generation.sampling import generate
 
     cfg, split, tokenizer, model = tiny
     prompts = [" ".join(d.text.split()[:8]) for d in split.pool[:16]]
@@ -108,7 +108,7 @@ def test_watermark_detector_finds_watermarked_text_and_not_plain_text(tiny):
 
 
 def test_watermark_filter_reports_precision_recall_on_a_mixed_mix(tiny):
-    from madbench.sampling import generate
+    from madbench.generation.sampling import generate
 
     cfg, split, tokenizer, model = tiny
     ctx = MitigationContext(2, 0, split.pool, tokenizer)
@@ -191,7 +191,7 @@ def test_watermark_decision_and_ground_truth_agree_for_every_prompt_mode(tiny, p
     """Defect: with sampling.prompt=none every row was decided on the empty prompt (all or none marked)."""
     import dataclasses
 
-    from madbench.sampling import generate, make_prompts
+    from madbench.generation.sampling import generate, make_prompts
 
     cfg, split, tokenizer, model = tiny
     cfg = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, prompt=prompt))

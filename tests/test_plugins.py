@@ -19,7 +19,7 @@ from madbench.cli import COMMANDS, build_parser, main
 GOOD = '''
 """A plug-in file: a regime and a metric."""
 from madbench.metrics import METRICS
-from madbench.regimes import REGIMES
+from madbench.loop.regimes import REGIMES
 
 
 @REGIMES.register("half_real")
@@ -81,7 +81,7 @@ def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
      "higher_is_better must be True, False or None"),
     ("from madbench.metrics import METRICS\n@METRICS.register('m', needs='everything')\ndef m(ctx):\n    return 1.0\n",
      "metric 'm': needs must be 'samples', 'model' or 'human', got 'everything'"),
-    ("from madbench.regimes import REGIMES\n@REGIMES.register('r2')\ndef r2(ctx, extra):\n    return []\n",
+    ("from madbench.loop.regimes import REGIMES\n@REGIMES.register('r2')\ndef r2(ctx, extra):\n    return []\n",
      "regime 'r2' must take one argument"),
     ("from madbench.mitigations import MITIGATIONS, Mitigation\n@MITIGATIONS.register('aims_badly')\n"
      "class A(Mitigation):\n    target_metric = 'perplexty'\n", "target_metric 'perplexty' is not a registered metric"),
@@ -211,8 +211,8 @@ def test_a_plugin_corpus_and_model_train_a_real_generation(tmp_path, monkeypatch
         import os
         from pathlib import Path
 
-        from madbench.corpus import CORPORA
-        from madbench.models import MODELS
+        from madbench.data.corpus import CORPORA
+        from madbench.models.base_model import MODELS
 
 
         @CORPORA.register("topics_reversed")
@@ -226,7 +226,7 @@ def test_a_plugin_corpus_and_model_train_a_real_generation(tmp_path, monkeypatch
         @MODELS.register("tiny_via_plugin")
         def tiny_via_plugin(cfg, split):
             """The tiny model, built through a plug-in."""
-            from madbench.tiny import build_tiny_model
+            from madbench.models.tiny import build_tiny_model
 
             path = build_tiny_model(cfg, split)
             Path(os.environ["PLUGIN_MARKER"]).write_text(str(path))

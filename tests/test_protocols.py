@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import ROOT, madbench
-from madbench.protocols import PROTOCOLS
+from madbench.config.protocols import PROTOCOLS
 
 # shrink everything the protocols leave free: tiny model, few documents, one generation, cheap metrics
 SHORT = ["model.name=tiny", "model.tiny_size=small", "model.dtype=float32", "data.max_docs=2000", "data.train_docs=8",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from madbench.corpus import Doc
+from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
-from madbench.regimes import REGIMES, RegimeContext, parse_regime
+from madbench.loop.regimes import REGIMES, RegimeContext, parse_regime
 
 
 def ctx(generation, accumulate=False, real_fraction=0.5, train_docs=8):
@@ -76,7 +76,7 @@ def test_unknown_regime_suggests_the_close_name():
 
 
 def test_accumulate_subsample_draws_a_fixed_budget_from_everything_accumulated():
-    from madbench.regimes import apply_mode
+    from madbench.loop.regimes import apply_mode
 
     assert parse_regime("fully_synthetic/accumulate_subsample") == ("fully_synthetic", "accumulate_subsample")
     c = ctx(3, accumulate=True)

@@ -12,8 +12,8 @@ from conftest import madbench
 
 import numpy as np
 
-from madbench.drift import FAMILY_ALPHA, drift_verdict, read_reference
-from madbench.regress import config_changes, evaluate
+from madbench.experiments.drift import FAMILY_ALPHA, drift_verdict, read_reference
+from madbench.experiments.regress import config_changes, evaluate
 
 
 def _chain(mits, seed, ppl, d2=0.5):

@@ -11,8 +11,8 @@ from PIL import Image
 
 from conftest import madbench
 from madbench import cli
-from madbench.plots import safe_name
-from madbench.report import headline_columns, render
+from madbench.reporting.plots import safe_name
+from madbench.reporting.report import headline_columns, render
 
 
 def _results(run: Path) -> dict:
@@ -117,9 +117,10 @@ def test_user_errors_are_one_line(smoke_run, tmp_path, capsys):
 
 
 def test_the_headline_panel_is_defined_once_and_each_view_keeps_its_columns():
-    """madbench/headline.py: the report's columns, the site's curves and the scores' metrics all come from it."""
-    from madbench import headline
-    from madbench.leaderboard import scores, site
+    """madbench/reporting/headline.py: the report's columns, the site's curves and the scores' metrics all come from it."""
+    from madbench.reporting import headline
+    from madbench.leaderboard import scores
+    from madbench.leaderboard import site
     from madbench.metrics import HEADLINE, spec
 
     assert HEADLINE == headline.HEADLINE == ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")
@@ -135,9 +136,11 @@ def test_the_headline_panel_is_defined_once_and_each_view_keeps_its_columns():
 
 
 def test_config_keys_are_flattened_by_one_helper_everywhere():
-    """report (pooling notes) and tracks (frozen protocol) share madbench.dotted.flatten (trackers and regress: at merge)."""
-    from madbench import dotted, report, tracks
-    from madbench.config import RunConfig
+    """report (pooling notes) and tracks (frozen protocol) share madbench.config.dotted.flatten (trackers and regress: at merge)."""
+    from madbench.config import dotted
+    from madbench.reporting import report
+    from madbench.config import tracks
+    from madbench.config.run_config import RunConfig
 
     cfg = RunConfig().to_dict()
     flat = dotted.flatten(cfg)

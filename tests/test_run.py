@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT, madbench
 
-from madbench.results import validate_results
+from madbench.results.collect import validate_results
 
 
 def load(run: Path) -> dict:
@@ -60,8 +60,8 @@ def test_run_folder_has_manifests_samples_and_loadable_adapters(smoke_run):
     sources = {d["source"] for d in mix["documents"]}
     assert sources == {"real", "synthetic"}
     # generation 0 trained on the first data.train_docs documents of the real training pool, none held out
-    from madbench.config import from_dict
-    from madbench.corpus import load_split
+    from madbench.config.run_config import from_dict
+    from madbench.data.corpus import load_split
 
     split = load_split(from_dict(json.loads((smoke_run / "config.json").read_text())["config"]))
     gen0 = json.loads((smoke_run / "gen0" / "seed0" / "mix.json").read_text())["documents"]

@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from madbench import integrity, io
-from madbench.callbacks import EventLog, ProgressLog
-from madbench.corpus import Doc
+from madbench.results import integrity
+from madbench.results import fileio
+from madbench.loop.callbacks import EventLog, ProgressLog
+from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
-from madbench.loop import Chain
+from madbench.loop.runner import Chain
 from madbench.mitigations import MitigationContext, build_mitigations
-from madbench.run_store import GEN0_RECORD, META, RunStore
-from madbench.steps import Mix
+from madbench.results.run_store import GEN0_RECORD, META, RunStore
+from madbench.loop.steps import Mix
 
 CHAIN = Chain("fully_synthetic", "replace", 0, ())
 
@@ -21,8 +22,8 @@ CHAIN = Chain("fully_synthetic", "replace", 0, ())
 def _finish(store: RunStore, chain_id: str, g: int, rows) -> None:
     """Publish a generation folder the way the loop does: files, then the record with their checksums, last."""
     with store.publishing(store.gen_dir(chain_id, g)) as tmp:
-        io.write_jsonl(tmp / "samples.jsonl", rows)
-        io.write_json(tmp / META, {"generation": g, "num_samples": len(rows), "integrity": integrity.record(tmp)})
+        fileio.write_jsonl(tmp / "samples.jsonl", rows)
+        fileio.write_json(tmp / META, {"generation": g, "num_samples": len(rows), "integrity": integrity.record(tmp)})
 
 
 def test_layout_is_done_and_listing(tmp_path):
@@ -39,7 +40,7 @@ def test_layout_is_done_and_listing(tmp_path):
     assert [store.generation_of(p) for p in store.finished_generation_folders()] == [0, 1, 4]
     assert [store.generation_of(p) for p in store.generation_folders(store.chain_dir(CHAIN.id), start=1)] == [1, 2, 4]
     (store.gen0_dir(3)).mkdir(parents=True)
-    io.write_json(store.gen0_dir(3) / GEN0_RECORD, {"metrics": {}})
+    fileio.write_json(store.gen0_dir(3) / GEN0_RECORD, {"metrics": {}})
     assert store.gen0_done(3) and not store.gen0_done(4)
     assert store.finished_gen0_folders() == [store.gen0_dir(3)] and store.is_gen0_folder(store.gen0_dir(3))
 
@@ -55,7 +56,7 @@ def test_publishing_is_atomic_and_stale_temps_are_removed(tmp_path):
     with store.publishing(final, is_main=False) as tmp:  # another process of a distributed run drops its copy
         (tmp / "x").write_text("x")
     assert not final.exists() and not list(final.parent.iterdir())
-    io.atomic_dir(store.gen_dir(CHAIN.id, 2))  # what a killed process leaves
+    fileio.atomic_dir(store.gen_dir(CHAIN.id, 2))  # what a killed process leaves
     assert store.remove_stale_temps() == 1 and not list(final.parent.iterdir())
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import TopPLogitsWarper
 
-from madbench.sampling import nucleus_sample
+from madbench.generation.sampling import nucleus_sample
 
 
 def _nucleus_like_transformers(scores: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -87,11 +87,11 @@ def test_greedy_decode_loop_equals_model_generate_tokens(madbench_cache):
 
     A KV cache passed under the wrong argument name (transformers 4.x calls it past_key_values,
     5.x cache) is swallowed by **kwargs: each step would then see one token and diverge here."""
-    from madbench.config import build_config
-    from madbench.corpus import load_split
-    from madbench.models import load_base, resolve_model
-    from madbench.presets import PRESETS
-    from madbench.sampling import _processors, _sample_batch, cache_argument, encode_prompts
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.config.presets import PRESETS
+    from madbench.generation.sampling import _processors, _sample_batch, cache_argument, encode_prompts
 
     cfg = build_config(PRESETS.get("smoke")(), None, ["sampling.top_k=1", "sampling.max_new_tokens=24"])
     split = load_split(cfg)

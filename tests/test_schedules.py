@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from madbench.corpus import Doc
+from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
-from madbench.regimes import REGIMES, RegimeContext
-from madbench.schedules import shares
+from madbench.loop.regimes import REGIMES, RegimeContext
+from madbench.loop.schedules import shares
 
 from conftest import madbench
 

@@ -1,4 +1,4 @@
-"""madbench.stats against numpy/scipy computed independently."""
+"""madbench.reporting.stats against numpy/scipy computed independently."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sst
 
-from madbench import stats
+from madbench.reporting import stats
 
 
 def test_seed_summary_matches_scipy_t_interval():

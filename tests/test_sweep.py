@@ -63,7 +63,7 @@ def check_summary(sweep_dir):
 
 def test_plan_and_dry_run(tmp_path):
     from madbench.errors import MadbenchError
-    from madbench.sweep import identity, load_spec, plan
+    from madbench.experiments.sweep import identity, load_spec, plan
 
     spec = load_spec(str(write_spec(tmp_path / "s.yaml", **{"sampling.temperature": [0.7, 1.0]})))
     variants = plan(spec)
@@ -83,7 +83,7 @@ def test_plan_and_dry_run(tmp_path):
 
 
 def test_grid_deep_merges_and_every_variant_is_checked_before_any_job(tmp_path):
-    from madbench.sweep import load_spec, plan
+    from madbench.experiments.sweep import load_spec, plan
 
     spec = load_spec(str(write_spec(tmp_path / "s.yaml", **{"mitigation_params.dedup": [{"shingle": 2}, {"shingle": 4}]})))
     spec["mitigation_params"] = {"dedup": {"threshold": 0.3}}
@@ -193,7 +193,7 @@ def test_slurm_backend_through_submitit(tmp_path):
 
 
 def test_summary_compares_mitigations_and_variants():
-    from madbench.sweep_summary import markdown, summarize
+    from madbench.reporting.sweep_summary import markdown, summarize
 
     def results(shift):
         chains = []

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from madbench.threshold import bisect
+from madbench.experiments.threshold import bisect
 
 from conftest import madbench
 

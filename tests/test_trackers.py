@@ -24,9 +24,9 @@ import pytest
 from conftest import ROOT
 
 import madbench as mb
-from madbench import trackers
+from madbench.reporting import trackers
 from madbench.errors import MadbenchError
-from madbench.dotted import flatten
+from madbench.config.dotted import flatten
 
 ALL = ["disk", "tensorboard", "mlflow", "wandb"]
 SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "loop.mitigations=[none,mix_real+accumulate]",
@@ -207,8 +207,8 @@ def test_a_notebooks_own_mlflow_and_wandb_runs_are_left_alone(tracked):
 
 # ---------------------------------------------------------------- the logger on its own, on real results
 def _cfg():
-    from madbench.config import build_config
-    from madbench.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.config.presets import PRESETS
 
     return build_config(PRESETS.get("smoke")(), None, SMALL)
 
@@ -237,7 +237,7 @@ def test_a_killed_process_loses_nothing_it_counted_as_logged(tracked, tmp_path):
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"chains": tracked["results"]["chains"][:1]}))
     script = ("import json, os, signal, sys; from pathlib import Path; from madbench import trackers; "
-              "from madbench.config import build_config; from madbench.presets import PRESETS; "
+              "from madbench.config.run_config import build_config; from madbench.config.presets import PRESETS; "
               f"cfg = build_config(PRESETS.get('smoke')(), None, {SMALL!r}); "
               "logger = trackers.GenerationLogger(['tensorboard', 'mlflow'], Path(sys.argv[1]), cfg); "
               "logger.on_results(json.loads(Path(sys.argv[2]).read_text())); os.kill(os.getpid(), signal.SIGKILL)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from conftest import madbench
 
-from madbench.tracks import TRACKS, human_share, protocol_diff, rank
+from madbench.config.tracks import TRACKS, human_share, protocol_diff, rank
 
 
 def test_list_shows_the_tracks():

@@ -11,10 +11,10 @@ import torch
 
 @pytest.fixture(scope="module")
 def tiny(madbench_cache):
-    from madbench.config import build_config
-    from madbench.corpus import load_split
-    from madbench.models import load_base, resolve_model
-    from madbench.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.config.presets import PRESETS
 
     cfg = build_config(PRESETS.get("smoke")())
     split = load_split(cfg)
@@ -31,7 +31,7 @@ def stream(tokenizer, texts):
 
 def test_pack_keeps_every_token_and_masks_only_padding(tiny):
     """Defect: a short mix was padded with EOS that counted as labels, and the last partial block was dropped."""
-    from madbench.training import pack, target_tokens
+    from madbench.training.trainer import pack, target_tokens
 
     _, split, tokenizer, _ = tiny
     for texts in ([split.pool[0].text], [d.text for d in split.pool[:7]]):
@@ -45,7 +45,7 @@ def test_pack_keeps_every_token_and_masks_only_padding(tiny):
 
 def test_the_tiny_models_pretraining_blocks_are_packs_full_blocks(tiny):
     """One packing for fine-tuning and the tiny model's pretraining: its blocks are the stream cut in whole blocks."""
-    from madbench.packing import full_blocks, pack
+    from madbench.training.packing import full_blocks, pack
 
     _, split, tokenizer, _ = tiny
     for texts in ([split.pool[0].text], [d.text for d in split.pool[:7]], [d.text for d in split.pool[:40]]):
@@ -59,7 +59,7 @@ def test_the_tiny_models_pretraining_blocks_are_packs_full_blocks(tiny):
 def test_padding_adds_nothing_to_the_loss_and_tokens_are_counted(tiny):
     import dataclasses
 
-    from madbench.training import make_peft_model, pack, train_lora
+    from madbench.training.trainer import make_peft_model, pack, train_lora
 
     cfg, split, tokenizer, base = tiny
     text = [split.pool[1].text]

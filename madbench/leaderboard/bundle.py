@@ -22,8 +22,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from .. import io
-from . import scores as scores_mod
+from madbench.results import fileio
+from madbench.leaderboard import scores as scores_mod
 
 FORMAT = "madbench-submission"
 SUBMISSION_VERSION = "1.0"
@@ -113,7 +113,7 @@ def file_name(data: dict) -> str:
 
 
 def write_submission(data: dict, path: Path) -> Path:
-    io.write_json(path, data)
+    fileio.write_json(path, data)
     return path
 
 

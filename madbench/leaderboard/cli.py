@@ -14,8 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import MadbenchError
-from . import bundle, validate
+from madbench.errors import MadbenchError
+from madbench.leaderboard import bundle
+from madbench.leaderboard import validate
 
 DEFAULT_SUBMISSIONS = Path("leaderboard/submissions")
 DEFAULT_SITE = Path("leaderboard/site")
@@ -59,7 +60,7 @@ def main(args) -> int:
         print(f"madbench: {len(checked) - bad} valid, {bad} invalid submission(s)")
         return 1 if bad else 0
     if action == "build":
-        from . import site
+        from madbench.leaderboard import site
 
         folder = Path(args.submissions)
         if not folder.is_dir():

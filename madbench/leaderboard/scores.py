@@ -4,7 +4,7 @@
     rows = group_scores(results["chains"], metrics_info)   # one row per regime/mode/mitigation set
 
 Every score is computed per chain from its per-generation metrics, then summarised
-over seeds with :func:`madbench.stats.seed_summary` (mean, std, n, 95% interval).
+over seeds with :func:`madbench.reporting.stats.seed_summary` (mean, std, n, 95% interval).
 ``submit`` stores the result; ``leaderboard validate`` recomputes it from the
 per-generation data and rejects a submission whose stored scores differ; the
 site's help page prints the definitions below (label, direction, description).
@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .. import stats
-from ..headline import DIVERSITY, QUALITY  # perplexity (lower is better), distinct_2 (higher is better)
+from madbench.reporting import stats
+from madbench.reporting.headline import DIVERSITY, QUALITY  # perplexity (lower is better), distinct_2 (higher is better)
 
 SCORES_VERSION = "1"
 DEGRADE_PCT = 10.0  # X of "generations until perplexity degrades by X%"

@@ -20,11 +20,12 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from .. import io, stats
-from ..errors import MadbenchError
-from ..headline import CURVES
-from . import scores as scores_mod
-from .svg import fmt, line_chart
+from madbench.results import fileio
+from madbench.reporting import stats
+from madbench.errors import MadbenchError
+from madbench.reporting.headline import CURVES
+from madbench.leaderboard import scores as scores_mod
+from madbench.leaderboard.svg import fmt, line_chart
 
 
 def page_id(data: dict) -> str:
@@ -131,7 +132,7 @@ def render_curves(subs: list[dict]) -> str:
 
 
 def render_index(subs: list[dict]) -> str:
-    from .tracks_view import render_tracks
+    from madbench.leaderboard.tracks_view import render_tracks
 
     table_rows = rows([s for s in subs if "track" not in s])  # open submissions; tracked ones are ranked per track
     facets = "".join([_options("model", "Model", [r["model"] for r in table_rows]),
@@ -216,8 +217,8 @@ def _num(value) -> str:
 
 
 def render_help() -> str:
-    from ..metrics import METRICS
-    from ..regimes import REGIMES
+    from madbench.metrics import METRICS
+    from madbench.loop.regimes import REGIMES
 
     sc = "".join(f'<tr><td><code>{d["name"]}</code></td><td>{escape(d["label"])}</td>'
                  f'<td>{"higher ↑" if d["higher_is_better"] else "lower ↓"}</td><td>{escape(d["description"])}</td></tr>'
@@ -230,7 +231,7 @@ def render_help() -> str:
         '<h1>Scores &amp; help</h1><section class="card"><h2>Summary scores</h2>'
         '<p>Computed per chain from its per-generation metrics (<code>madbench/leaderboard/scores.py</code>), then averaged '
         'over seeds; with several seeds a cell shows the mean ± the half-width of the 95% Student-t interval '
-        f'(<code>madbench/stats.py</code>). Relative degradation at generation g, in %: 100·(m<sub>g</sub>−m<sub>0</sub>)/|m<sub>0</sub>| '
+        f'(<code>madbench/reporting/stats.py</code>). Relative degradation at generation g, in %: 100·(m<sub>g</sub>−m<sub>0</sub>)/|m<sub>0</sub>| '
         'for a lower-is-better metric, the negative of that for a higher-is-better one.</p>'
         f'<table class="plain"><thead><tr><th>key</th><th>column</th><th>better</th><th>definition</th></tr></thead><tbody>{sc}</tbody></table></section>'
         f'<section class="card"><h2>Regimes</h2><table class="plain"><tbody>{reg}</tbody></table>'
@@ -256,7 +257,7 @@ def build(subs: list[dict], out: Path) -> Path:
     if out.exists():
         if out.is_dir() and any(out.iterdir()) and not (out / "assets" / "leaderboard.js").is_file():
             raise MadbenchError(f"{out} is not empty and is not a leaderboard site; pick an empty or new folder for --out")
-    tmp = io.atomic_dir(out)
+    tmp = fileio.atomic_dir(out)
     try:
         _render_into(subs, tmp)
     except BaseException:
@@ -277,11 +278,11 @@ def build(subs: list[dict], out: Path) -> Path:
 def _render_into(subs: list[dict], out: Path) -> None:
     built = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n = len(subs)
-    io.atomic_write_text(out / "index.html", _page("Leaderboard", render_index(subs), "", n, built))
-    io.atomic_write_text(out / "help.html", _page("Scores & help", render_help(), "", n, built))
+    fileio.atomic_write_text(out / "index.html", _page("Leaderboard", render_index(subs), "", n, built))
+    fileio.atomic_write_text(out / "help.html", _page("Scores & help", render_help(), "", n, built))
     for data in subs:
-        io.atomic_write_text(out / "s" / f"{page_id(data)}.html",
+        fileio.atomic_write_text(out / "s" / f"{page_id(data)}.html",
                              _page(data["run"]["name"], render_submission(data), "../", n, built))
-        io.write_json(out / "data" / f"{page_id(data)}.json", data)
+        fileio.write_json(out / "data" / f"{page_id(data)}.json", data)
     for name in ("style.css", "leaderboard.js"):
-        io.atomic_write_text(out / "assets" / name, _asset(name))
+        fileio.atomic_write_text(out / "assets" / name, _asset(name))

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import MadbenchError
-from . import bundle, validate
+from madbench.errors import MadbenchError
+from madbench.leaderboard import bundle
+from madbench.leaderboard import validate
 
 DEFAULT_DIR = Path("leaderboard/submissions")
 
@@ -32,9 +33,9 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..results import load_results
+    from madbench.results.collect import load_results
 
-    from ..integrity import verify
+    from madbench.results.integrity import verify
 
     if Path(args.run_dir).is_dir():
         verify(Path(args.run_dir))  # never submit numbers a damaged folder may no longer back
@@ -62,7 +63,7 @@ def main(args) -> int:
 
 def _track(args, results) -> str | None:
     """The declared track: --track, else the one `madbench run --track NAME` named the run after, else open."""
-    from ..tracks import TRACKS
+    from madbench.config.tracks import TRACKS
 
     if getattr(args, "track", None):
         if args.track == "open":

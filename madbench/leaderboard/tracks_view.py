@@ -2,7 +2,7 @@
 
     madbench leaderboard build        # index.html: one ranked table per track, then the open submissions
 
-Rows come from :func:`madbench.tracks.rank` over every submission of the track (each
+Rows come from :func:`madbench.config.tracks.rank` over every submission of the track (each
 carries its own baseline chains, so an effect is always measured against the
 baseline of the same run): effect on the track's metric at the last generation (%),
 its 95% seed interval beside the baseline's, whether the two separate, and the share of
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ..tracks import TRACKS, rank
-from .svg import fmt
+from madbench.config.tracks import TRACKS, rank
+from madbench.leaderboard.svg import fmt
 
 
 def _pct(v) -> str:
@@ -34,7 +34,7 @@ def track_rows(subs: list[dict], name: str) -> list[dict]:
     for data in subs:
         if data.get("track") == name:
             out.extend({**row, "sub": data} for row in rank(data, tr))
-    from ..metrics import metric_info
+    from madbench.metrics import metric_info
 
     sign = -1 if metric_info(tr.metric)["higher_is_better"] else 1  # best effect first
     out.sort(key=lambda r: (not r["within_budget"], r["effect_pct"] is None, sign * (r["effect_pct"] or 0.0)))

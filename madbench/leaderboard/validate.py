@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import bundle, scores as scores_mod
-from .bundle import Invalid
+from madbench.leaderboard import bundle
+from madbench.leaderboard import scores as scores_mod
+from madbench.leaderboard.bundle import Invalid
 
 # A metric beyond this magnitude is not a measurement, and no chart or score can draw it honestly
 # (perplexity of an untrained 50k-vocabulary model is about 5e4).
@@ -75,9 +76,9 @@ def check_hash(data: dict) -> None:
 
 
 def check_names(data: dict) -> None:
-    from ..metrics import METRICS
-    from ..mitigations import MITIGATIONS
-    from ..regimes import REGIMES
+    from madbench.metrics import METRICS
+    from madbench.mitigations import MITIGATIONS
+    from madbench.loop.regimes import REGIMES
 
     declared = set(data["metrics_info"])
     for i, chain in enumerate(data["chains"]):
@@ -112,8 +113,8 @@ def check_track(data: dict) -> None:
     """A submission that declares a track must follow its protocol exactly and carry the baseline beside its mitigations."""
     if "track" not in data:
         return  # open
-    from ..registry import did_you_mean
-    from ..tracks import TRACKS, protocol_diff
+    from madbench.registry import did_you_mean
+    from madbench.config.tracks import TRACKS, protocol_diff
 
     name = data["track"]
     if name not in TRACKS:

@@ -12,7 +12,7 @@ texts), 'model' (the in-memory model), 'human' (held-out human text too), 'refer
 A metric returns None where it is undefined (for example HD-D of fewer than 42 words).
 Each name has a frozen :class:`MetricSpec` (specs.py); read it with ``spec(name)``
 and select by what metrics read with ``names_needing(names, needs)``. The headline
-panel (quality, diversity and the rest, shown first everywhere) is ``madbench/headline.py``.
+panel (quality, diversity and the rest, shown first everywhere) is ``madbench/reporting/headline.py``.
 
 The panel: lexical.py (distinct-n, entropy, Zipf, compression), richness.py (MTLD,
 HD-D), repetition.py (self-BLEU, looping 4-grams, duplicates), semantic.py (embedding
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from ..errors import MadbenchError
-from ..headline import DIVERSITY, HEADLINE, QUALITY  # noqa: F401  (the headline panel, re-exported)
-from ..registry import did_you_mean
-from .specs import NEEDS, MetricRegistry, MetricSpec  # noqa: F401  (re-exported)
+from madbench.errors import MadbenchError
+from madbench.reporting.headline import DIVERSITY, HEADLINE, QUALITY  # noqa: F401  (the headline panel, re-exported)
+from madbench.registry import did_you_mean
+from madbench.metrics.specs import NEEDS, MetricRegistry, MetricSpec  # noqa: F401  (re-exported)
 
 METRICS = MetricRegistry()
 
@@ -92,10 +92,17 @@ def evaluate_module_path(name: str) -> str:
 
 def compute_with_intervals(names, ctx: MetricContext, progress=None):
     """(values, 95% intervals) of the named metrics; see :mod:`madbench.metrics.intervals`."""
-    from .intervals import compute_intervals
+    from madbench.metrics.intervals import compute_intervals
 
     values = compute_metrics(names, ctx, progress)
     return values, compute_intervals(names, ctx, values)
 
 
-from . import lexical, perplexity, rare, repetition, richness, semantic, shift, tail  # noqa: E402,F401  (registers metrics)
+from madbench.metrics import lexical  # noqa: E402,F401  (registers metrics)
+from madbench.metrics import perplexity
+from madbench.metrics import rare
+from madbench.metrics import repetition
+from madbench.metrics import richness
+from madbench.metrics import semantic
+from madbench.metrics import shift
+from madbench.metrics import tail

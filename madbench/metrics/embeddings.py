@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..errors import MadbenchError
+from madbench.errors import MadbenchError
 
 MAX_TOKENS = 256  # the model's max_seq_length
 BATCH_SIZE = 64

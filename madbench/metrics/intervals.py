@@ -2,7 +2,7 @@
 
 This is how much a metric would move if the same model had produced a different set of
 samples (or been scored on different held-out documents). It is not the seed variance
-that ``madbench.stats`` and ``madbench sweep`` report; a researcher needs both.
+that ``madbench.reporting.stats`` and ``madbench sweep`` report; a researcher needs both.
 
 - sample metrics (distinct-n, TTR, MTLD, Vendi, Fréchet, any plug-in metric with
   ``needs='samples'`` or ``'human'``): percentile bootstrap over the generation's samples.
@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import METRICS, MetricContext
+from madbench.metrics import METRICS, MetricContext
 
 SEED = 1729  # fixed: the same data always gives the same interval
 LEVEL = 0.95
@@ -116,8 +116,8 @@ def _self_bleu(ctx, values) -> Dict[str, Interval]:
 
 
 def _pairwise(ctx, values) -> Dict[str, Interval]:
-    from .embeddings import sample_embeddings
-    from .semantic import _unit
+    from madbench.metrics.embeddings import sample_embeddings
+    from madbench.metrics.semantic import _unit
 
     x = _unit(sample_embeddings(ctx))
     dist = 1.0 - x @ x.T
@@ -131,8 +131,8 @@ def _pairwise(ctx, values) -> Dict[str, Interval]:
 
 
 def _mauve(ctx, values) -> Dict[str, Interval]:
-    from .embeddings import human_embeddings, sample_embeddings
-    from .shift import MAUVE_SEED, mauve_score
+    from madbench.metrics.embeddings import human_embeddings, sample_embeddings
+    from madbench.metrics.shift import MAUVE_SEED, mauve_score
 
     value = values.get("mauve")
     p, q = sample_embeddings(ctx), human_embeddings(ctx.human)

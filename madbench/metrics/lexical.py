@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import METRICS
+from madbench.metrics import METRICS
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 

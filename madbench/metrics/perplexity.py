@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from . import METRICS
+from madbench.metrics import METRICS
 
 
 def token_nll(model, tokenizer, texts, batch_size: int = 16, max_length: int = 512):
@@ -36,7 +36,7 @@ def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int):
     rows = [(0.0, 0)] * len(encoded)
     was_training = model.training
     model.eval()
-    from ..inference import merged_lora
+    from madbench.models.inference import merged_lora
 
     with merged_lora(model):
         rows = _score(model, encoded, order, rows, batch_size, pad, device)

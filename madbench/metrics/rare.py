@@ -23,8 +23,8 @@ from typing import List, Sequence, Set
 
 import torch
 
-from . import METRICS
-from .perplexity import pad_batch
+from madbench.metrics import METRICS
+from madbench.metrics.perplexity import pad_batch
 
 RARE_TOP_K = 1000  # a held-out word type is rare when it is not among the held-out text's 1,000 most frequent
 FREQUENT_COVERAGE = 0.9  # token types covering this share of the held-out tokens are frequent; the rest are rare
@@ -36,7 +36,7 @@ def rare_types(human: Sequence[str], top_k: int = RARE_TOP_K) -> set:
     A held-out text with fewer than ``2 * top_k`` types (a small eval set) uses its most frequent half instead,
     so the metric stays defined.
     """
-    from .lexical import words
+    from madbench.metrics.lexical import words
 
     counts = Counter(w.lower() for t in human for w in words(t) if w.isalpha())
     return {w for w, _ in counts.most_common()[min(top_k, len(counts) // 2):]}
@@ -45,7 +45,7 @@ def rare_types(human: Sequence[str], top_k: int = RARE_TOP_K) -> set:
 @METRICS.register("rare_word_recall", higher_is_better=True, needs="human")
 def rare_word_recall(ctx):
     """Share of the held-out human text's rare word types (outside its 1,000 most frequent) that the samples use, per as many sample words as human words."""
-    from .lexical import words
+    from madbench.metrics.lexical import words
 
     rare = rare_types(ctx.human)
     budget = sum(1 for t in ctx.human for w in words(t) if w.isalpha())
@@ -78,7 +78,7 @@ def rare_token_ids(encoded: Sequence[Sequence[int]], coverage: float = FREQUENT_
 @torch.no_grad()
 def rare_mass(model, tokenizer, encoded, rare: Set[int], batch_size: int = 16) -> float:
     """Mean probability ``model`` gives each rare target token at its position in the held-out text."""
-    from ..inference import merged_lora
+    from madbench.models.inference import merged_lora
 
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import List, Optional
 
-from . import METRICS
-from .lexical import ngrams, words
+from madbench.metrics import METRICS
+from madbench.metrics.lexical import ngrams, words
 
 SELF_BLEU_MAX = 64  # hypotheses (and reference pool) used for self-BLEU
 

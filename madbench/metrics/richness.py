@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from . import METRICS
-from .lexical import words
+from madbench.metrics import METRICS
+from madbench.metrics.lexical import words
 
 MTLD_THRESHOLD = 0.72
 HDD_DRAWS = 42

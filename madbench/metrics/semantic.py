@@ -14,8 +14,8 @@ from typing import Optional
 
 import numpy as np
 
-from . import METRICS
-from .embeddings import sample_embeddings
+from madbench.metrics import METRICS
+from madbench.metrics.embeddings import sample_embeddings
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -25,8 +25,8 @@ from typing import Optional
 
 import numpy as np
 
-from . import METRICS
-from .embeddings import human_embeddings, sample_embeddings
+from madbench.metrics import METRICS
+from madbench.metrics.embeddings import human_embeddings, sample_embeddings
 
 MAUVE_SEED = 25
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
-from ..errors import MadbenchError
-from ..registry import BUILTIN, Registry, _origin_of
+from madbench.errors import MadbenchError
+from madbench.registry import BUILTIN, Registry, _origin_of
 
 # what a metric reads: 'samples' (the generation's synthetic texts), 'model' (the in-memory model),
 # 'human' (held-out human text too), 'reference' (the samples scored by the generation-0 model: tail.py)

@@ -29,7 +29,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import METRICS
+from madbench.metrics import METRICS
 
 TAIL_METRICS = ("tail_ppl_median", "tail_ppl_p05", "tail_ppl_p95", "tail_below_g0_p05", "tail_above_g0_p95",
                 "tail_w1_log_ppl")
@@ -38,7 +38,7 @@ TAIL_METRICS = ("tail_ppl_median", "tail_ppl_p05", "tail_ppl_p95", "tail_below_g
 def log_ppl(ctx) -> List[float]:
     """Per-sample log perplexity (mean token NLL) under ``ctx.model``; cached; non-finite (empty) samples dropped."""
     if "log_ppl" not in ctx.cache:
-        from .perplexity import per_text_nll
+        from madbench.metrics.perplexity import per_text_nll
 
         values = per_text_nll(ctx.model, ctx.tokenizer, ctx.samples, ctx.batch_size)
         ctx.cache["log_ppl"] = [float(v) for v in values if math.isfinite(v)]
@@ -120,8 +120,8 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
     gives generation 0's values (a generation 0 written before the panel existed is scored now).
     Writes the per-sample log perplexities to ``out_dir/reference_ppl.json``.
     """
-    from .. import io
-    from . import MetricContext, compute_metrics
+    from madbench.results import fileio
+    from madbench.metrics import MetricContext, compute_metrics
 
     def ctx(samples, g0=None):
         return MetricContext(samples=samples, human=list(human), model=reference, tokenizer=tokenizer,
@@ -131,10 +131,10 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
     if gen0_dir is not None:
         saved = gen0_dir / "reference_ppl.json"
         if saved.is_file():
-            g0 = io.read_json(saved)["log_ppl"]
+            g0 = fileio.read_json(saved)["log_ppl"]
         else:
-            g0 = log_ppl(ctx([r["text"] for r in io.read_jsonl(gen0_dir / "samples.jsonl")[:num_samples]]))
+            g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / "samples.jsonl")[:num_samples]]))
     c = ctx(list(texts), g0)
     metrics = compute_metrics(names, c)
-    io.write_json(out_dir / "reference_ppl.json", {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
+    fileio.write_json(out_dir / "reference_ppl.json", {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
     return metrics

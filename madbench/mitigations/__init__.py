@@ -26,7 +26,7 @@ A chain with no mitigation overriding it trains exactly as before (same code pat
 ``pool`` (the real training pool), ``tokenizer``, ``score(texts, which)`` (per-text NLL under the
 'current' or the generation-0 'reference' model), ``history`` ({generation: kept samples}, generations
 >= 1), ``train_docs`` (the mix budget) and ``model`` (the model that samples). Documents are
-:class:`madbench.corpus.Doc`: whether one is real is ``doc.source`` ("human" or "model", also
+:class:`madbench.data.corpus.Doc`: whether one is real is ``doc.source`` ("human" or "model", also
 ``doc.is_human``), never its id; samples carry their ``generation`` and producing chain (``model``).
 
 Every hook's stats dict is recorded per generation in results.json. Each class
@@ -39,9 +39,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..corpus import Doc
-from ..errors import MadbenchError
-from ..registry import Registry, did_you_mean
+from madbench.data.corpus import Doc
+from madbench.errors import MadbenchError
+from madbench.registry import Registry, did_you_mean
 
 MITIGATIONS = Registry("mitigation")
 
@@ -54,7 +54,7 @@ class MitigationContext:
     tokenizer: Any = None
     # score(texts, which) -> per-text NLL/token; which is 'current' (the model that sampled) or 'reference' (generation 0)
     score: Optional[Callable[[List[str], str], List[float]]] = None
-    # set by the loop (madbench/steps.py) for generations >= 1: every earlier generation's kept samples
+    # set by the loop (madbench/loop/steps.py) for generations >= 1: every earlier generation's kept samples
     history: Dict[int, List[Doc]] = field(default_factory=dict)
     train_docs: int = 0  # the mix budget (data.train_docs)
     model: Any = None  # the model that samples this generation
@@ -144,5 +144,9 @@ def mitigation_card(name: str) -> dict:
             "params": dict(cls.params)}
 
 
-from . import dedup, filters, loss, mixing, watermark  # noqa: E402,F401  (registers mitigations)
-from .mixing import MixReal  # noqa: E402,F401  (kept importable from here)
+from madbench.mitigations import dedup  # noqa: E402,F401  (registers mitigations)
+from madbench.mitigations import filters
+from madbench.mitigations import loss
+from madbench.mitigations import mixing
+from madbench.mitigations import watermark
+from madbench.mitigations.mixing import MixReal  # noqa: E402,F401  (kept importable from here)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Callable, List, Tuple
 
-from ..corpus import Doc
-from ..errors import MadbenchError
+from madbench.data.corpus import Doc
+from madbench.errors import MadbenchError
 
 MAX_TOP_UPS = 2  # extra sampling rounds before a generation gives up
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from typing import List, Set
 
-from ..metrics.lexical import words
-from . import MITIGATIONS, Mitigation
+from madbench.metrics.lexical import words
+from madbench.mitigations import MITIGATIONS, Mitigation
 
 
 def shingles(text: str, n: int) -> Set[str]:
@@ -66,7 +66,7 @@ class Dedup(Mitigation):
     params = {"threshold": 0.5, "shingle": 3, "num_perm": 128, "oversample": 1.25}
 
     def check(self):
-        from ..errors import MadbenchError
+        from madbench.errors import MadbenchError
 
         if not 0.0 < float(self.p["threshold"]) <= 1.0:
             raise MadbenchError(f"mitigation_params.dedup.threshold must be in (0, 1], got {self.p['threshold']}")

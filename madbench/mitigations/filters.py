@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from ..errors import MadbenchError
-from . import MITIGATIONS, Mitigation
+from madbench.errors import MadbenchError
+from madbench.mitigations import MITIGATIONS, Mitigation
 
 SCORERS = ("reference", "current", "ratio")  # ratio: NLL under generation 0 minus NLL under the sampler
 

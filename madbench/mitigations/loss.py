@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from . import MITIGATIONS, Mitigation
+from madbench.mitigations import MITIGATIONS, Mitigation
 
 
 @MITIGATIONS.register("truncated_ce")

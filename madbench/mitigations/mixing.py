@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import random
 
-from . import MITIGATIONS, Mitigation
+from madbench.mitigations import MITIGATIONS, Mitigation
 
 
 def _is_real(doc) -> bool:
-    return doc.is_human  # provenance is data (madbench.corpus.Doc.source), never read from the id
+    return doc.is_human  # provenance is data (madbench.data.corpus.Doc.source), never read from the id
 
 
 @MITIGATIONS.register("mix_real")

@@ -28,8 +28,8 @@ from typing import Dict, List
 
 import torch
 
-from ..errors import MadbenchError
-from . import MITIGATIONS, Mitigation
+from madbench.errors import MadbenchError
+from madbench.mitigations import MITIGATIONS, Mitigation
 
 ACTIONS = ("replace", "drop")
 

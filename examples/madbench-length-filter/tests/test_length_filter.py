@@ -9,7 +9,7 @@ from importlib import metadata
 
 import pytest
 
-from madbench.corpus import Doc
+from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
 from madbench.plugins import check_entry
 from madbench_length_filter import LengthFilter

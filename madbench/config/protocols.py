@@ -1,0 +1,98 @@
+"""Published protocols as presets: what each paper fixes, and which overrides depart from it.
+
+    madbench run --preset shumailov2024                                  # the offline stand-in
+    madbench run --preset shumailov2024 model.name=facebook/opt-125m data.corpus=hf:NAME[:SPLIT]   # online
+    madbench run --preset gerstgrasser2024
+    madbench sweep --config sweeps/mad2024.yaml                          # regimes x sampling bias
+    madbench sweep --config sweeps/drayson2025.yaml                      # decoding strategies
+
+Each protocol is a preset (its ``values``) plus the keys the paper fixes (``fixed``). Model,
+corpus, sizes and generations may be overridden freely; an override of a fixed key still
+runs, but ``madbench run`` prints that the run deviates from the published protocol and
+records it in ``RUN/protocol.json`` and ``results.json``. A short card per protocol lives in
+``docs/protocols/<name>.md`` (paper, what it fixes, what the offline default substitutes, cost).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from madbench.config.run_config import to_plain
+
+PROTOCOLS: Dict[str, dict] = {
+    "shumailov2024": {
+        "paper": "Shumailov et al. 2024, AI models collapse when trained on recursively generated data (Nature)",
+        "description": "full fine-tuning, 64-word real prompts, 64 new tokens, beam search (5 beams, repetition penalty 3.0), "
+                       "5 epochs; chains keeping 0% and 10% of the original data",
+        "values": {
+            "data": {"doc_words": 128, "prompt_words": 64},
+            "loop": {"regimes": ["fully_synthetic", "synthetic_augmentation"], "real_fraction": 0.1, "init_from": "previous"},
+            "sampling": {"max_new_tokens": 64, "num_beams": 5, "repetition_penalty": 3.0, "temperature": 1.0,
+                         "top_p": 1.0, "top_k": 0, "batch_size": 16},
+            "train": {"method": "full", "epochs": 5, "learning_rate": 5e-5},
+        },
+        "fixed": ["train.method", "train.epochs", "data.prompt_words", "sampling.max_new_tokens", "sampling.num_beams",
+                  "sampling.repetition_penalty", "loop.regimes", "loop.real_fraction"],
+    },
+    "gerstgrasser2024": {
+        "paper": "Gerstgrasser et al. 2024, Is Model Collapse Inevitable? Breaking the Curse of Recursion by Accumulating "
+                 "Real and Synthetic Data",
+        "description": "replace vs accumulate vs accumulate-subsample (all data kept, fixed training budget), full fine-tuning",
+        "values": {
+            "loop": {"regimes": ["fully_synthetic/replace", "fully_synthetic/accumulate",
+                                 "fully_synthetic/accumulate_subsample"]},
+            "train": {"method": "full", "learning_rate": 5e-5},
+        },
+        "fixed": ["loop.regimes", "train.method"],
+    },
+    "mad2024": {
+        "paper": "Alemohammad et al. 2024, Self-Consuming Generative Models Go MAD (ICLR)",
+        "description": "fully synthetic / synthetic augmentation / fresh data loops; the sampling-bias axis is "
+                       "sweeps/mad2024.yaml",
+        "values": {"loop": {"regimes": ["fully_synthetic", "synthetic_augmentation", "fresh_data"]}},
+        "fixed": ["loop.regimes"],
+    },
+    "drayson2025": {
+        "paper": "Drayson et al. 2025, Machine-generated text detection prevents language model collapse",
+        "description": "fully synthetic chains, full fine-tuning; the decoding-strategy axis (greedy, beam, top-k, top-p, "
+                       "temperature) is sweeps/drayson2025.yaml",
+        "values": {"loop": {"regimes": ["fully_synthetic"]}, "train": {"method": "full", "learning_rate": 5e-5}},
+        "fixed": ["loop.regimes", "train.method"],
+    },
+}
+
+
+def register(preset) -> None:
+    """Register every protocol as a preset (called by madbench.config.presets)."""
+    for name, p in PROTOCOLS.items():
+        preset(name, f"{p['paper'].split(',')[0]} protocol: {p['description']} (docs/protocols/{name}.md)", p["values"])
+
+
+def _get(data: dict, dotted: str):
+    node = data
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def check(preset_name: str, cfg) -> Optional[dict]:
+    """None for a preset that is not a published protocol; else {protocol, paper, deviations: [...]}."""
+    p = PROTOCOLS.get(preset_name)
+    if p is None:
+        return None
+    wanted, got = to_plain(p["values"]), cfg.to_dict()
+    deviations: List[dict] = []
+    for key in p["fixed"]:
+        expected, actual = _get(wanted, key), _get(got, key)
+        if expected != actual:
+            deviations.append({"key": key, "protocol": expected, "run": actual})
+    return {"protocol": preset_name, "paper": p["paper"], "card": f"docs/protocols/{preset_name}.md",
+            "deviations": deviations}
+
+
+def describe(info: dict) -> Optional[str]:
+    """One line for a run that departs from its published protocol, else None."""
+    if not info or not info["deviations"]:
+        return None
+    parts = [f"{d['key']}={d['run']!r} (protocol: {d['protocol']!r})" for d in info["deviations"]]
+    return f"this run deviates from the published protocol {info['protocol']}: " + ", ".join(parts)

@@ -1,0 +1,139 @@
+"""Leaderboard tracks: frozen protocols that rank mitigations against the same baseline.
+
+    madbench list tracks
+    madbench run --track tiny-fs 'loop.mitigations=[length_filter]'      # your mitigation beside the baseline
+    madbench run --track tiny-fs --dry-run                               # the frozen protocol
+
+A track fixes everything but the mitigation: model, corpus, regime, generations,
+sampling, training, evaluation and seeds. ``madbench run --track NAME`` accepts only
+``loop.mitigations`` and ``mitigation_params.*`` on top of it (anything else is one
+line listing the keys that would change the protocol) and always runs the unmitigated
+baseline beside the mitigations. :func:`rank` orders a track run's mitigations by their
+effect on perplexity against that baseline, with 95% seed intervals, and puts what each
+spent beside it: its share of human documents in the training mixes. A mitigation over
+the track's ``human_budget`` (watermark_filter's replace action, mix_real at a high
+fraction) buys health with human data; it is ranked after those within budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
+
+from madbench.config.dotted import flatten
+from madbench.errors import MadbenchError
+from madbench.registry import Registry
+
+TRACKS = Registry("track")
+FREE = ("name", "loop.mitigations", "mitigation_params")  # what a submission may choose; the rest is the protocol
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    description: str
+    preset: str
+    overrides: Tuple[str, ...]  # applied over the preset: together, the frozen protocol
+    human_budget: float = 0.1  # the most human data a mitigation may add to the mixes (mean share) and rank in budget
+    metric: str = "perplexity"  # ranked at the last generation
+    notes: Dict[str, Any] = field(default_factory=dict)
+
+    def config(self, extra=()):
+        from madbench.config.run_config import build_config
+        from madbench.config.presets import PRESETS
+
+        return build_config(PRESETS.get(self.preset)(), None, [f"name=track-{self.name}", *self.overrides, *extra])
+
+
+def track(name: str, description: str, preset: str, overrides, **kw) -> None:
+    TRACKS.register(name)(Track(name, description, preset, tuple(overrides), **kw))
+
+
+track("tiny-fs", "tiny model, fully synthetic loop, 4 seeds x 4 generations; a few minutes on 2 cores", "tiny",
+      ["loop.regimes=[fully_synthetic]", "loop.seeds=[0,1,2,3]", "loop.generations=4"])
+track("smollm2-fs", "SmolLM2-135M on KJV, fully synthetic loop, 3 seeds x 5 generations (~40 min on 2 cores)", "default",
+      ["loop.regimes=[fully_synthetic]", "loop.seeds=[0,1,2]", "loop.generations=5",
+       "eval.metrics=[perplexity,distinct_2,self_bleu,mauve]"])
+
+
+def protocol(config: dict) -> Dict[str, Any]:
+    """The dotted keys of a config that a track freezes (everything but FREE)."""
+    return {k: v for k, v in flatten(config).items() if not any(k == f or k.startswith(f + ".") for f in FREE)}
+
+
+def protocol_diff(config: dict, tr: Track) -> List[str]:
+    """Dotted keys where ``config`` departs from the track's protocol. Keys only one side has are ignored: a
+    config field added to madbench later has its old behaviour as default, so older submissions still follow."""
+    mine, theirs = protocol(config), protocol(tr.config().to_dict())
+    return sorted(k for k in theirs if k in mine and _plain(mine[k]) != _plain(theirs[k]))
+
+
+def _plain(v):
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def resolve(name: str, config_file=None, overrides=()):
+    """The RunConfig of ``madbench run --track NAME``: the protocol, the user's mitigations, the baseline always."""
+    from madbench.config.run_config import build_config, load_file, merge, parse_override
+
+    tr = TRACKS.get(name)
+    base = tr.config().to_dict()
+    data = dict(base)
+    if config_file:
+        extra = load_file(config_file)
+        if "plugins" in extra:  # as in config.build_config
+            from pathlib import Path
+
+            from madbench.config.run_config import _plugin_list
+            from madbench.plugins import load_all
+
+            load_all(_plugin_list(extra.pop("plugins")), base=Path(config_file).parent)
+        data = merge(data, extra)
+    for text in overrides:
+        data = merge(data, parse_override(text))
+    cfg = build_config(data)
+    changed = protocol_diff(cfg.to_dict(), tr)
+    if changed:
+        raise MadbenchError(f"--track {name} freezes the protocol; these settings would change it: {', '.join(changed)} "
+                            f"(only loop.mitigations and mitigation_params.* may be set)")
+    sets = [s for s in cfg.loop.mitigations if s]
+    if not sets:
+        raise MadbenchError(f"--track {name} compares a mitigation with the baseline: give loop.mitigations=[your_mitigation]")
+    return build_config(cfg.to_dict(), None, [f"loop.mitigations=[none,{','.join('+'.join(s) for s in sets)}]"])
+
+
+def human_share(chain: dict) -> float:
+    """Mean share of human documents in the chain's training mixes after generation 0 (0 for pure self-training)."""
+    fractions = [1.0 - g["synthetic_fraction"] for g in chain["generations"] if g["generation"] >= 1]
+    return sum(fractions) / len(fractions) if fractions else 0.0
+
+
+def rank(results: dict, tr: Track) -> List[dict]:
+    """Rows, best first: mitigation, effect on the track's metric vs the baseline (%, with 95% seed intervals),
+    whether the intervals separate, human share of the mixes and whether it is within the track's budget."""
+    from madbench.metrics import metric_info
+    from madbench.reporting.stats import compare, seed_summary
+
+    hib = metric_info(tr.metric)["higher_is_better"]
+    groups: Dict[str, List[dict]] = {}
+    for c in results["chains"]:
+        groups.setdefault("+".join(c["mitigations"]) or "baseline", []).append(c)
+    base = groups.pop("baseline", [])
+    last = lambda cs: [c["generations"][-1]["metrics"].get(tr.metric) for c in cs if c["generations"]]  # noqa: E731
+    base_share = seed_summary([human_share(c) for c in base])["mean"] or 0.0
+    rows = []
+    for label, chains in groups.items():
+        cmp = compare(last(base), last(chains), hib)
+        ref = cmp["a"]["mean"]
+        pct = (lambda v: None if v is None or not ref else (v - ref) / abs(ref) * 100)  # noqa: E731
+        share = seed_summary([human_share(c) for c in chains])["mean"] or 0.0
+        rows.append({"mitigation": label, "effect_pct": pct(cmp["b"]["mean"]), "ci95_pct": (pct(cmp["b"]["ci95_low"]), pct(cmp["b"]["ci95_high"])),
+                     "baseline_ci95_pct": (pct(cmp["a"]["ci95_low"]), pct(cmp["a"]["ci95_high"])),
+                     "separated": cmp["separated"], "better": cmp["better"], "seeds": cmp["b"]["n"],
+                     "human_share": share, "added_human_share": share - base_share,
+                     "within_budget": share - base_share <= tr.human_budget + 1e-9})
+    sign = -1 if hib else 1  # best effect first: lower perplexity, higher distinct-2
+    rows.sort(key=lambda r: (not r["within_budget"], r["effect_pct"] is None, sign * (r["effect_pct"] or 0.0)))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows

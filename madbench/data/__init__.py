@@ -1,0 +1,1 @@
+"""Human corpora and the fixed split (held-out, pool, fresh slices), with their checks."""

@@ -1,0 +1,1 @@
+"""Task scores through EleutherAI lm-eval, with madbench's lm-eval model and the local tasks (package data)."""

@@ -1,0 +1,341 @@
+"""Task scores through EleutherAI lm-eval, for every generation's in-memory model.
+
+    madbench run --preset smoke                                   # default suite: madbench/tasks/*.yaml
+    madbench run eval.tasks=[madbench_cloze] eval.task_docs=32
+    madbench run eval.tasks=[madbench_cloze,hellaswag]            # built-in lm-eval tasks need the hub (online)
+
+The local tasks (``madbench/tasks/<name>.yaml``, package data) read data built here, deterministically,
+from the run's held-out human documents (``split.eval``, never trained on):
+``RUN/lm_eval_data/<name>.jsonl``, with a resolved copy ``RUN/lm_eval_data/<name>.yaml``
+whose data path is absolute, so a saved adapter scores the same from disk::
+
+    lm_eval --model hf --model_args pretrained=BASE,peft=RUN/chains/<chain>/gen_002/adapter \\
+        --include_path RUN/lm_eval_data --tasks madbench_cloze,madbench_lambada,madbench_wikitext
+
+Scores are lm-eval's own (``simple_evaluate``); its results and per-document samples are
+kept in ``<generation>/lm_eval/``. ``eval.lm_eval_model`` picks the lm-eval model that
+answers the requests: ``madbench`` (the default: :class:`madbench.evaluation.lmeval_model.MadbenchLM`,
+madbench's forward with the LoRA merged, shared prefixes scored once, the LM head and
+log-softmax at continuation positions only) or ``hf`` (lm-eval's ``HFLM`` wrapping the
+peft model, LoRA merged too); both give the same scores within float noise::
+
+    madbench run --preset smoke eval.lm_eval_model=hf
+
+``results.json``'s ``madbench.lm_eval_model`` records which one scored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import yaml
+
+from madbench.results import fileio
+from madbench.errors import MadbenchError
+from madbench.registry import Registry, did_you_mean
+
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"  # package data: a wheel install has them too
+BUILDERS = Registry("local lm-eval task")  # task name -> fn(docs, rng, n) -> list of JSONL rows
+NUM_CHOICES = 4  # madbench_cloze: the true continuation + 3 distractors
+_MANAGERS: dict = {}  # include_defaults -> TaskManager; indexing the ~14,700 built-in tasks takes ~7 s
+_BUILT: dict = {}  # (data folder, task, docs) -> resolved task config, built once per process
+
+
+def local_tasks() -> Dict[str, Path]:
+    """The task YAMLs shipped in madbench/tasks/ (name -> file)."""
+    return {p.stem: p for p in sorted(TASKS_DIR.glob("*.yaml"))}
+
+
+def _rng_state():
+    import numpy as np
+    import torch
+
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _set_rng_state(state) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+
+
+def task_manager(builtin: bool):
+    """One lm-eval TaskManager per process; the built-in index is only built when a built-in task is asked for."""
+    if builtin not in _MANAGERS:
+        from lm_eval.tasks import TaskManager
+
+        _MANAGERS[builtin] = TaskManager(include_path=str(TASKS_DIR), include_defaults=builtin)
+    return _MANAGERS[builtin]
+
+
+def check_tasks(names) -> None:
+    """Raise one line for a name that is neither in madbench/tasks/ nor a built-in lm-eval task, group or tag."""
+    local = local_tasks()
+    unknown = [n for n in names if n not in local]
+    if not unknown:
+        return
+    known = task_manager(True).all_tasks
+    known_set = set(known)
+    for name in unknown:
+        if name not in known_set:
+            where = f"local tasks: {', '.join(local)}" if local else f"the tasks folder {TASKS_DIR} is missing (reinstall madbench)"
+            raise MadbenchError(
+                f"unknown lm-eval task '{name}' in eval.tasks;{did_you_mean(name, [*local, *known])} "
+                f"{where}; built-in names: lm_eval ls tasks"
+            )
+
+
+# ---------------------------------------------------------------------------- task data
+def _words(text: str) -> List[str]:
+    return text.split()
+
+
+@BUILDERS.register("madbench_cloze")
+def cloze_rows(texts: List[str], rng: random.Random, n: int) -> List[dict]:
+    """Context = first half of a passage; choices = its real second half + halves of other held-out passages."""
+    halves = []
+    for text in texts:
+        words = _words(text)
+        cut = len(words) // 2
+        halves.append((" ".join(words[:cut]), words[cut:]))
+    rows = []
+    for i, (context, ending) in enumerate(halves[:n]):
+        others = [j for j in range(len(halves)) if j != i]
+        choices = [" ".join(ending)]
+        for j in rng.sample(others, min(len(others), 8 * NUM_CHOICES)):
+            candidate = " ".join(halves[j][1][: len(ending)])  # same length in words as the true ending
+            if candidate and candidate not in choices:
+                choices.append(candidate)
+            if len(choices) == NUM_CHOICES:
+                break
+        true = choices[0]
+        rng.shuffle(choices)
+        rows.append({"id": i, "context": context, "choices": choices, "label": choices.index(true)})
+    return rows
+
+
+_LAST_WORD = re.compile(r"^[^\W\d_][\w'-]*?(?=[^\w]*$)")
+
+
+@BUILDERS.register("madbench_lambada")
+def lambada_rows(texts: List[str], rng: random.Random, n: int) -> List[dict]:
+    """Context = a passage up to the last word of its last full sentence; target = that word (no punctuation).
+
+    Passages are fixed-size word windows, so their very last word is mostly 'and' or 'of';
+    a sentence-final word (like LAMBADA's) needs the context. Without a sentence end, the last word.
+    """
+    rows = []
+    for text in texts:
+        words = _words(text)
+        spots = [k for k in range(len(words) - 1, 3, -1) if _LAST_WORD.match(words[k])]  # >= 4 words of context
+        ends = [k for k in spots if words[k][-1] in ".!?;:" and k >= len(words) // 2]
+        if spots:
+            k = (ends or spots)[0]
+            target = _LAST_WORD.match(words[k]).group(0)
+            rows.append({"id": len(rows), "context": " ".join(words[:k]), "target": " " + target})
+        if len(rows) == n:
+            break
+    return rows
+
+
+@BUILDERS.register("madbench_wikitext")
+def wikitext_rows(texts: List[str], rng: random.Random, n: int) -> List[dict]:
+    """Whole held-out passages, scored by rolling loglikelihood."""
+    return [{"id": i, "text": t} for i, t in enumerate(texts[:n])]
+
+
+def build_task_data(names, split, cfg, data_dir: Path) -> Dict[str, dict]:
+    """Write RUN/lm_eval_data/<task>.jsonl and a resolved <task>.yaml per local task; return the task configs."""
+    data_dir = Path(data_dir).resolve()
+    local = local_tasks()
+    texts = [d.text for d in split.eval]  # held-out human text only: never split.pool or split.fresh
+    n = cfg.eval.task_docs or len(texts)
+    out = {}
+    for name in names:
+        key = (str(data_dir), name, n, cfg.data.split_seed, len(texts))
+        if key not in _BUILT:
+            rng = random.Random(f"{cfg.data.split_seed}:{name}")
+            rows = BUILDERS.get(name)(texts, rng, n)
+            if not rows:
+                raise MadbenchError(f"task {name}: no usable held-out documents; raise data.eval_docs or data.doc_words")
+            path = data_dir / f"{name}.jsonl"
+            fileio.write_jsonl(path, rows)
+            task_cfg = yaml.safe_load(local[name].read_text(encoding="utf-8"))
+            task_cfg["dataset_kwargs"] = {**task_cfg.get("dataset_kwargs", {}), "data_files": {"test": str(path)}}
+            fileio.atomic_write_text(data_dir / f"{name}.yaml", f"# {local[name].name} resolved by madbench for this run\n"
+                                 + yaml.safe_dump(task_cfg, sort_keys=False))
+            _BUILT[key] = task_cfg
+        out[name] = _BUILT[key]
+    return out
+
+
+def run_folder(out_dir: Path) -> Path:
+    """The run folder holding out_dir (the nearest parent with config.json), else out_dir's parent."""
+    out_dir = Path(out_dir).resolve()
+    for parent in out_dir.parents:
+        if (parent / "config.json").is_file():
+            return parent
+    return out_dir.parent
+
+
+# ---------------------------------------------------------------------------- scoring
+def flatten(results: dict) -> Dict[str, float]:
+    """lm-eval's {task: {'acc,none': x, 'acc_stderr,none': s}} -> {'task/acc': x}; stderr stays in the saved JSON."""
+    out = {}
+    for task, metrics in results.items():
+        for key, value in metrics.items():
+            metric, _, filt = key.partition(",")
+            if metric in ("alias", "sample_len") or metric.endswith("_stderr") or isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                out[f"{task}/{metric}" + ("" if filt in ("", "none") else f"_{filt}")] = float(value)
+    return out
+
+
+def directions(results: dict) -> Dict[str, bool]:
+    """lm-eval's own ``higher_is_better`` of each task score, under the keys of :func:`flatten` (from the whole
+    saved output: ``results`` and ``higher_is_better``); a metric lm-eval gives no direction for is left out."""
+    declared = results.get("higher_is_better") or {}
+    out = {}
+    for task, metrics in (results.get("results") or {}).items():
+        for key in metrics:
+            metric, _, filt = key.partition(",")
+            value = (declared.get(task) or {}).get(metric)
+            if isinstance(value, bool):
+                out[f"{task}/{metric}" + ("" if filt in ("", "none") else f"_{filt}")] = value
+    return out
+
+
+def stderr_intervals(results: dict, z: float = 1.96) -> Dict[str, list]:
+    """95% intervals value +/- z x lm-eval's own '<metric>_stderr,<filter>', under the keys of :func:`flatten`."""
+    values, out = flatten(results), {}
+    for task, metrics in results.items():
+        for key, err in metrics.items():
+            metric, _, filt = key.partition(",")
+            if not metric.endswith("_stderr") or isinstance(err, bool) or not isinstance(err, (int, float)):
+                continue
+            name = f"{task}/{metric[: -len('_stderr')]}" + ("" if filt in ("", "none") else f"_{filt}")
+            if name in values and math.isfinite(err):
+                out[name] = [values[name] - z * float(err), values[name] + z * float(err)]
+    return out
+
+
+def task_intervals(out_dir: Path) -> Dict[str, list]:
+    """Intervals of the task scores saved by :func:`run_tasks` in out_dir ({} when there are none): lm-eval's
+    stderr where it gives one, else (its perplexities) a bootstrap over the documents of the saved samples."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        return {}
+    results = fileio.read_json(path).get("results") or {}
+    out, values = stderr_intervals(results), flatten(results)
+    for task in results:
+        samples = Path(out_dir) / f"samples_{task}.jsonl"
+        wanted = [k for k in values if k.startswith(f"{task}/") and k not in out]
+        if wanted and samples.is_file():
+            out.update(_perplexity_intervals(task, fileio.read_jsonl(samples), {k: values[k] for k in wanted}))
+    return out
+
+
+def _perplexity_intervals(task: str, rows: List[dict], values: Dict[str, float]) -> Dict[str, list]:
+    """Bootstrap over documents of lm-eval's rolling-loglikelihood metrics (rows hold [loglikelihood, units])."""
+    import numpy as np
+
+    from madbench.metrics.intervals import bootstrap_interval
+
+    agg = {"word_perplexity": lambda ll, n: math.exp(-ll / n), "byte_perplexity": lambda ll, n: math.exp(-ll / n),
+           "bits_per_byte": lambda ll, n: -ll / (n * math.log(2))}
+    out = {}
+    for metric, fn in agg.items():
+        key = f"{task}/{metric}"
+        pairs = [r.get(metric) for r in rows if r.get("filter", "none") == "none"]
+        if key not in values or not pairs or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            continue
+        ll, units = np.array([p[0] for p in pairs], dtype=float), np.array([p[1] for p in pairs], dtype=float)
+        iv = bootstrap_interval(lambda idx: fn(ll[idx].sum(), units[idx].sum()) if units[idx].sum() else None,
+                                len(pairs), values[key])
+        if iv:
+            out[key] = iv
+    return out
+
+
+def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
+    return simple_evaluate(
+        model=lm, tasks=specs, task_manager=task_manager(bool(builtin)), log_samples=True,
+        limit=(cfg.eval.task_docs or None) if builtin else None,  # local tasks are built with task_docs already
+        bootstrap_iters=1000,  # stderr of perplexity-type metrics by bootstrap; lm-eval's 100,000 is slow on CPU
+    )
+
+
+def make_lm(kind: str, model, tokenizer, batch_size: int):
+    """The lm-eval model named by eval.lm_eval_model around an in-memory model: 'madbench' or 'hf'."""
+    if kind == "hf":
+        import torch
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, softmax_dtype=torch.float32)
+    from madbench.evaluation.lmeval_model import MadbenchLM
+
+    return MadbenchLM(model, tokenizer, batch_size=batch_size)
+
+
+def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
+    """Score the in-memory model on cfg.eval.tasks; keep lm-eval's output in out_dir; return flat metrics."""
+    from lm_eval import simple_evaluate
+    from lm_eval.utils import handle_non_serializable
+
+    start, cpu = time.perf_counter(), time.process_time()
+    names = list(cfg.eval.tasks)
+    check_tasks(names)
+    local = local_tasks()
+    out_dir = Path(out_dir)
+    configs = build_task_data([n for n in names if n in local], split, cfg, run_folder(out_dir) / "lm_eval_data")
+    builtin = [n for n in names if n not in local]
+    specs = [configs.get(n, n) for n in names]
+    was_training = model.training
+    model.eval()
+    rng_state = _rng_state()  # simple_evaluate reseeds the global RNGs; the loop's own seeding must not notice
+    loggers = [logging.getLogger(n) for n in ("lm_eval", "lm-eval")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:  # lm-eval logs every request batch at INFO; keep the run's output readable
+        lg.setLevel(logging.ERROR)
+    try:
+        from madbench.models.inference import merged_lora
+        from madbench.quiet import captured_stderr
+
+        # LoRA folded into the weights for scoring: the cost of the base model, same numbers.
+        # lm-eval's bars (always on) and git probe go to lm_eval/stderr.txt when the output is a log file.
+        with merged_lora(model), captured_stderr(out_dir / "stderr.txt"):
+            lm = make_lm(cfg.eval.lm_eval_model, model, tokenizer, cfg.eval.batch_size)
+            results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
+    except Exception as exc:
+        if not builtin:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MadbenchError(f"lm-eval task(s) {', '.join(builtin)} failed: {first[:200]}; built-in tasks fetch "
+                            f"their data from the Hugging Face hub and need a connection") from exc
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        _set_rng_state(rng_state)
+        if was_training:
+            model.train()
+    if results is None:  # lm-eval returns results on rank 0 only under `accelerate launch`
+        return {}
+    samples = results.pop("samples", {})
+    results["madbench"] = {"tasks": names, "task_docs": cfg.eval.task_docs, "lm_eval_model": cfg.eval.lm_eval_model,
+                           "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
+    fileio.atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, default=handle_non_serializable))
+    for task, rows in samples.items():
+        fileio.atomic_write_text(out_dir / f"samples_{task}.jsonl",
+                             "".join(json.dumps(r, default=handle_non_serializable) + "\n" for r in rows))
+    return flatten(results["results"])

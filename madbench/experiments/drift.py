@@ -1,0 +1,140 @@
+"""The drift check of ``madbench regress``: this run's seeds against the reference's, as distributions.
+
+    madbench regress                     # drift rows at the bottom of the table
+    madbench regress --seeds 8 9 10 11 12 13 14 15   # an honest new draw: passes
+
+Floating-point kernels differ between processors (and a code change may reorder random draws), so
+the same seed can follow another trajectory: a run is a new draw from the benchmark's distribution,
+not a copy of the reference. The reference therefore stores every seed's last-generation value
+(``values[group][metric]``, in ``seeds`` order) and the processor it was made on, and each
+(group, metric) is checked with a two-sample test:
+
+- a two-sided permutation test (``madbench.reporting.stats.permutation_p``) of the run's seeds against the
+  reference's seeds on the difference of mean log values (a relative shift); distribution-free, so
+  under "same distribution" its false-alarm rate is the level it is tested at, heavy tails included;
+- Bonferroni over all drift checks of the run: the chance that an honest draw fails *any* drift
+  check is at most ``FAMILY_ALPHA`` (1%);
+- a FAIL also needs the shift (ratio of geometric means - 1) to be at least ``MIN_EFFECT[metric]``,
+  so that a real but negligible difference (a library rounding change) is not a regression.
+
+The reference holds 16 seeds and a check runs 8: on recorded draws (tests/data/regress_draws/)
+mix_real at half its fraction (+4% perplexity) gives p = 0.0002 against the 16-seed reference but only
+0.001 against 8 seeds, where the level of one of 15 checks is 0.00067.
+
+On the reference's own processor kind, an unchanged code base reproduces every seed's value exactly;
+the table's footer says how many did, which separates "numbers changed" from "distribution changed".
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from madbench.results import fileio
+from madbench.errors import MadbenchError
+
+FORMAT = 2
+CHECKED = ("perplexity", "distinct_2", "type_token_ratio")  # metrics checked for drift
+FAMILY_ALPHA = 0.01  # family-wise false-alarm rate of all drift checks together (Bonferroni)
+MIN_EFFECT = {"perplexity": 0.02, "distinct_2": 0.05, "type_token_ratio": 0.05}  # relative shift a FAIL needs
+
+
+def read_reference(path: Path) -> dict | None:
+    """The reference file, or None when there is none; one clear error when it is of the old kind or damaged."""
+    if not path.is_file():
+        return None
+    ref = fileio.read_json(path)
+    if not isinstance(ref, dict) or ref.get("format") != FORMAT or not isinstance(ref.get("values"), dict):
+        raise MadbenchError(f"{path} is not a per-seed regress reference (format {FORMAT}); rewrite it with "
+                            f"`madbench regress --update --reference {path}`")
+    for label, metrics in ref["values"].items():
+        for metric, values in (metrics or {}).items():
+            if not isinstance(values, list):
+                raise MadbenchError(f"{path}: values.{label}.{metric} must list one value per seed; rewrite it with --update")
+    return ref
+
+
+def reference_record(cfg, results: dict, by_label: dict, labels, last_value) -> dict:
+    """The reference written by ``--update``: config, processor, library versions and every seed's values."""
+    from madbench.results.environment import processor
+
+    env = results.get("environment") or {}
+    seeds = sorted({c["seed"] for chains in by_label.values() for c in chains})
+    values = {}
+    for label in labels:
+        per_seed = {c["seed"]: c for c in by_label.get(label, [])}
+        values[label] = {m: [last_value(per_seed[s], m) if s in per_seed else None for s in seeds] for m in CHECKED}
+    return {"format": FORMAT, "config_hash": cfg.hash(), "config": cfg.to_dict(), "seeds": seeds,
+            "processor": env.get("processor") or processor(), "versions": env.get("versions"),
+            "git": env.get("git"), "test": {"family_alpha": FAMILY_ALPHA, "min_effect": dict(MIN_EFFECT),
+                                            "statistic": "two-sided permutation test of mean log values, Bonferroni over the drift checks"},
+            "values": values, "note": "written by `madbench regress --update`; last-generation value of every seed"}
+
+
+def drift_verdict(reference: list, values: list, metric: str, level: float) -> tuple[bool, str]:
+    """(ok, verdict) of one drift check at per-check level ``level``."""
+    from madbench.reporting.stats import clean, permutation_p, relative_shift
+
+    ref, run = clean(reference), clean(values)
+    if not run:
+        return False, "FAIL: no results"
+    if len(ref) < 2 or len(run) < 2:
+        return True, "not tested (needs 2 seeds on each side)"
+    p = permutation_p(ref, run)
+    shift = relative_shift(ref, run) or 0.0
+    minimum = MIN_EFFECT.get(metric, 0.05)
+    fail = p is not None and p < level and abs(shift) >= minimum
+    text = f"shift {shift * 100:+.1f}%, p={p:.2g}" if p is not None else f"shift {shift * 100:+.1f}%"
+    return (not fail), (f"FAIL: drift ({text} < {level:.2g}, |shift| >= {minimum:.0%})" if fail else f"ok ({text})")
+
+
+def drift_rows(by_label: dict, reference: dict, last_value) -> list[dict]:
+    """One row per (group, checked metric) present in both this run and the reference."""
+    from madbench.reporting.stats import seed_summary
+
+    ref_values = reference.get("values") or {}
+    checks = [(label, metric) for label in by_label for metric in CHECKED]
+    level = FAMILY_ALPHA / max(1, len(checks))
+    rows = []
+    for label, metric in checks:
+        ref = (ref_values.get(label) or {}).get(metric)
+        run = [last_value(c, metric) for c in by_label[label]]
+        rs, ss = seed_summary(ref or []), seed_summary(run)
+        if ref is None:
+            ok, verdict = False, "FAIL: no reference value (rewrite the reference with --update)"
+        else:
+            ok, verdict = drift_verdict(ref, run, metric, level)
+        rows.append({"mitigation": label, "metric": metric, "baseline": None, "value": ss["mean"], "value_sd": ss["std"],
+                     "reference": rs["mean"], "reference_sd": rs["std"], "ok": ok, "verdict": verdict, "drift": True})
+    return rows
+
+
+def same_processor_note(reference: dict, results: dict) -> str:
+    """Where the reference and this run were made, and (on the same processor kind) how many seed values reproduce."""
+    from madbench.results.environment import processor
+
+    ref_kind = (reference.get("processor") or {}).get("kind") or "unknown"
+    run_kind = ((results.get("environment") or {}).get("processor") or processor())["kind"]
+    line = f"reference made on {ref_kind} (torch {(reference.get('versions') or {}).get('torch')}); this run on {run_kind}"
+    if ref_kind != run_kind:
+        return line + ": another processor kind, so seeds follow other trajectories and only distributions are compared"
+    seeds = reference.get("seeds") or []
+    same = total = 0
+    for chain in results.get("chains") or []:
+        label = "+".join(chain["mitigations"]) or "baseline"
+        row = (reference.get("values") or {}).get(label) or {}
+        if chain["seed"] not in seeds or not row:
+            continue
+        i = seeds.index(chain["seed"])
+        gens = chain.get("generations") or []
+        last = gens[-1]["metrics"] if gens else {}
+        total += 1
+        same += all(_equal(row.get(m, [None] * len(seeds))[i], last.get(m)) for m in CHECKED)
+    return line + f": same processor kind; {same}/{total} chains reproduce the reference's values exactly" + (
+        "" if same == total else " (the code changes the numbers: the distribution test decides; --update if intended)")
+
+
+def _equal(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)

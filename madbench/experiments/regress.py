@@ -1,0 +1,212 @@
+"""Regression benchmark: every mitigation must beat the unmitigated baseline, and nothing may drift.
+
+    madbench regress                                  # the fixed benchmark (tiny model, 8 seeds, 6 generations), checks, table
+    madbench regress --seeds 8 9 10 11 12 13 14 15    # another draw of the same benchmark: must pass too
+    madbench regress --update --seeds 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15   # rewrite the packaged reference, deliberately
+    madbench regress --seeds 0 --generations 2 --mitigations mix_real mitigation_params.mix_real.fraction=0
+
+One run config (the ``tiny`` preset, fully_synthetic, ``loop.mitigations`` = the
+baseline plus each mitigation, several seeds) goes through the normal loop into
+``--output-dir`` (default runs/regress): resumable, generation 0 shared by every
+chain of a seed. Then, at the last generation:
+
+1. each mitigation must beat the baseline on its ``target_metric`` (declared by
+   its class) with the 95% seed intervals of the two groups not overlapping
+   (``madbench.reporting.stats.compare(...)["separated"]``); with one seed, by at least
+   ``SINGLE_SEED_MIN_EFFECT``;
+2. no checked metric of any group may drift from the reference (``madbench/regress_reference.json``
+   holds every seed's value, 16 seeds): see :mod:`madbench.experiments.drift`. Another processor, another seed set
+   or a code change that only reorders random draws gives a new draw from the same
+   distribution and passes; a real regression fails.
+
+The drift check runs when the benchmark's protocol is the reference's: the config
+without ``name``, ``seed``, ``loop.seeds`` and ``mitigation_params`` (the mitigation
+under test, so a sabotaged parameter is checked against the intact reference).
+Exit status 0 when every check passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from madbench.results import fileio
+from madbench.experiments.drift import FAMILY_ALPHA, MIN_EFFECT, drift_rows, read_reference, reference_record, same_processor_note
+from madbench.errors import MadbenchError
+from madbench.config.dotted import flatten
+
+REFERENCE = Path(__file__).with_name("regress_reference.json")
+DEFAULT_SEEDS = (0, 1, 2, 3, 4, 5, 6, 7)  # 8 seeds: 95% intervals narrow enough to separate a ~8% effect
+# the reference holds more seeds than a check runs: 16 reference seeds against 8 resolve a ~4% shift
+# (mix_real at half its fraction) at a 1% family-wise false-alarm rate, where 8 against 8 often do not
+REFERENCE_SEEDS = tuple(range(16))
+DEFAULT_GENERATIONS = 6
+# mitigations that clear the baseline's seed spread on the tiny model; verifier_filter and dedup do not at
+# this scale (see README), so they are checked only on request (--mitigations)
+DEFAULT_MITIGATIONS = ("mix_real", "accumulate", "surprise_filter", "watermark_filter")
+REGIME = "fully_synthetic"
+SINGLE_SEED_MIN_EFFECT = 0.02  # with one seed there is no interval: "beats" needs a 2% relative improvement
+PROTOCOL_FREE = ("name", "seed", "loop.seeds", "mitigation_params")  # keys that do not change the benchmark
+
+
+def add_arguments(p) -> None:
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="extra config overrides (e.g. a sabotaged mitigation_params.mix_real.fraction=0)")
+    p.add_argument("--output-dir", default="runs/regress", help="run folder, resumed when it exists (default: %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default: %(default)s)")
+    p.add_argument("--generations", type=int, default=DEFAULT_GENERATIONS, help="generations after generation 0 (default: %(default)s)")
+    p.add_argument("--mitigations", nargs="+", default=list(DEFAULT_MITIGATIONS), metavar="NAME",
+                   help="mitigations to check, each beside the baseline (default: all: %(default)s)")
+    p.add_argument("--reference", default=str(REFERENCE), help="reference file: read, or written by --update (default: the one in the package)")
+    p.add_argument("--fresh", action="store_true", help="delete --output-dir first instead of resuming it")
+    p.add_argument("--update", action="store_true",
+                   help="write --reference from this run (the packaged reference only from the full benchmark)")
+
+
+def build(args):
+    from madbench.config.run_config import build_config
+    from madbench.config.presets import PRESETS
+
+    sets = ",".join(["none", *args.mitigations])
+    overrides = [f"name=regress", f"loop.regimes=[{REGIME}]", f"loop.mitigations=[{sets}]",
+                 f"loop.seeds=[{','.join(map(str, args.seeds))}]", f"loop.generations={args.generations}", *args.overrides]
+    return build_config(PRESETS.get("tiny")(), None, overrides)
+
+
+def last_value(chain: dict, metric: str):
+    gens = chain.get("generations") or []
+    return gens[-1]["metrics"].get(metric) if gens else None
+
+
+def groups(results: dict) -> dict:
+    """{label: [chain, ...]}: 'baseline' or the '+'-joined mitigations, chains in seed order."""
+    out = {}
+    for c in sorted(results["chains"], key=lambda c: c.get("seed", 0)):
+        out.setdefault("+".join(c["mitigations"]) or "baseline", []).append(c)
+    return out
+
+
+def target_rows(results: dict, mitigations) -> list[dict]:
+    """The baseline must collapse, and every mitigation must beat it on its target metric."""
+    from madbench.metrics import metric_info
+    from madbench.mitigations import MITIGATIONS
+    from madbench.reporting.stats import compare, seed_summary
+
+    by_set = groups(results)
+    base = by_set.get("baseline", [])
+    first = [c["generations"][0]["metrics"].get("perplexity") for c in base if c.get("generations")]
+    g0, gl = seed_summary(first)["mean"], seed_summary([last_value(c, "perplexity") for c in base])["mean"]
+    collapses = g0 is not None and gl is not None and gl > g0
+    rows = [{"mitigation": "baseline", "metric": "perplexity gen0->last", "baseline": g0, "value": gl, "reference": None,
+             "ok": collapses, "verdict": "collapses" if collapses else "FAIL: no collapse"}]
+    for name in mitigations:
+        metric = MITIGATIONS.get(name).target_metric
+        hib = metric_info(metric)["higher_is_better"]
+        cmp = compare([last_value(c, metric) for c in base], [last_value(c, metric) for c in by_set.get(name, [])], hib)
+        row = {"mitigation": name, "metric": metric + " (target)", "baseline": cmp["a"]["mean"], "baseline_sd": cmp["a"]["std"],
+               "value": cmp["b"]["mean"], "value_sd": cmp["b"]["std"], "reference": None}
+        if cmp["diff"] is None:
+            rows.append({**row, "ok": False, "verdict": "FAIL: no results"})
+            continue
+        a, b = cmp["a"], cmp["b"]
+        rel = cmp["diff"] / abs(a["mean"]) if a["mean"] else float("nan")
+        if min(a["n"], b["n"]) >= 2:
+            ok = bool(cmp["better"]) and cmp["separated"]
+            # margin: the gap between the two 95% intervals (negative: they overlap), relative to the baseline
+            gap = (b["ci95_low"] - a["ci95_high"]) if (cmp["diff"] > 0) else (a["ci95_low"] - b["ci95_high"])
+            margin = f", interval gap {gap / abs(a['mean']) * 100:+.1f}%" if a["mean"] else ""
+            fail = "FAIL: better but within seed spread" if cmp["better"] else "FAIL: not better"
+        else:  # one seed: no interval, so a stated minimum effect instead of any non-zero difference
+            ok = bool(cmp["better"]) and abs(rel) >= SINGLE_SEED_MIN_EFFECT
+            margin = f", 1 seed: needs {SINGLE_SEED_MIN_EFFECT:.0%}"
+            fail = "FAIL: better by less than the 1-seed minimum" if cmp["better"] else "FAIL: not better"
+        g = f", g={cmp['hedges_g']:+.2f}" if cmp["hedges_g"] is not None else ""
+        rows.append({**row, "ok": ok, "verdict": f"{'beats' if ok else fail} ({cmp['diff']:+.4g}, {rel * 100:+.1f}%{g}{margin})"})
+    return rows
+
+
+def evaluate(results: dict, mitigations, reference: dict | None) -> list[dict]:
+    """Rows of the verdict table: target checks first, then drift checks (when a reference applies)."""
+    rows = target_rows(results, mitigations)
+    if reference is not None:
+        values = {label: chains for label, chains in groups(results).items() if label in ("baseline", *mitigations)}
+        rows += drift_rows(values, reference, last_value)
+    return rows
+
+
+def config_changes(ref_config: dict, config: dict) -> list:
+    """Dotted keys of the benchmark protocol whose values differ between two configs. Keys only one side
+    has (a config field added later with its default) and ``PROTOCOL_FREE`` keys are ignored."""
+    a, b = (flatten(c, keep=("mitigation_params",)) for c in (ref_config, config))
+    return sorted(k for k in set(a) & set(b) if a[k] != b[k] and k not in PROTOCOL_FREE)
+
+
+def _fmt(v, sd=None) -> str:
+    if v is None:
+        return "-"
+    text = f"{v:.4g}"
+    return text + (f"±{sd:.2g}" if sd else "")
+
+
+def print_table(rows) -> None:
+    head = ("mitigation", "metric", "baseline", "value", "reference", "verdict")
+    cells = [(r["mitigation"], r["metric"], _fmt(r["baseline"], r.get("baseline_sd")), _fmt(r["value"], r.get("value_sd")),
+              _fmt(r["reference"], r.get("reference_sd")), r["verdict"]) for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *cells)]
+    for line in [head, tuple("-" * w for w in widths), *cells]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
+
+
+def main(args) -> int:
+    from madbench.mitigations import MITIGATIONS
+    from madbench.run import execute
+
+    start = time.perf_counter()
+    # `--mitigations a b key=value` : argparse's nargs="+" swallows the overrides that follow; give them back
+    args.overrides = [*args.overrides, *(m for m in args.mitigations if "=" in m)]
+    args.mitigations = [m for m in args.mitigations if "=" not in m]
+    for name in args.mitigations:
+        MITIGATIONS.get(name)
+    cfg = build(args)
+    ref_path = Path(args.reference)
+    protocol = (args.generations, tuple(args.mitigations), tuple(args.overrides)) == (DEFAULT_GENERATIONS, DEFAULT_MITIGATIONS, ())
+    full = protocol and tuple(args.seeds) == DEFAULT_SEEDS
+    if args.update and ref_path.resolve() == REFERENCE.resolve() and not (protocol and set(DEFAULT_SEEDS) <= set(args.seeds)):
+        raise MadbenchError("--update of the packaged reference needs the full benchmark (seeds may be added: "
+                            f"--seeds {' '.join(map(str, REFERENCE_SEEDS))}); drop --generations/--mitigations and overrides, "
+                            "or write elsewhere with --reference FILE")
+    reference = None if args.update else read_reference(ref_path)
+    run_dir = Path(args.output_dir)
+    if args.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    from madbench.results.run_store import RunStore
+
+    saved = RunStore(run_dir).config
+    if saved.is_file() and fileio.read_json(saved).get("config_hash") != cfg.hash():
+        raise MadbenchError(f"{run_dir} holds a different benchmark config; pass --fresh to replace it or choose another --output-dir")
+    execute(cfg, run_dir, log=lambda msg: print(msg, flush=True))
+    results = fileio.read_json(RunStore(run_dir).results)
+    if args.update:
+        fileio.write_json(ref_path, reference_record(cfg, results, groups(results), ["baseline", *args.mitigations], last_value))
+        print(f"madbench regress: wrote {ref_path} (the drift check is skipped: this run is the reference)")
+    changed = config_changes(reference.get("config", {}), cfg.to_dict()) if reference else None
+    drift_ref = reference if changed == [] else None
+    rows = evaluate(results, args.mitigations, drift_ref)
+    if full and changed:  # the full benchmark must match its reference: a config change needs --update
+        rows.append({"mitigation": "reference", "metric": "config", "baseline": None, "value": None, "reference": None,
+                     "ok": False, "verdict": f"FAIL: config differs at {', '.join(changed[:4])}; run `madbench regress --update` deliberately"})
+    print_table(rows)
+    if drift_ref is not None:
+        print(f"drift check: two-sided permutation test of this run's seeds against the reference's, Bonferroni over "
+              f"{sum(1 for r in rows if r.get('drift'))} checks for a {FAMILY_ALPHA:.0%} family-wise false-alarm rate; a FAIL "
+              f"also needs a shift of at least {', '.join(f'{k} {v:.0%}' for k, v in MIN_EFFECT.items())}")
+        print(same_processor_note(drift_ref, results))
+    elif not args.update:
+        why = ("no reference file" if reference is None else
+               f"this benchmark's protocol differs from the reference's at {', '.join(changed[:4])}")
+        print(f"(drift check skipped: {why})")
+    failed = [r for r in rows if not r["ok"]]
+    wall = time.perf_counter() - start
+    print(f"madbench regress: {len(rows) - len(failed)}/{len(rows)} checks passed in {wall:.0f}s"
+          + (f"; FAILED: {', '.join(sorted({r['mitigation'] + ' ' + r['metric'] for r in failed}))}" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Prompts and samplers: madbench's static-cache sampler and the vLLM backend."""

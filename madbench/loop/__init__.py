@@ -1,0 +1,1 @@
+"""The recursive loop: chains, generation steps, regimes, contamination schedules, ecosystems."""

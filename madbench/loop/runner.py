@@ -1,0 +1,215 @@
+"""The recursive loop: train, evaluate, sample, repeat, for every chain of a run.
+
+    madbench run                      # default experiment, embedded SmolLM2 + KJV
+    madbench run --preset smoke       # every regime, 2 generations, tiny model
+    madbench run --resume runs/default
+
+A chain is (regime, mode, seed, mitigations); :func:`plan_chains` lists a config's chains and
+:class:`Runner` runs them generation by generation. One generation is a short sequence of steps
+(madbench/loop/steps.py: build the mix, train, evaluate the model, sample, score the samples, record);
+the run folder's layout, atomic publishing and is-done checks belong to madbench/results/run_store.py;
+progress, the event log, results writing and trackers hang on callbacks (madbench/loop/callbacks.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from madbench.loop import ecosystem
+from madbench.loop import steps
+from madbench.models import weights
+from madbench.loop.callbacks import Callback, CallbackList, EventLog, ProgressLog
+from madbench.config.run_config import RunConfig
+from madbench.data.corpus import CorpusSplit, load_split
+from madbench.reporting.headline import HEADLINE  # shown in the progress log (one definition: madbench/reporting/headline.py)
+from madbench.metrics import MetricContext, compute_with_intervals, names_needing
+from madbench.mitigations import MitigationContext, build_mitigations
+from madbench.models.base_model import load_base, resolve_model
+from madbench.loop.regimes import check_fresh, parse_regime
+from madbench.results.run_store import RunStore
+from madbench.loop.schedules import real_fractions
+from madbench.loop.steps import derive_seed  # noqa: F401  (importable from here, as before)
+
+
+
+
+class PhaseClock:
+    """Wall seconds per phase of a generation: ``with clock("train"): ...``."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.perf_counter() - start, 3)
+
+
+@dataclass(frozen=True)
+class Chain:
+    regime: str
+    mode: str
+    seed: int
+    mitigations: Tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.regime}-{self.mode}-s{self.seed}" + (f"-{'+'.join(self.mitigations)}" if self.mitigations else "")
+
+
+def plan_chains(cfg: RunConfig) -> List[Chain]:
+    chains = []
+    for seed in cfg.loop.seeds:
+        for spec in cfg.loop.regimes:
+            name, mode = parse_regime(spec)
+            for mset in cfg.loop.mitigations:
+                if name == ecosystem.NAME:  # one chain per member (madbench/loop/ecosystem.py)
+                    chains.extend(Chain(name, mode, s, tuple(mset)) for s in ecosystem.member_seeds(cfg, seed))
+                else:
+                    chains.append(Chain(name, mode, seed, tuple(mset)))
+    return chains
+
+
+class Runner:
+    """Owns the loaded base model and the run's shared state; runs chains generation by generation."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, log=print, callbacks: Sequence[Callback] = ()):
+        from accelerate import PartialState
+
+        self.cfg, self.store = cfg, RunStore(run_dir)
+        # Under `accelerate launch` every process runs this loop: all take the same decisions and
+        # compute the same samples; training is data-parallel; only the main process writes.
+        self.state = PartialState(cpu=not torch.cuda.is_available())
+        self.is_main = self.state.is_main_process
+        self.log = log if self.is_main else (lambda *a, **k: None)
+        # side effects, main process only: the event log always; progress, results and trackers from run()
+        self.callbacks = CallbackList([EventLog(self.store), *callbacks] if self.is_main else [])
+        self.split: CorpusSplit = load_split(cfg)
+        check_fresh(cfg, len(self.split.fresh))  # before any training: one line when fresh slices would run out
+        self.real_fractions = real_fractions(cfg)  # contamination schedule, None when loop.synthetic_share is unset
+        with self.state.main_process_first():  # builds/converts a cached model once
+            self.model_path = resolve_model(cfg, self.split)
+        self.tokenizer, self.base = load_base(self.model_path, cfg)
+        self._reference = {}  # seed -> generation-0 model, for verifier-style mitigations and the reference panel
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.root
+
+    # ------------------------------------------------------------------ shared helpers of the steps
+    def metric_names(self, needs: str) -> List[str]:
+        return names_needing(self.cfg.eval.metrics, needs)
+
+    def load_adapter(self, adapter_dir: Path):
+        return weights.load(self.base, self.cfg, adapter_dir)
+
+    def weights_dir(self, folder: Path) -> Path:
+        """folder/adapter (LoRA) or folder/model (train.method=full)."""
+        return folder / weights.dirname(self.cfg)
+
+    def compute_metrics(self, names: List[str], ctx: MetricContext, desc: str) -> Tuple[Dict[str, float], Dict[str, list]]:
+        """compute_with_intervals with a progress bar (one step per metric)."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(names), desc=desc, unit="metric", leave=False, dynamic_ncols=True, disable=None if self.is_main else True)
+
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        try:
+            return compute_with_intervals(names, ctx, progress=step)
+        finally:
+            bar.close()
+
+    def score_fn(self, seed: int, current):
+        def score(texts: List[str], which: str = "current") -> List[float]:
+            from madbench.metrics.perplexity import per_text_nll
+
+            model = current if which == "current" else self.reference(seed)
+            return per_text_nll(model, self.tokenizer, texts, self.cfg.eval.batch_size)
+
+        return score
+
+    def reference(self, seed: int):
+        if seed not in self._reference:
+            self._reference[seed] = self.load_adapter(self.weights_dir(self.store.gen0_dir(seed)))
+        return self._reference[seed]
+
+    def history(self, chain: Chain, upto: int) -> Dict[int, list]:
+        """{generation: kept samples} of a chain's generations before ``upto``."""
+        return {g: self.store.read_samples(chain.id, g) for g in range(upto)}
+
+    # ------------------------------------------------------------------ generation 0
+    def ensure_gen0(self, seed: int) -> Path:
+        """Train generation 0 on real data once per seed (shared by all chains)."""
+        final = self.store.gen0_dir(seed)
+        if self.store.gen0_done(seed):
+            return final
+        start = time.perf_counter()
+        with self.store.publishing(final, self.is_main) as tmp:
+            steps.train_gen0(self, seed, tmp, start)
+        self.state.wait_for_everyone()
+        self.callbacks.on_gen0_end(seed, time.perf_counter() - start)
+        return final
+
+    # ------------------------------------------------------------------ one generation
+    def run_generation(self, chain: Chain, g: int) -> Optional[dict]:
+        if self.store.generation_done(chain.id, g):
+            return None  # finished earlier: never recomputed, never overwritten
+        start = time.perf_counter()
+        with self.store.publishing(self.store.gen_dir(chain.id, g), self.is_main) as tmp:  # a failure leaves nothing behind
+            meta = self._compute_generation(chain, g, tmp, start)
+        self.state.wait_for_everyone()
+        self.callbacks.on_generation_end(chain, g, meta)
+        return meta
+
+    def _compute_generation(self, chain: Chain, g: int, tmp: Path, start: float) -> dict:
+        mitigations = build_mitigations(chain.mitigations, self.cfg.mitigation_params)
+        mctx = MitigationContext(generation=g, seed=chain.seed, pool=self.split.pool, tokenizer=self.tokenizer)
+        clock = PhaseClock()
+        if g == 0:  # the seed's shared generation 0; its samples are cached per sampling setup
+            mix, trained, model_scores = steps.reuse_gen0(self, chain.seed)
+            mctx.score, mctx.model = self.score_fn(chain.seed, trained.model), trained.model
+            with clock("sample"):
+                samples = steps.gen0_samples(self, chain, mitigations, mctx)
+        else:
+            mix = steps.build_mix(self, chain, g, mitigations, mctx)
+            with clock("train"):
+                trained = steps.train(self, chain, g, mix, mitigations, mctx, tmp)
+            with clock("evaluate_model"):
+                model_scores = steps.evaluate_model(self, trained.model, tmp)
+            mctx.score, mctx.model = self.score_fn(chain.seed, trained.model), trained.model
+            with clock("sample"):  # includes the mitigations' sample filters (scoring, dedup)
+                samples = steps.sample(self, trained.model, chain, g, mitigations, mctx)
+        sample_scores = steps.score_samples(self, chain, g, samples, trained.model, tmp, clock)
+        return steps.record(self, chain, g, tmp, mix, trained, model_scores, samples, sample_scores, clock, start)
+
+    # ------------------------------------------------------------------ chains
+    def run(self, chains: Optional[List[Chain]] = None, callbacks: Sequence[Callback] = ()) -> None:
+        """Every (chain, generation) not finished yet, in order; ``callbacks`` (main process) see each step."""
+        chains = chains or plan_chains(self.cfg)
+        gens = range(self.cfg.loop.generations + 1)
+        hooks = CallbackList([ProgressLog(self.log, HEADLINE), *callbacks] if self.is_main else [])
+        hooks.on_run_begin(len(chains) * len(gens), sum(self.store.generation_done(c.id, g) for c in chains for g in gens))
+        self.store.verify(chains, self.cfg.loop.generations)  # never build on a damaged finished generation
+        for chain, g in ecosystem.plan_steps(self.cfg, chains):  # chain by chain; ecosystems generation by generation
+            self.state.wait_for_everyone()  # every process sees the same finished generations
+            if self.store.generation_done(chain.id, g):
+                if chain.regime == ecosystem.NAME:  # resumed: metrics of a finished ecosystem generation
+                    ecosystem.finish_generation(self, chain, g)
+                continue
+            start = time.perf_counter()
+            meta = self.run_generation(chain, g)
+            if chain.regime == ecosystem.NAME:
+                ecosystem.finish_generation(self, chain, g)
+            hooks.on_step_end(chain, g, meta, time.perf_counter() - start)

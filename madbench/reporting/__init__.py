@@ -1,0 +1,1 @@
+"""Seed statistics, tables, figures and experiment trackers."""

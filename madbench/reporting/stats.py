@@ -1,0 +1,211 @@
+"""Seed statistics: the one place where means, 95% intervals and comparisons are computed.
+
+    from madbench.reporting.stats import aggregate_chains, compare
+    groups = aggregate_chains(results["chains"])       # chains of one or several runs
+
+``report``, ``sweep``, the leaderboard and ``regress`` all import this module, so
+every number they show comes from the same definitions:
+
+- mean and sample standard deviation (ddof=1) over seeds; None/NaN are dropped;
+- a 95% Student-t interval ``mean +- t(0.975, n-1) * std / sqrt(n)`` (n == 1 gives
+  the point itself, n == 0 gives None everywhere);
+- two groups are ``separated`` when their 95% intervals do not overlap;
+  Hedges' g (bias-corrected pooled-SD effect size) and Welch's t-test p-value.
+
+A group is a (regime, mode, mitigations) triple; its seeds may come from several
+run folders (``madbench report RUN_A RUN_B`` pools them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+def _t975(df: int) -> float:
+    from scipy.stats import t  # a dependency; imported on first use so that loading this module stays light
+
+    return float(t.ppf(0.975, df))
+
+
+def clean(values: Iterable) -> list[float]:
+    """The finite float values of ``values`` (None, NaN and infinities dropped)."""
+    out = []
+    for v in values or []:
+        if v is None:
+            continue
+        v = float(v)
+        if math.isfinite(v):
+            out.append(v)
+    return out
+
+
+def seed_summary(values: list[float]) -> dict:
+    """{"mean", "std", "n", "ci95_low", "ci95_high"} over seeds; None when no value is left."""
+    xs = clean(values)
+    n = len(xs)
+    if n == 0:
+        return {"mean": None, "std": None, "n": 0, "ci95_low": None, "ci95_high": None}
+    mean = math.fsum(xs) / n
+    if n == 1:
+        return {"mean": mean, "std": 0.0, "n": 1, "ci95_low": mean, "ci95_high": mean}
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    half = _t975(n - 1) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "n": n, "ci95_low": mean - half, "ci95_high": mean + half}
+
+
+def group_key(chain: dict) -> tuple:
+    """(regime, mode, tuple(mitigations)) of a results.json chain entry."""
+    return (chain["regime"], chain["mode"], tuple(chain.get("mitigations") or ()))
+
+
+def group_label(key: tuple) -> str:
+    """'regime/mode' plus '+mitigation' for each mitigation, e.g. 'fully_synthetic/replace+dedup'."""
+    regime, mode, mitigations = key
+    return f"{regime}/{mode}" + "".join(f"+{m}" for m in mitigations)
+
+
+def aggregate_chains(chains: list[dict]) -> list[dict]:
+    """Group chain entries by :func:`group_key` (first-seen order) and summarise every metric over seeds.
+
+    Each group: {"regime", "mode", "mitigations", "seeds", "chains" (ids), "label",
+    "metrics": {metric: [{"generation": g, **seed_summary}, ...]}} with one entry per
+    generation that at least one seed reached (``n`` says how many did).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for chain in chains:
+        groups.setdefault(group_key(chain), []).append(chain)
+    out = []
+    for key, members in groups.items():
+        per_metric: dict[str, dict[int, list]] = {}
+        for chain in members:
+            for gen in chain.get("generations") or []:
+                for name, value in (gen.get("metrics") or {}).items():
+                    per_metric.setdefault(name, {}).setdefault(int(gen["generation"]), []).append(value)
+        metrics = {}
+        for name in sorted(per_metric):
+            rows = [{"generation": g, **seed_summary(vals)} for g, vals in sorted(per_metric[name].items())]
+            metrics[name] = [r for r in rows if r["n"] > 0]
+        out.append({
+            "regime": key[0], "mode": key[1], "mitigations": list(key[2]),
+            "seeds": [c.get("seed") for c in members], "chains": [c.get("id") for c in members],
+            "label": group_label(key), "metrics": metrics,
+        })
+    return out
+
+
+def hedges_g(a: list[float], b: list[float]) -> float | None:
+    """Bias-corrected standardised mean difference (b - a) / pooled SD; None when undefined."""
+    a, b = clean(a), clean(b)
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return None
+    ma, mb = math.fsum(a) / na, math.fsum(b) / nb
+    ssa = math.fsum((x - ma) ** 2 for x in a)
+    ssb = math.fsum((x - mb) ** 2 for x in b)
+    pooled = math.sqrt((ssa + ssb) / (na + nb - 2))
+    if pooled == 0:
+        return None
+    correction = 1 - 3 / (4 * (na + nb) - 9)
+    return (mb - ma) / pooled * correction
+
+
+def welch_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Welch t-test p-value; None with fewer than 2 values a side or zero variance."""
+    a, b = clean(a), clean(b)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    try:
+        from scipy.stats import ttest_ind
+    except ImportError:
+        return None
+    p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    return p if math.isfinite(p) else None
+
+
+def permutation_p(a: list[float], b: list[float], log: bool = True, resamples: int = 100_000) -> float | None:
+    """Two-sided permutation p-value (scipy.stats.permutation_test) for a difference between the means of
+    a and b: of their logs when ``log`` and every value is positive, so the shift tested is relative.
+
+    Distribution-free: under the null (both groups' values are exchangeable draws of one distribution)
+    rejecting at p < alpha happens with probability at most alpha. Exact when every split of the pooled
+    values fits in ``resamples`` (8 + 8 values: 12,870), else Monte Carlo with a fixed seed.
+    None with fewer than 2 values a side."""
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    a, b = clean(a), clean(b)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    x, y = np.array(a), np.array(b)
+    if log and min(a + b) > 0:
+        x, y = np.log(x), np.log(y)
+    if np.ptp(np.concatenate([x, y])) == 0:
+        return 1.0
+    result = permutation_test((x, y), lambda u, v, axis: np.mean(v, axis=axis) - np.mean(u, axis=axis),
+                              permutation_type="independent", alternative="two-sided", n_resamples=resamples,
+                              vectorized=True, rng=0)
+    return float(result.pvalue)
+
+
+def relative_shift(a: list[float], b: list[float]) -> float | None:
+    """How far b sits from a, relative: the ratio of geometric means minus 1 (of arithmetic means where
+    a value is not positive)."""
+    a, b = clean(a), clean(b)
+    if not a or not b:
+        return None
+    if min(a + b) > 0:
+        return math.exp(math.fsum(map(math.log, b)) / len(b) - math.fsum(map(math.log, a)) / len(a)) - 1
+    ma = math.fsum(a) / len(a)
+    return (math.fsum(b) / len(b) - ma) / abs(ma) if ma else None
+
+
+def compare(a: list[float], b: list[float], higher_is_better: bool | None) -> dict:
+    """How b (e.g. a mitigation) differs from a (e.g. the baseline) on one metric.
+
+    ``separated``: the two 95% intervals do not overlap (with one seed the interval
+    is the point, so this is a strict difference). ``better``: b's mean lies on the
+    good side of a's (None when the metric has no direction); it says nothing about
+    significance, so combine it with ``separated`` or ``welch_p``.
+    """
+    sa, sb = seed_summary(a), seed_summary(b)
+    if sa["n"] == 0 or sb["n"] == 0:
+        return {"diff": None, "hedges_g": None, "welch_p": None, "separated": False, "better": None,
+                "a": sa, "b": sb}
+    diff = sb["mean"] - sa["mean"]
+    separated = sb["ci95_low"] > sa["ci95_high"] or sb["ci95_high"] < sa["ci95_low"]
+    better = None if higher_is_better is None else (diff > 0 if higher_is_better else diff < 0)
+    return {"diff": diff, "hedges_g": hedges_g(a, b), "welch_p": welch_p(a, b), "separated": bool(separated),
+            "better": better, "a": sa, "b": sb}
+
+
+def last_generation_table(results: list[dict] | dict, metrics: list[str]) -> list[dict]:
+    """One row per group of all chains in ``results`` (one results.json dict or several, pooled).
+
+    Row: {"label", "regime", "mode", "mitigations", "seeds", "generation" (the group's
+    last generation reached by any seed), "metrics": {metric: {"generation", mean, std,
+    n, ci95_low, ci95_high}}}. A metric is summarised at the last generation where it
+    has a value; a metric the group never measured gets seed_summary([]) (all None).
+    """
+    chains = _chains_of(results)
+    rows = []
+    for group in aggregate_chains(chains):
+        last = max((g["generation"] for c in chains if group_key(c) == _key(group) for g in c.get("generations") or []),
+                   default=None)
+        cells = {}
+        for name in metrics:
+            series = group["metrics"].get(name) or []
+            cells[name] = dict(series[-1]) if series else {"generation": None, **seed_summary([])}
+        rows.append({"label": group["label"], "regime": group["regime"], "mode": group["mode"],
+                     "mitigations": group["mitigations"], "seeds": group["seeds"], "generation": last,
+                     "metrics": cells})
+    return rows
+
+
+def _key(group: dict) -> tuple:
+    return (group["regime"], group["mode"], tuple(group["mitigations"]))
+
+
+def _chains_of(results: list[dict] | dict) -> list[dict]:
+    if isinstance(results, dict):
+        results = [results]
+    return [c for r in results for c in r.get("chains") or []]

@@ -1,0 +1,88 @@
+"""What produced a result: library versions, git commit, device, host; and where madbench caches models."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """``$MADBENCH_CACHE`` (default ``~/.cache/madbench``): converted and tiny models (models.py, tiny.py)."""
+    return Path(os.environ.get("MADBENCH_CACHE", Path.home() / ".cache" / "madbench"))
+
+
+PACKAGES = ("madbench", "torch", "transformers", "peft", "accelerate", "datasets", "evaluate", "lm_eval", "tokenizers", "numpy")
+
+
+def git_commit() -> dict:
+    root = Path(__file__).resolve().parents[2]
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    commit = git("rev-parse", "HEAD")
+    return {"commit": commit or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
+
+
+def versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# instruction-set features that change which floating-point kernels run (and so a seed's trajectory)
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_fp16", "sve", "asimd")
+
+
+def processor() -> dict:
+    """The CPU that ran the computation: its name, vendor, the ISA features that pick the kernels, and
+    torch's dispatch level. Two results are bit-comparable only when ``processor()["kind"]`` agrees."""
+    import torch
+
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "vendor_id", "flags", "Features", "CPU implementer") and key not in fields:
+                fields[key] = value.strip()
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    isa = [f for f in _ISA_FLAGS if f in flags]
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # older torch
+        capability = None
+    kind = " | ".join(x for x in (name, ",".join(isa), capability) if x)
+    return {"name": name, "vendor": fields.get("vendor_id") or fields.get("CPU implementer"), "machine": platform.machine(),
+            "isa": isa, "torch_capability": capability, "kind": kind}
+
+
+def device_info() -> dict:
+    import torch
+
+    info = {"device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "processor": processor(), "platform": platform.platform(), "python": platform.python_version()}
+    from madbench.models.attention import wanted_implementation
+    from madbench.models.runtime import settings
+
+    info.update(settings(), attention=wanted_implementation(info["device"], "model default"))
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def environment() -> dict:
+    return {"versions": versions(), "git": git_commit(), **device_info(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

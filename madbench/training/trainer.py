@@ -1,0 +1,189 @@
+"""Fine-tuning of one generation (a peft LoRA adapter, or every weight), driven by accelerate.
+
+Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks;
+the last block is padded and its padding masked out of the loss (labels -100), so
+every token of the mix is trained on and no padding is. ``train_tokens`` counts the
+loss targets over all epochs. Data order and LoRA init are seeded from
+(seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
+:func:`train_lora` trains whatever requires a gradient: the LoRA weights, or the
+whole model for ``train.method=full`` (see :mod:`madbench.models.weights`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from tqdm.auto import tqdm
+
+from madbench.models.base_model import bf16_supported
+from madbench.training.packing import pack, target_tokens  # noqa: F401  (training.pack: bench, tests)
+
+
+def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
+    """A fresh trainable LoRA model on a copy of ``base``; or continue ``init_adapter``."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    # Share the frozen base tensors instead of copying 270 MB per generation: peft only adds
+    # LoRA modules, and nothing here writes to base weights (merging for sampling swaps in
+    # new tensors, see madbench.models.inference.merged_lora). Modules and buffers are still copied.
+    model = copy.deepcopy(base, memo={id(p): p for p in base.parameters()})
+    if init_adapter:
+        return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def warmup_cosine(optimizer, warmup_steps: int, total_steps: int):
+    """Linear warm-up over ``warmup_steps``, times a cosine decay over all ``total_steps`` (stepped once per batch).
+
+    Not ``transformers.get_cosine_schedule_with_warmup``, and it stays so: that one starts at 0, warms up to the
+    full rate at step ``warmup_steps`` and only then decays over ``total_steps - warmup_steps``; this one starts at
+    ``1 / warmup_steps`` of the rate (step s has min(1, (s + 1) / warmup_steps)) and multiplies it by a cosine that
+    runs from step 0 over all ``total_steps``. With warmup_steps=2, total_steps=8 the rates are 0.50 0.96 0.85 0.69
+    0.50 0.31 0.15 0.04 here against 0 0.5 1 0.93 0.75 0.5 0.25 0.07 there (equal only without warm-up). The
+    schedule is part of the frozen benchmark: every golden run and the regress reference were trained with it.
+    """
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps))
+                                             * (0.5 * (1 + math.cos(math.pi * s / max(1, total_steps)))))
+
+
+def mixed_precision(cfg) -> str:
+    if cfg.train.mixed_precision == "auto":
+        return "bf16" if bf16_supported() else "no"
+    return cfg.train.mixed_precision
+
+
+def weighted_lm_loss(model, input_ids, labels, token_weights):
+    """Causal-LM loss with per-token weights from ``token_weights(logits, targets) -> (weights | None, counts)``.
+
+    ``logits`` [B, T-1, V] (float, detached) predict ``targets`` [B, T-1] (labels shifted; -100 = ignored).
+    The loss is the weighted mean of the token NLLs, sum(w * nll) / sum(w), so a 0/1 mask averages over the
+    tokens it keeps (0 when it keeps none). Used only when a mitigation acts on the loss.
+    """
+    logits = model(input_ids=input_ids).logits[:, :-1].float()
+    targets = labels[:, 1:]
+    valid = targets != -100
+    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                            ignore_index=-100, reduction="none").view_as(targets)
+    with torch.no_grad():
+        weights, counts = token_weights(logits.detach(), targets)
+    weights = valid.float() if weights is None else weights.float() * valid
+    return (nll * weights).sum() / weights.sum().clamp_min(1e-6), counts
+
+
+def _add_counts(totals: dict, counts: dict) -> None:
+    """Sum nested count dicts ({mitigation: {key: number}}) step by step."""
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            _add_counts(totals.setdefault(key, {}), value)
+        else:
+            totals[key] = totals.get(key, 0) + value
+
+
+def _reduce_counts(accelerator, counts: dict) -> dict:
+    """Sum nested counts over processes (the same keys in the same order everywhere: the same mitigations ran)."""
+    out = {}
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            out[key] = _reduce_counts(accelerator, value)
+        else:
+            total = accelerator.reduce(torch.tensor(float(value), device=accelerator.device), reduction="sum").item()
+            out[key] = int(round(total)) if isinstance(value, int) else total
+    return out
+
+
+@dataclass
+class TrainStats:
+    """What one training did; :meth:`as_dict` is the ``train`` record of meta.json / model_metrics.json."""
+
+    train_tokens: int  # tokens trained on (loss targets), all epochs, no padding
+    mix_tokens: int  # tokens of the mix (with BOS/EOS separators)
+    mix_tokens_trained: int  # of those, loss targets per epoch (a block's first token is not)
+    train_docs: int
+    train_steps: int
+    train_loss_first: Optional[float]
+    train_loss_last: Optional[float]
+    train_seconds: float
+    memory: Dict[str, float] = field(default_factory=dict)  # peak RSS so far (process), GPU peak: recorded as train_<key>
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "memory"}
+        return {**out, **{f"train_{k}": v for k, v in self.memory.items()}}
+
+
+@dataclass
+class TrainResult:
+    model: Any  # the trained model, unwrapped from accelerate
+    stats: TrainStats
+    token_stats: Optional[dict] = None  # summed counts of the mitigations' token_weights (None: plain loss)
+
+
+def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None) -> TrainResult:
+    """Train ``model`` (a PeftModel, or a full model) in place; return it with its stats (tokens, loss, seconds, memory).
+
+    ``token_weights`` (from the mitigations' ``token_weights`` hooks, see madbench/mitigations) switches the
+    step to :func:`weighted_lm_loss`; its summed counts come back as ``token_stats``. None = the plain loss.
+    """
+    from accelerate import Accelerator
+
+    from madbench.models.weights import memory, reset_peak
+
+    reset_peak()
+    t = cfg.train
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
+    blocks, labels = pack(tokenizer, texts, t.seq_len)
+    rng = random.Random(f"order:{seed}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:  # LoRA weights stay fp32 even on a bf16 base: stable updates
+        p.data = p.data.float()
+    optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+    steps_per_epoch = math.ceil(len(blocks) / t.batch_size)
+    total = steps_per_epoch * t.epochs
+    schedule = warmup_cosine(optimizer, t.warmup_steps, total)
+    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    model.train()
+    start, tokens, losses, token_stats = time.perf_counter(), 0, [], {}
+    bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None if accelerator.is_main_process else True)
+    for _ in range(t.epochs):
+        order = list(range(len(blocks)))
+        rng.shuffle(order)
+        # shard batches across processes so `accelerate launch` splits the work
+        batches = [order[i : i + t.batch_size] for i in range(0, len(order), t.batch_size)]
+        while len(batches) % accelerator.num_processes:  # equal step counts, or DDP's all-reduce hangs
+            batches.append(batches[len(batches) % max(1, len(batches))])
+        for b in batches[accelerator.process_index :: accelerator.num_processes]:
+            batch, batch_labels = blocks[b].to(accelerator.device), labels[b].to(accelerator.device)
+            with accelerator.autocast():  # padding sits after the real tokens: a causal model never attends to it
+                if token_weights is None:
+                    loss = model(input_ids=batch, labels=batch_labels).loss
+                else:
+                    loss, counts = weighted_lm_loss(model, batch, batch_labels, token_weights)
+                    _add_counts(token_stats, counts)
+            accelerator.backward(loss)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            tokens += target_tokens(batch_labels)
+            losses.append(loss.detach().item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    accelerator.free_memory()
+    if token_weights is not None and accelerator.num_processes > 1:  # every process counted its own batches
+        token_stats = _reduce_counts(accelerator, token_stats)
+    stats = TrainStats(
+        train_tokens=tokens * accelerator.num_processes, mix_tokens=int((labels != -100).sum()),
+        mix_tokens_trained=target_tokens(labels), train_docs=len(texts), train_steps=len(losses),
+        train_loss_first=losses[0] if losses else None, train_loss_last=losses[-1] if losses else None,
+        train_seconds=time.perf_counter() - start, memory=memory())
+    return TrainResult(unwrapped, stats, token_stats if token_weights is not None else None)
