@@ -22,7 +22,7 @@ COMMANDS = {
     "run": ("madbench.run", "run the recursive fine-tuning loop (default experiment with no arguments)"),
     "list": ("madbench.listing", "list registered regimes, mitigations, metrics, presets, corpora and models"),
     "report": ("madbench.reporting.report", "plot every metric against generation and write a summary for a run folder"),
-    "table": ("madbench.reporting.table", "print a run's per-generation table with 95% intervals, or where its time went (--timing)"),
+    "table": ("madbench.reporting.table", "print a run's per-generation table with intervals, or where its time went (--timing)"),
     "submit": ("madbench.leaderboard.submit", "turn a run folder into a leaderboard submission file"),
     "leaderboard": ("madbench.leaderboard.cli", "validate submissions and build the static leaderboard site"),
     "regress": ("madbench.experiments.regress", "check that every mitigation still beats the unmitigated baseline"),

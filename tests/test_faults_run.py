@@ -131,7 +131,7 @@ def test_binary_config_json_is_one_line_on_resume(run):
 
 
 def test_second_run_on_a_folder_is_refused_and_a_dead_holder_is_not_stale(run):
-    code = f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from madbench import lock; lock.acquire({str(run)!r}); print('held', flush=True); time.sleep(600)"
+    code = f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from madbench.results import lock; lock.acquire({str(run)!r}); print('held', flush=True); time.sleep(600)"
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -236,7 +236,7 @@ def test_a_killed_process_loses_nothing_it_counted_as_logged(tracked, tmp_path):
 
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"chains": tracked["results"]["chains"][:1]}))
-    script = ("import json, os, signal, sys; from pathlib import Path; from madbench import trackers; "
+    script = ("import json, os, signal, sys; from pathlib import Path; from madbench.reporting import trackers; "
               "from madbench.config.run_config import build_config; from madbench.config.presets import PRESETS; "
               f"cfg = build_config(PRESETS.get('smoke')(), None, {SMALL!r}); "
               "logger = trackers.GenerationLogger(['tensorboard', 'mlflow'], Path(sys.argv[1]), cfg); "
