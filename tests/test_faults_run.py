@@ -139,7 +139,7 @@ def test_second_run_on_a_folder_is_refused_and_a_dead_holder_is_not_stale(run):
     finally:
         holder.kill()
         holder.wait()
-    assert (run / ".madbench.results.lock").is_file()  # the file stays; its flock died with the process
+    assert (run / ".madbench.lock").is_file()  # the file stays; its flock died with the process
     from madbench.results import lock
 
     with lock.folder_lock(run):  # not stale: taken at once

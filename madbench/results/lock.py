@@ -3,7 +3,7 @@
     with folder_lock(run_dir, "run"):      # a second `madbench run` on the folder gets one line
         ...
 
-The lock is an ``flock`` on ``FOLDER/.madbench.results.lock``, held for the life of the process:
+The lock is an ``flock`` on ``FOLDER/.madbench.lock``, held for the life of the process:
 the kernel drops it when the process ends, however it ends (``kill -9`` included), so a
 lock whose process is gone is never stale. The file also names the holder (pid, host,
 command) for the refusal message. Sweep workers hold a shared lock on
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from madbench.errors import MadbenchError
 
-LOCK_NAME = ".madbench.results.lock"
+LOCK_NAME = ".madbench.lock"
 WORKERS_LOCK_NAME = ".madbench-workers.lock"
 _held: dict = {}  # path -> open handle (re-entrant within one process)
 

@@ -8,7 +8,7 @@ Run folder::
     RUN/config.json                  the resolved RunConfig (+ hash, plug-ins)
     RUN/protocol.json                a published protocol's departures (madbench/config/protocols.py), when one was used
     RUN/events.jsonl                 one line per finished step
-    RUN/.madbench.results.lock               one writer per folder (madbench/results/lock.py)
+    RUN/.madbench.lock               one writer per folder (madbench/results/lock.py)
     RUN/gen0/seed<S>/                generation 0, shared by every chain with seed S:
         adapter/ (train.method=lora) or model/ (full)  mix.json  model_metrics.json  samples-<key>.json
     RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
