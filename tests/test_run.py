@@ -103,7 +103,7 @@ def _wait_for(path: Path, proc, timeout=300):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run, sig):
     out = tmp_path / "killed"
-    proc = _start(out)
+    proc = _start(out, "--report-to", "disk")
     first = out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "meta.json"
     _wait_for(first, proc)
     proc.send_signal(sig)
@@ -122,6 +122,11 @@ def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run, sig):
         assert a == b
     events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
     assert events.count("gen0_trained") == 1
+    # the resume (no --report-to) continued the run's tracker: every (chain, generation) logged exactly once
+    logged = [(key.split("/")[0], row["step"]) for row in map(json.loads, (out / "tracking" / "metrics.jsonl").read_text().splitlines())
+              for key in row["metrics"] if key.endswith("/perplexity")]
+    planned = [(c["id"], g["generation"]) for c in load(out)["chains"] for g in c["generations"]]
+    assert sorted(logged) == sorted(planned) and len(planned) == 9, logged
 
 
 def test_another_seed_gives_other_samples(tmp_path, smoke_run):
