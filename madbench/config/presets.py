@@ -11,7 +11,7 @@ def preset(name: str, description: str, values: dict) -> None:
     PRESETS.register(name, description=description)(lambda: {"name": name, **values})
 
 
-preset("default", "SmolLM2-135M on KJV, 3 regimes from one shared generation 0, 5 generations (~8 min on 2 cores)", {})
+preset("default", "SmolLM2-135M on KJV, 3 regimes from one shared generation 0, 5 generations (~20 min on 2 cores)", {})
 
 preset("smoke", "every regime, 2 generations, tiny model; under 2 minutes on 2 cores", {
     "model": {"name": "tiny", "tiny_size": "small", "dtype": "float32"},
