@@ -213,9 +213,11 @@ def score_samples(run: "Runner", chain: "Chain", g: int, samples: Samples, model
         from madbench.metrics.tail import reference_panel
 
         with clock("evaluate_reference"):
-            metrics.update(reference_panel(names, texts, [d.text for d in run.split.eval], run.reference(chain.seed), model,
-                                           run.tokenizer, run.cfg.eval.batch_size,
-                                           None if g == 0 else run.store.gen_dir(chain.id, 0), run.cfg.sampling.num_samples, out))
+            values, panel_intervals = reference_panel(names, texts, [d.text for d in run.split.eval], run.reference(chain.seed),
+                                                      model, run.tokenizer, run.cfg.eval.batch_size,
+                                                      None if g == 0 else run.store.gen_dir(chain.id, 0), run.cfg.sampling.num_samples, out)
+            metrics.update(values)
+            intervals.update(panel_intervals)
     return Scores(metrics, intervals)
 
 

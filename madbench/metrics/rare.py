@@ -76,13 +76,13 @@ def rare_token_ids(encoded: Sequence[Sequence[int]], coverage: float = FREQUENT_
 
 
 @torch.no_grad()
-def rare_mass(model, tokenizer, encoded, rare: Set[int], batch_size: int = 16) -> float:
-    """Mean probability ``model`` gives each rare target token at its position in the held-out text."""
+def rare_probs(model, tokenizer, encoded, rare: Set[int], batch_size: int = 16) -> List[List[float]]:
+    """Per held-out document, the probability ``model`` gives each rare target token at its position."""
     from madbench.models.inference import merged_lora
 
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    probs: List[float] = []
+    per_doc: List[List[float]] = []
     model.eval()
     with merged_lora(model):
         for start in range(0, len(encoded), batch_size):
@@ -91,22 +91,71 @@ def rare_mass(model, tokenizer, encoded, rare: Set[int], batch_size: int = 16) -
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
             logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None].to(device))[..., 0].cpu()
             for row, seq in enumerate(batch):
-                probs += [float(logp[row, i - 1].exp()) for i in range(1, len(seq)) if seq[i] in rare]
+                per_doc.append([float(logp[row, i - 1].exp()) for i in range(1, len(seq)) if seq[i] in rare])
+    return per_doc
+
+
+def mass(per_doc: Sequence[Sequence[float]]) -> float:
+    """Mean over every rare token of every document (documents in order, as they were scored)."""
+    probs = [p for doc in per_doc for p in doc]
     return sum(probs) / len(probs) if probs else float("nan")
 
 
-def _masses(ctx):
-    """(current model's, generation 0's) rare-token mass; generation 0's is computed once per reference model."""
-    if "rare_mass" not in ctx.cache:
+def rare_mass(model, tokenizer, encoded, rare: Set[int], batch_size: int = 16) -> float:
+    """Mean probability ``model`` gives each rare target token at its position in the held-out text."""
+    return mass(rare_probs(model, tokenizer, encoded, rare, batch_size))
+
+
+def _per_doc(ctx):
+    """(current model's, generation 0's) rare-token probabilities per held-out document; generation 0's once per model."""
+    if "rare_probs" not in ctx.cache:
         encoded = encode(ctx.tokenizer, ctx.human)
         rare = rare_token_ids(encoded)
         current = ctx.cache.get("current_model") or ctx.model
         memo = ctx.model.__dict__.setdefault("_madbench_rare_mass", {})  # the reference model lives for the whole run
         key = hash((tuple(map(tuple, encoded)), ctx.batch_size))
         if key not in memo:
-            memo[key] = rare_mass(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size)
-        ctx.cache["rare_mass"] = (rare_mass(current, ctx.tokenizer, encoded, rare, ctx.batch_size), memo[key])
-    return ctx.cache["rare_mass"]
+            memo[key] = rare_probs(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size)
+        ctx.cache["rare_probs"] = (rare_probs(current, ctx.tokenizer, encoded, rare, ctx.batch_size), memo[key])
+    return ctx.cache["rare_probs"]
+
+
+def _masses(ctx):
+    current, g0 = _per_doc(ctx)
+    return mass(current), mass(g0)
+
+
+def rare_intervals(names: Sequence[str], ctx) -> dict:
+    """95% intervals of the rare_token_* metrics: a bootstrap over held-out documents (the same draw for both models).
+
+    Run after the metrics themselves (it reads their cached per-document probabilities)."""
+    import numpy as np
+
+    from madbench.metrics.intervals import bootstrap_interval
+
+    wanted = [n for n in names if n in ("rare_token_mass", "rare_token_mass_ratio")]
+    if not wanted or "rare_probs" not in ctx.cache:
+        return {}
+    current, g0 = ctx.cache["rare_probs"]
+    cur_sum = np.array([sum(d) for d in current]); g0_sum = np.array([sum(d) for d in g0])
+    counts = np.array([len(d) for d in current], dtype=float)
+
+    def current_mass(idx):
+        n = counts[idx].sum()
+        return float(cur_sum[idx].sum() / n) if n else None
+
+    def ratio(idx):
+        n = counts[idx].sum()
+        return float(cur_sum[idx].sum() / g0_sum[idx].sum()) if n and g0_sum[idx].sum() > 0 else None
+
+    values = {"rare_token_mass": mass(current), "rare_token_mass_ratio": mass(current) / mass(g0) if g0 and mass(g0) else None}
+    stats = {"rare_token_mass": current_mass, "rare_token_mass_ratio": ratio}
+    out = {}
+    for name in wanted:
+        interval = bootstrap_interval(stats[name], len(current), values[name], recentre=False)
+        if interval is not None:
+            out[name] = interval
+    return out
 
 
 @METRICS.register("rare_token_mass", higher_is_better=True, needs="reference")

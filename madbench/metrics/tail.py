@@ -113,8 +113,8 @@ def tail_w1_log_ppl(ctx):
 
 
 def reference_panel(names, texts, human, reference, current, tokenizer, batch_size: int, gen0_dir, num_samples: int,
-                    out_dir) -> dict:
-    """Compute the ``needs="reference"`` metrics ``names`` for a generation's samples ``texts``.
+                    out_dir) -> tuple:
+    """Compute the ``needs="reference"`` metrics ``names`` for a generation's samples ``texts``: (values, 95% intervals).
 
     ``gen0_dir`` is the chain's generation-0 folder (None at generation 0): its ``reference_ppl.json``
     gives generation 0's values (a generation 0 written before the panel existed is scored now).
@@ -134,7 +134,35 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
             g0 = fileio.read_json(saved)["log_ppl"]
         else:
             g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / "samples.jsonl")[:num_samples]]))
+    from madbench.metrics.rare import rare_intervals
+
     c = ctx(list(texts), g0)
     metrics = compute_metrics(names, c)
     fileio.write_json(out_dir / "reference_ppl.json", {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
-    return metrics
+    intervals = {**tail_intervals([n for n in names if metrics.get(n) is not None], c), **rare_intervals(names, c)}
+    return metrics, intervals
+
+
+def tail_intervals(names: Sequence[str], ctx) -> dict:
+    """95% intervals of the tail_* metrics: a bootstrap over the generation's samples, generation 0's values fixed.
+
+    Quantiles and shares take plain percentile intervals; the Wasserstein distance, which resampling biases
+    upwards, is re-centred on its value and clipped at 0 (madbench.metrics.intervals.bootstrap_interval)."""
+    from madbench.metrics import MetricContext
+    from madbench.metrics.intervals import bootstrap_interval
+
+    values = np.asarray(log_ppl(ctx), float)
+    reference = list(_reference(ctx))  # fixed: generation 0's own values (at generation 0, the samples as scored)
+    out = {}
+    for name in (n for n in names if n in TAIL_METRICS):
+        fn = METRICS.get(name)
+
+        def stat(idx, fn=fn):
+            sub = MetricContext(samples=[], human=[], cache={"log_ppl": list(values[idx]), "g0_log_ppl": reference})
+            return fn(sub)
+
+        value = fn(ctx)
+        interval = bootstrap_interval(stat, len(values), value, recentre=name == "tail_w1_log_ppl")
+        if interval is not None:
+            out[name] = [max(0.0, interval[0]), interval[1]] if name == "tail_w1_log_ppl" else interval
+    return out
