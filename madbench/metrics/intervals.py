@@ -15,6 +15,8 @@ that ``madbench.reporting.stats`` and ``madbench sweep`` report; a researcher ne
   resample of the samples (quantisation and sampling noise together).
 - perplexity: bootstrap over held-out documents of exp(sum NLL / sum tokens).
 - lm-eval task scores: value +/- 1.96 x lm-eval's own ``<metric>_stderr`` (``lmeval.task_intervals``).
+- the generation-0 reference panel: ``tail.tail_intervals`` (bootstrap over samples, generation 0 fixed)
+  and ``rare.rare_intervals`` (bootstrap over held-out documents).
 
 A plug-in metric is bootstrapped like the built-in ones (``RESAMPLES`` calls on resampled
 samples); register it with ``interval_resamples=0`` to skip its interval, or a smaller count
