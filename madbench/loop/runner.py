@@ -131,14 +131,27 @@ class Runner:
         finally:
             bar.close()
 
-    def score_fn(self, seed: int, current):
-        def score(texts: List[str], which: str = "current") -> List[float]:
-            from madbench.metrics.perplexity import per_text_nll
+    def use_scorers(self, mctx: MitigationContext, seed: int, current=None, load_current=None) -> None:
+        """Set ``mctx.score`` / ``mctx.score_entropy``: per-text NLL (and predictive entropy) under the 'current'
+        model (``current``, or ``load_current()`` loaded on first use) or the generation-0 'reference' model."""
+        from madbench.metrics.perplexity import per_text_nll, per_text_nll_entropy
 
-            model = current if which == "current" else self.reference(seed)
-            return per_text_nll(model, self.tokenizer, texts, self.cfg.eval.batch_size)
+        loaded = {}
 
-        return score
+        def model_for(which: str):
+            if which != "current":
+                return self.reference(seed)
+            if "model" not in loaded:
+                loaded["model"] = current if current is not None else load_current()
+            return loaded["model"]
+
+        bs = self.cfg.eval.batch_size
+        mctx.score = lambda texts, which="current": per_text_nll(model_for(which), self.tokenizer, texts, bs)
+        mctx.score_entropy = lambda texts, which="current": per_text_nll_entropy(model_for(which), self.tokenizer, texts, bs)
+
+    def previous_weights(self, chain: Chain, g: int) -> Path:
+        """The weights generation ``g`` starts from (and whose model wrote generation g - 1's samples)."""
+        return self.weights_dir(self.store.gen_dir(chain.id, g - 1) if g > 1 else self.store.gen0_dir(chain.seed))
 
     def reference(self, seed: int):
         if seed not in self._reference:
@@ -179,16 +192,19 @@ class Runner:
         clock = PhaseClock()
         if g == 0:  # the seed's shared generation 0; its samples are cached per sampling setup
             mix, trained, model_scores = steps.reuse_gen0(self, chain.seed)
-            mctx.score, mctx.model = self.score_fn(chain.seed, trained.model), trained.model
+            self.use_scorers(mctx, chain.seed, trained.model)
+            mctx.model = trained.model
             with clock("sample"):
                 samples = steps.gen0_samples(self, chain, mitigations, mctx)
-        else:
+        else:  # mix mitigations score with the model that wrote the latest samples, loaded only if they ask
+            self.use_scorers(mctx, chain.seed, load_current=lambda: self.load_adapter(self.previous_weights(chain, g)))
             mix = steps.build_mix(self, chain, g, mitigations, mctx)
             with clock("train"):
                 trained = steps.train(self, chain, g, mix, mitigations, mctx, tmp)
             with clock("evaluate_model"):
                 model_scores = steps.evaluate_model(self, trained.model, tmp)
-            mctx.score, mctx.model = self.score_fn(chain.seed, trained.model), trained.model
+            self.use_scorers(mctx, chain.seed, trained.model)
+            mctx.model = trained.model
             with clock("sample"):  # includes the mitigations' sample filters (scoring, dedup)
                 samples = steps.sample(self, trained.model, chain, g, mitigations, mctx)
         sample_scores = steps.score_samples(self, chain, g, samples, trained.model, tmp, clock)

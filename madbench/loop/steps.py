@@ -153,8 +153,7 @@ def build_mix(run: "Runner", chain: "Chain", g: int, mitigations, mctx: Mitigati
 def train(run: "Runner", chain: "Chain", g: int, mix: Mix, mitigations, mctx: MitigationContext, out: Path) -> Trained:
     """Initialise (fresh, or from the previous generation: loop.init_from), train on the mix, save into ``out``."""
     cfg = run.cfg
-    prev = run.weights_dir(run.store.gen_dir(chain.id, g - 1) if g > 1 else run.store.gen0_dir(chain.seed))
-    init = prev if cfg.loop.init_from == "previous" else None
+    init = run.previous_weights(chain, g) if cfg.loop.init_from == "previous" else None
     model = weights.init_model(run.base, ecosystem.member_config(cfg, chain.seed), derive_seed(chain.seed, "lora-init", g), init)
     token_weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
     result = train_lora(model, run.tokenizer, [d.text for d in mix.docs], cfg,

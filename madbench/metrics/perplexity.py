@@ -24,22 +24,33 @@ def per_text_nll(model, tokenizer, texts, batch_size: int = 16, max_length: int 
     return [total / count if count else float("inf") for total, count in _nll_rows(model, tokenizer, texts, batch_size, max_length)]
 
 
+def per_text_nll_entropy(model, tokenizer, texts, batch_size: int = 16, max_length: int = 512):
+    """(mean NLL per token, mean predictive entropy per token) of each text, in input order; inf for an empty text.
+
+    A text sampled from the model at temperature 1 has an expected NLL equal to the model's entropy at each
+    position, so NLL / entropy is near 1 for the model's own text and above 1 for human text (the
+    one-model form of Binoculars' perplexity over cross-perplexity; madbench/mitigations/detector.py).
+    """
+    rows = _nll_rows(model, tokenizer, texts, batch_size, max_length, entropy=True)
+    return [(total / count, ent / count) if count else (float("inf"), float("inf")) for total, count, ent in rows]
+
+
 @torch.no_grad()
-def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int):
-    """(sum NLL, predicted tokens) for each text, in input order."""
+def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int, entropy: bool = False):
+    """(sum NLL, predicted tokens[, sum entropy]) for each text, in input order."""
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][: max_length - 1] for t in texts]
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     encoded = [[bos] + ids for ids in encoded]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    rows = [(0.0, 0)] * len(encoded)
+    rows = [(0.0, 0) + ((0.0,) if entropy else ())] * len(encoded)
     was_training = model.training
     model.eval()
     from madbench.models.inference import merged_lora
 
     with merged_lora(model):
-        rows = _score(model, encoded, order, rows, batch_size, pad, device)
+        rows = _score(model, encoded, order, rows, batch_size, pad, device, entropy)
     if was_training:
         model.train()
     return rows
@@ -56,7 +67,7 @@ def pad_batch(batch, pad):
     return ids, mask
 
 
-def _score(model, encoded, order, rows, batch_size, pad, device):
+def _score(model, encoded, order, rows, batch_size, pad, device, entropy: bool = False):
     for start in range(0, len(order), batch_size):
         batch = [encoded[i] for i in order[start : start + batch_size]]
         ids, mask = pad_batch(batch, pad)
@@ -68,8 +79,11 @@ def _score(model, encoded, order, rows, batch_size, pad, device):
         ).view(targets.shape)
         valid = mask[:, 1:].float()
         sums, counts = (nll * valid).sum(1), valid.sum(1)
+        if entropy:
+            logp = torch.log_softmax(logits, dim=-1)
+            ent = (-(logp.exp() * logp).sum(-1) * valid).sum(1)
         for row, i in enumerate(order[start : start + batch_size]):
-            rows[i] = (float(sums[row]), int(counts[row]))
+            rows[i] = (float(sums[row]), int(counts[row])) + ((float(ent[row]),) if entropy else ())
     return rows
 
 

@@ -24,7 +24,8 @@ A chain with no mitigation overriding it trains exactly as before (same code pat
 
 ``ctx`` is a :class:`MitigationContext` (typed fields, no untyped bag): ``generation``, ``seed``,
 ``pool`` (the real training pool), ``tokenizer``, ``score(texts, which)`` (per-text NLL under the
-'current' or the generation-0 'reference' model), ``history`` ({generation: kept samples}, generations
+'current' or the generation-0 'reference' model; in ``transform_mix`` 'current' is the model that wrote the
+latest samples, loaded on first use), ``score_entropy(texts, which)`` (per-text NLL and predictive entropy), ``history`` ({generation: kept samples}, generations
 >= 1), ``train_docs`` (the mix budget) and ``model`` (the model that samples). Documents are
 :class:`madbench.data.corpus.Doc`: whether one is real is ``doc.source`` ("human" or "model", also
 ``doc.is_human``), never its id; samples carry their ``generation`` and producing chain (``model``).
@@ -54,6 +55,8 @@ class MitigationContext:
     tokenizer: Any = None
     # score(texts, which) -> per-text NLL/token; which is 'current' (the model that sampled) or 'reference' (generation 0)
     score: Optional[Callable[[List[str], str], List[float]]] = None
+    # score_entropy(texts, which) -> per-text (NLL/token, predictive entropy/token), same models as score
+    score_entropy: Optional[Callable[[List[str], str], List[Tuple[float, float]]]] = None
     # set by the loop (madbench/loop/steps.py) for generations >= 1: every earlier generation's kept samples
     history: Dict[int, List[Doc]] = field(default_factory=dict)
     train_docs: int = 0  # the mix budget (data.train_docs)
@@ -145,6 +148,7 @@ def mitigation_card(name: str) -> dict:
 
 
 from madbench.mitigations import dedup  # noqa: E402,F401  (registers mitigations)
+from madbench.mitigations import detector
 from madbench.mitigations import filters
 from madbench.mitigations import loss
 from madbench.mitigations import mixing
