@@ -39,3 +39,17 @@ def test_merged_lora_matches_the_adapter_forward(lora_model):
     assert lora_model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight is base_q
     after = lora_model(input_ids=ids).logits.float()
     torch.testing.assert_close(after, reference, atol=0, rtol=0)  # the adapters are back
+
+
+@torch.no_grad()
+def test_merged_lora_inside_merged_lora_adds_the_deltas_once(lora_model):
+    ids = torch.randint(0, 101, (2, 7))
+    with merged_lora(lora_model):
+        once = lora_model(input_ids=ids).logits.float()
+        with merged_lora(lora_model):
+            nested = lora_model(input_ids=ids).logits.float()
+    torch.testing.assert_close(nested, once, atol=0, rtol=0)
+    with lora_model.disable_adapter():  # adapters switched off by the user stay off: no delta is folded in
+        plain = lora_model(input_ids=ids).logits.float()
+        with merged_lora(lora_model):
+            torch.testing.assert_close(lora_model(input_ids=ids).logits.float(), plain, atol=0, rtol=0)

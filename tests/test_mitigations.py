@@ -53,6 +53,16 @@ def test_bad_parameters_fail_with_one_line():
         build_mitigations(["verifier_filter"], {"verifier_filter": {"keep_fraction": 0}})
     with pytest.raises(MadbenchError, match="action must be one of"):
         build_mitigations(["watermark_filter"], {"watermark_filter": {"action": "burn"}})
+    # a value of the wrong kind is one line, not a TypeError from inside check()
+    with pytest.raises(MadbenchError, match=r"dedup.threshold must be a number, got \[1, 2\]"):
+        build_mitigations(["dedup"], {"dedup": {"threshold": [1, 2]}})
+    with pytest.raises(MadbenchError, match="accumulate.keep_real must be true or false, got 'yes'"):
+        build_mitigations(["accumulate"], {"accumulate": {"keep_real": "yes"}})
+    with pytest.raises(MadbenchError, match="dedup.shingle must be an integer, got 2.5"):
+        build_mitigations(["dedup"], {"dedup": {"shingle": 2.5}})
+    # numbers written as strings (a dotted override '1e-3') and integers for a float parameter are read as numbers
+    assert build_mitigations(["truncated_ce"], {"truncated_ce": {"gamma": "1e-3"}})[0].p["gamma"] == 0.001
+    assert build_mitigations(["truncated_ce"], {"truncated_ce": {"gamma": 1}})[0].p["gamma"] == 1
 
 
 def test_dedup_removes_exact_and_near_duplicates_only(tiny):

@@ -63,6 +63,34 @@ class MitigationContext:
     model: Any = None  # the model that samples this generation
 
 
+def _kind(value) -> str:
+    """What a parameter's default asks for; '' = anything (None, lists, ...)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return ""
+
+
+def _as_kind(mitigation: str, key: str, default, value):
+    """``value`` checked against the kind of its default (a numeric string like '1e-3' is read as a number)."""
+    kind = _kind(default)
+    if kind in ("a number", "an integer") and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+        else:
+            value = int(value) if kind == "an integer" and value.is_integer() else value
+    if kind and _kind(value) != kind and not (kind == "a number" and _kind(value) == "an integer"):
+        raise MadbenchError(f"mitigation_params.{mitigation}.{key} must be {kind}, got {value!r}")
+    return value
+
+
 class Mitigation:
     """Base class: every hook is a no-op. ``params`` lists defaults of the parameters."""
 
@@ -80,8 +108,13 @@ class Mitigation:
                 f"unknown parameter '{key}' for mitigation '{self.name}';{did_you_mean(key, self.params)} "
                 f"parameters: {', '.join(sorted(self.params)) or 'none'}"
             )
+        overrides = {key: _as_kind(self.name, key, self.params[key], value) for key, value in overrides.items()}
         self.p = {**self.params, **overrides}
-        self.check()
+        try:
+            self.check()
+        except (TypeError, ValueError) as e:  # a plug-in's check() tripping over a value of the wrong type
+            raise MadbenchError(f"mitigation '{self.name}': a parameter has a value of the wrong type ({e}); "
+                                f"parameters and defaults: {self.params}") from None
 
     def check(self) -> None:
         """Validate ``self.p``; raise MadbenchError naming the parameter."""

@@ -35,8 +35,8 @@ def merged_lora(model):
     swapped = []
     try:
         for module in model.modules():
-            if not isinstance(module, LoraLayer) or getattr(module, "merged", False):
-                continue
+            if not isinstance(module, LoraLayer) or getattr(module, "merged", False) or module.disable_adapters:
+                continue  # merged by peft, or adapters off (by the user or by an enclosing merged_lora: never add twice)
             base = module.get_base_layer()
             active = [a for a in module.active_adapters if a in getattr(module, "lora_A", {})]
             if not active or not isinstance(base, torch.nn.Linear) or getattr(module, "fan_in_fan_out", False):
