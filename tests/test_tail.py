@@ -157,3 +157,39 @@ def test_rare_token_mass_matches_an_independent_computation(tail_run):
     assert g0["rare_token_mass_ratio"] == pytest.approx(1.0) and 0 < g0["rare_token_mass"] < 1
     g1 = json.loads((chain / "gen_001" / "metrics.json").read_text())
     assert g1["rare_token_mass_ratio"] == pytest.approx(g1["rare_token_mass"] / g0["rare_token_mass"], rel=1e-6)
+
+
+def test_rare_token_mass_reuses_the_perplexity_forward(tail_run):
+    """The generation's model is run once over the held-out text: rare-token probabilities come from the
+    perplexity metric's forward (length-sorted batches) and equal a forward of their own."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from madbench.metrics import MetricContext
+    from madbench.metrics.perplexity import perplexity
+    from madbench.metrics.rare import current_rare_probs, encode, rare_probs, rare_token_ids
+
+    adapter = tail_run / "gen0" / "seed0" / "adapter"
+    base_path = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    tok = AutoTokenizer.from_pretrained(base_path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), adapter).eval()
+    human = ["In the beginning God created the heaven and the earth.", "And God said, Let there be light: and there was light.",
+             "And the evening and the morning were the first day.", "Jesus wept.",
+             "And the earth was without form, and void; and darkness was upon the face of the deep."]
+    ctx = MetricContext(samples=[], human=human, model=model, tokenizer=tok, batch_size=2)
+    perplexity(ctx)
+    encoded = encode(tok, human)
+    rare = rare_token_ids(encoded, coverage=0.5)
+    calls = []
+    hook = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        reused = current_rare_probs(model, ctx, encoded, rare)
+        assert not calls  # no forward: read from the perplexity pass
+        direct = rare_probs(model, tok, encoded, rare, batch_size=2)
+        assert calls
+    finally:
+        hook.remove()
+    assert sum(map(len, direct)) > 3 and [len(r) for r in reused] == [len(r) for r in direct]
+    assert [p for r in reused for p in r] == pytest.approx([p for r in direct for p in r], rel=1e-5)
+    other = MetricContext(samples=[], human=human[:2], model=model, tokenizer=tok, batch_size=2)
+    assert current_rare_probs(model, other, encoded[:2], rare) == rare_probs(model, tok, encoded[:2], rare, 2)  # not remembered: computed

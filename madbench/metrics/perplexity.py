@@ -35,9 +35,20 @@ def per_text_nll_entropy(model, tokenizer, texts, batch_size: int = 16, max_leng
     return [(total / count, ent / count) if count else (float("inf"), float("inf")) for total, count, ent in rows]
 
 
+TARGET_LOGP = "_madbench_target_logp"  # memo on a model: (texts, max_length) -> each text's target log-probabilities
+
+
+def remembered_target_logp(model, texts, max_length: int = 512):
+    """Per-text log-probabilities of every target token of ``texts`` (BOS-prefixed, as scored here), kept by the
+    perplexity metric's forward pass on this model object, or None: the rare-token metrics read them instead of
+    running the same forward again (madbench/metrics/rare.py)."""
+    return model.__dict__.get(TARGET_LOGP, {}).get((tuple(texts), max_length))
+
+
 @torch.no_grad()
-def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int, entropy: bool = False):
-    """(sum NLL, predicted tokens[, sum entropy]) for each text, in input order."""
+def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int, entropy: bool = False, logp_out=None):
+    """(sum NLL, predicted tokens[, sum entropy]) for each text, in input order; ``logp_out`` (a list as long as
+    ``texts``), when given, receives each text's target log-probabilities."""
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][: max_length - 1] for t in texts]
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     encoded = [[bos] + ids for ids in encoded]
@@ -50,7 +61,7 @@ def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int, entropy
     from madbench.models.inference import merged_lora
 
     with merged_lora(model):
-        rows = _score(model, encoded, order, rows, batch_size, pad, device, entropy)
+        rows = _score(model, encoded, order, rows, batch_size, pad, device, entropy, logp_out)
     if was_training:
         model.train()
     return rows
@@ -67,7 +78,7 @@ def pad_batch(batch, pad):
     return ids, mask
 
 
-def _score(model, encoded, order, rows, batch_size, pad, device, entropy: bool = False):
+def _score(model, encoded, order, rows, batch_size, pad, device, entropy: bool = False, logp_out=None):
     for start in range(0, len(order), batch_size):
         batch = [encoded[i] for i in order[start : start + batch_size]]
         ids, mask = pad_batch(batch, pad)
@@ -84,12 +95,16 @@ def _score(model, encoded, order, rows, batch_size, pad, device, entropy: bool =
             ent = (-(logp.exp() * logp).sum(-1) * valid).sum(1)
         for row, i in enumerate(order[start : start + batch_size]):
             rows[i] = (float(sums[row]), int(counts[row])) + ((float(ent[row]),) if entropy else ())
+            if logp_out is not None:  # right-padded: a row's first `count` positions are its targets
+                logp_out[i] = (-nll[row, : int(counts[row])]).tolist()
     return rows
 
 
 @METRICS.register("perplexity", higher_is_better=False, needs="model")
 def perplexity(ctx) -> float:
     """Token perplexity of the model on the held-out human documents."""
-    rows = ctx.cache["perplexity:rows"] = _nll_rows(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size, 512)
+    logp = [None] * len(ctx.human)
+    rows = ctx.cache["perplexity:rows"] = _nll_rows(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size, 512, logp_out=logp)
+    ctx.model.__dict__[TARGET_LOGP] = {(tuple(ctx.human), 512): logp}  # this model's latest scoring only
     total, count = sum(r[0] for r in rows), sum(r[1] for r in rows)  # as token_nll; rows kept for the interval
     return math.exp(total / max(1, count))

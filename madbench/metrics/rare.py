@@ -18,6 +18,8 @@ The two rare_token_* metrics have ``needs="reference"``: the loop gives them the
 
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from typing import List, Sequence, Set
 
@@ -116,8 +118,19 @@ def _per_doc(ctx):
         key = hash((tuple(map(tuple, encoded)), ctx.batch_size))
         if key not in memo:
             memo[key] = rare_probs(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size)
-        ctx.cache["rare_probs"] = (rare_probs(current, ctx.tokenizer, encoded, rare, ctx.batch_size), memo[key])
+        ctx.cache["rare_probs"] = (current_rare_probs(current, ctx, encoded, rare), memo[key])
     return ctx.cache["rare_probs"]
+
+
+def current_rare_probs(model, ctx, encoded, rare: Set[int]) -> List[List[float]]:
+    """The generation's model's rare-token probabilities: read from its perplexity forward on the same held-out
+    texts when that ran on this model object (evaluate_model does, before the samples are scored), else computed."""
+    from madbench.metrics.perplexity import remembered_target_logp
+
+    logp = remembered_target_logp(model, ctx.human)
+    if logp is None or any(row is None or len(row) != len(seq) - 1 for row, seq in zip(logp, encoded)):
+        return rare_probs(model, ctx.tokenizer, encoded, rare, ctx.batch_size)
+    return [[math.exp(row[i - 1]) for i in range(1, len(seq)) if seq[i] in rare] for row, seq in zip(logp, encoded)]
 
 
 def _masses(ctx):
