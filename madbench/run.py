@@ -23,7 +23,8 @@ import yaml
 
 from madbench.results import fileio
 from madbench.results.run_store import RunStore
-from madbench.config.run_config import RunConfig, build_config, from_dict, validate
+from madbench.config.run_config import RunConfig, build_config, from_dict
+from madbench.config.validation import validate
 from madbench.errors import MadbenchError
 
 

@@ -42,7 +42,7 @@ def fresh_needed(cfg) -> int:
 
 def preflight(cfg) -> dict:
     """Raise one MadbenchError naming what to fix; return facts for the plan (passages, needs)."""
-    from madbench.config.run_config import validate
+    from madbench.config.validation import validate
     from madbench.models.base_model import check_model_name
     from madbench.loop.regimes import parse_regime
 

@@ -302,6 +302,8 @@ def build_config(base: Optional[dict] = None, file: Optional[str] = None, overri
     for text in overrides:
         data = merge(data, parse_override(text))
     cfg = _build(RunConfig, data)
+    from madbench.config.validation import validate
+
     validate(cfg)
     return cfg
 
@@ -316,68 +318,3 @@ def _plugin_list(value: Any) -> list:
 
 def from_dict(data: dict) -> RunConfig:
     return _build(RunConfig, data)
-
-
-def validate(cfg: RunConfig) -> None:
-    """Check values and names against the registries; raise one clear line."""
-    from madbench import mitigations  # noqa: F401  (registers names)
-    from madbench.loop import regimes
-    from madbench.config.limits import check_bounds, check_name
-
-    check_name(cfg.name, "name")  # it becomes the run folder's name
-    check_bounds(cfg)  # before anything is planned: sizes that would hang or exhaust memory
-    from madbench.metrics import METRICS
-    from madbench.loop.regimes import parse_regime
-
-    for spec in cfg.loop.regimes:
-        parse_regime(spec)
-    for mset in cfg.loop.mitigations:
-        for name in mset:
-            mitigations.MITIGATIONS.get(name)
-    for name, params in cfg.mitigation_params.items():
-        cls = mitigations.MITIGATIONS.get(name)
-        if not isinstance(params, dict):
-            raise MadbenchError(f"mitigation_params.{name} must map parameter names to values, got {params!r}")
-        cls(**params)  # unknown names (with a did-you-mean) and out-of-range values fail here, before anything runs
-    for name in cfg.eval.metrics:
-        METRICS.get(name)
-    if cfg.eval.lm_eval_model not in LM_EVAL_MODELS:
-        raise MadbenchError(f"unknown eval.lm_eval_model '{cfg.eval.lm_eval_model}';"
-                            f"{did_you_mean(cfg.eval.lm_eval_model, LM_EVAL_MODELS)} use madbench or hf")
-    if cfg.eval.tasks:
-        from madbench.evaluation.lmeval import check_tasks
-
-        check_tasks(cfg.eval.tasks)
-    checks = [
-        (cfg.loop.generations >= 0, "loop.generations must be >= 0"),
-        (len(cfg.loop.regimes) > 0, "loop.regimes must name at least one regime"),
-        (len(cfg.loop.seeds) > 0, "loop.seeds must list at least one seed"),
-        (0.0 <= cfg.loop.real_fraction < 1.0, "loop.real_fraction must be in [0, 1)"),
-        (cfg.loop.init_from in ("previous", "base"), "loop.init_from must be 'previous' or 'base'"),
-        (cfg.sampling.num_samples > 0, "sampling.num_samples must be > 0"),
-        (cfg.sampling.prompt in ("real", "none"), "sampling.prompt must be 'real' or 'none'"),
-        (cfg.sampling.temperature > 0, "sampling.temperature must be > 0"),
-        (0 < cfg.sampling.top_p <= 1, "sampling.top_p must be in (0, 1]"),
-        (cfg.sampling.max_new_tokens > 0, "sampling.max_new_tokens must be > 0"),
-        (cfg.sampling.backend in ("hf", "vllm"), f"unknown sampling.backend '{cfg.sampling.backend}'; use hf or vllm"),
-        (cfg.sampling.backend != "vllm" or cfg.sampling.num_beams == 1, "sampling.backend=vllm samples; beam search needs sampling.backend=hf"),
-        (cfg.data.train_docs > 0 and cfg.data.eval_docs > 0, "data.train_docs and data.eval_docs must be > 0"),
-        (cfg.train.epochs > 0 and cfg.train.batch_size > 0, "train.epochs and train.batch_size must be > 0"),
-        (cfg.train.seq_len >= 16, "train.seq_len must be >= 16"),
-        (cfg.model.dtype in ("auto", "float32", "bfloat16"), "model.dtype must be auto, float32 or bfloat16"),
-        (cfg.train.mixed_precision in ("auto", "no", "bf16"), "train.mixed_precision must be auto, no or bf16"),
-        (cfg.lora.r > 0, "lora.r must be > 0"),
-        (cfg.eval.task_docs >= 0, "eval.task_docs must be >= 0 (0 = all held-out documents)"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise MadbenchError(message)
-    from madbench.loop.schedules import check as check_schedule
-
-    check_schedule(cfg)
-    from madbench.loop.ecosystem import check as check_ecosystem
-
-    check_ecosystem(cfg)
-    from madbench.models.weights import check as check_method
-
-    check_method(cfg)  # train.method=full: no vLLM, no lora.* options

@@ -100,7 +100,7 @@ def build(args):
 
 
 def at_share(cfg, share: float):
-    from madbench.config.run_config import validate
+    from madbench.config.validation import validate
 
     out = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, real_fraction=round(share, 4)))
     validate(out)
