@@ -100,21 +100,29 @@ def _wait_for(path: Path, proc, timeout=300):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run, sig):
+def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run):
+    """Ctrl-C after the first generation, then SIGKILL of the resumed process a generation later, then a resume:
+    the same numbers and samples as an uninterrupted run, and no finished generation recomputed."""
     out = tmp_path / "killed"
     proc = _start(out, "--report-to", "disk")
     first = out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "meta.json"
     _wait_for(first, proc)
-    proc.send_signal(sig)
+    proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "resume" in stderr and "Traceback" not in stderr
+    assert proc.returncode == 130 and "resume" in stderr and "Traceback" not in stderr
     assert not (out / "results.json").exists() or not load(out)["complete"]
     stamp = first.stat().st_mtime_ns
+    proc = _start(out)  # the same command resumes; killed outright one generation later
+    second = out / "chains" / "fully_synthetic-replace-s0" / "gen_002" / "meta.json"
+    _wait_for(second, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert not (out / "results.json").exists() or not load(out)["complete"]
+    stamps = {p: p.stat().st_mtime_ns for p in (first, second)}
     resumed = madbench("run", "--resume", out)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert first.stat().st_mtime_ns == stamp  # finished generations are never recomputed or overwritten
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert metrics_by_chain(load(out)) == metrics_by_chain(load(smoke_run))  # same seed -> same numbers
     for chain in ("fully_synthetic-replace-s0", "fresh_data-replace-s0"):
         a = (out / "chains" / chain / "gen_002" / "samples.jsonl").read_text()
@@ -122,14 +130,14 @@ def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run, sig):
         assert a == b
     events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
     assert events.count("gen0_trained") == 1
-    # the resume (no --report-to) continued the run's tracker: every (chain, generation) logged, none twice except
-    # the one batch a signal may catch between the tracker's flush and its state write (madbench/reporting/trackers.py;
+    # the resumes (no --report-to) continued the run's tracker: every (chain, generation) logged, none twice except
+    # the one batch each signal may catch between the tracker's flush and its state write (madbench/reporting/trackers.py;
     # exactly-once under a controlled interruption is tests/test_trackers.py's)
     logged = [(key.split("/")[0], row["step"]) for row in map(json.loads, (out / "tracking" / "metrics.jsonl").read_text().splitlines())
               for key in row["metrics"] if key.endswith("/perplexity")]
     planned = [(c["id"], g["generation"]) for c in load(out)["chains"] for g in c["generations"]]
     assert set(logged) == set(planned) and len(planned) == 9, logged
-    assert len(logged) - len(planned) <= 1, logged
+    assert len(logged) - len(planned) <= 2, logged
 
 
 def test_another_seed_gives_other_samples(tmp_path, smoke_run):
