@@ -212,8 +212,9 @@ def score_samples(run: "Runner", chain: "Chain", g: int, samples: Samples, model
         from madbench.metrics.tail import reference_panel
 
         with clock("evaluate_reference"):
-            values, panel_intervals = reference_panel(names, texts, [d.text for d in run.split.eval], run.reference(chain.seed),
-                                                      model, run.tokenizer, run.cfg.eval.batch_size,
+            reference = run.reference(chain.seed)  # at generation 0 the chain's model is the reference: score once
+            values, panel_intervals = reference_panel(names, texts, [d.text for d in run.split.eval], reference,
+                                                      reference if g == 0 else model, run.tokenizer, run.cfg.eval.batch_size,
                                                       None if g == 0 else run.store.gen_dir(chain.id, 0), run.cfg.sampling.num_samples, out)
             metrics.update(values)
             intervals.update(panel_intervals)

@@ -118,7 +118,8 @@ def _per_doc(ctx):
         key = hash((tuple(map(tuple, encoded)), ctx.batch_size))
         if key not in memo:
             memo[key] = rare_probs(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size)
-        ctx.cache["rare_probs"] = (current_rare_probs(current, ctx, encoded, rare), memo[key])
+        # at generation 0 the chain's model is generation 0 itself: its probabilities are the reference's
+        ctx.cache["rare_probs"] = (memo[key] if current is ctx.model else current_rare_probs(current, ctx, encoded, rare), memo[key])
     return ctx.cache["rare_probs"]
 
 

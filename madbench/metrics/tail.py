@@ -40,8 +40,12 @@ def log_ppl(ctx) -> List[float]:
     if "log_ppl" not in ctx.cache:
         from madbench.metrics.perplexity import per_text_nll
 
-        values = per_text_nll(ctx.model, ctx.tokenizer, ctx.samples, ctx.batch_size)
-        ctx.cache["log_ppl"] = [float(v) for v in values if math.isfinite(v)]
+        # memo on the model: chains of a seed share generation 0's samples and score them with the same reference
+        memo = ctx.model.__dict__.setdefault("_madbench_log_ppl", {})
+        key = (tuple(ctx.samples), ctx.batch_size)
+        if key not in memo:
+            memo[key] = [float(v) for v in per_text_nll(ctx.model, ctx.tokenizer, ctx.samples, ctx.batch_size) if math.isfinite(v)]
+        ctx.cache["log_ppl"] = list(memo[key])
     return ctx.cache["log_ppl"]
 
 
