@@ -25,8 +25,6 @@ lm-eval's stop-sequence handling, as HFLM does.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from lm_eval import utils as lm_utils
 from lm_eval.api.model import TemplateLM
@@ -35,24 +33,10 @@ from lm_eval.models.utils import (DEFAULT_MAX_LENGTH, Collator, _add_special_kwa
                                   has_bos_prefix, normalize_gen_kwargs, postprocess_generated_text, resolve_max_length)
 from lm_eval.models.utils_hf import stop_sequences_criteria
 
+from madbench.models.inference import merged_lora  # skips adapters already folded or switched off: safe to nest
+
 MIN_SHARED = 8  # shorter shared contexts (a rolling window's 1 prefix token) are not worth a second pass
 HEAD_ROWS = 2048  # continuation positions per LM-head call: bounds the fp32 (rows x vocab) block in memory
-
-
-def _lora_enabled(model) -> bool:
-    """Whether any LoRA layer still computes its adapter (not already folded by an enclosing merged_lora)."""
-    try:
-        from peft.tuners.lora import LoraLayer
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
-    return any(isinstance(m, LoraLayer) and not m.disable_adapters for m in model.modules())
-
-
-def merged(model):
-    """:func:`merged_lora` unless the adapters are folded already (merging twice would add the deltas twice)."""
-    from madbench.models.inference import merged_lora
-
-    return merged_lora(model) if _lora_enabled(model) else contextlib.nullcontext(model)
 
 
 @register_model("madbench")
@@ -134,7 +118,7 @@ class MadbenchLM(TemplateLM):
                    for h in hosts]
         groups.sort(key=lambda g: (-max(len(inputs[h]) for h in g[1]), g[0]))  # longest first, as HFLM
         answers = [None] * len(requests)
-        with torch.no_grad(), merged(self.model):
+        with torch.no_grad(), merged_lora(self.model):
             for batch in _batches(groups, self.batch_size):
                 members = [(g, h) for g, (_, hosts) in enumerate(batch) for h in hosts]
                 scored_ids = [(r, i) for r, (_, h) in enumerate(members) for i in guests[h]]
@@ -237,7 +221,7 @@ class MadbenchLM(TemplateLM):
         groups = Collator([req.args for req in requests], sort_fn=lambda r: (-len(self.tok_encode(r[0])), r[0]),
                           group_by="gen_kwargs", group_fn=lambda r: r[1])
         eos = self.tokenizer.decode(self.eot_token_id, skip_special_tokens=False)
-        with torch.no_grad(), merged(self.model):
+        with torch.no_grad(), merged_lora(self.model):
             for chunk in groups.get_batched(n=self.batch_size):
                 contexts, all_kwargs = zip(*chunk)
                 kwargs = normalize_gen_kwargs(dict(all_kwargs[0]), self.max_gen_toks)
