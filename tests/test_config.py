@@ -51,7 +51,7 @@ def test_defaults_are_the_embedded_model_and_corpus():
 
 
 @pytest.mark.parametrize("text,message", [
-    ("loop.real_fraction=1.5", "loop.real_fraction must be in [0, 1)"),
+    ("loop.real_fraction=1.5", "loop.real_fraction must be in [0, 1]"),
     ("loop.init_from=scratch", "loop.init_from must be"),
     ("sampling.prompt=maybe", "sampling.prompt must be"),
     ("model.trust_remote_code=perhaps", "expects bool"),

@@ -53,11 +53,14 @@ def test_gerstgrasser2024_shortened_runs_the_three_data_modes(tmp_path):
     out = tmp_path / "gerstgrasser"
     proc = madbench("run", "--preset", "gerstgrasser2024", *SHORT, "loop.generations=2", "--output-dir", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    sizes = {}
-    for mode in ("replace", "accumulate", "accumulate_subsample"):
-        mix = json.loads((out / "chains" / f"fully_synthetic-{mode}-s0" / "gen_002" / "mix.json").read_text())
-        sizes[mode] = len(mix["documents"])
-    assert sizes == {"replace": 8, "accumulate": 16, "accumulate_subsample": 8}
+    mixes = {}
+    for chain in ("fully_synthetic-replace", "synthetic_augmentation-accumulate", "synthetic_augmentation-accumulate_subsample"):
+        mix = json.loads((out / "chains" / f"{chain}-s0" / "gen_002" / "mix.json").read_text())
+        mixes[chain.split("-")[1]] = [d["source"] for d in mix["documents"]]
+    # the paper's data: replace = the last 8 samples; accumulate = the 8 real documents plus 8 samples of each
+    # of generations 0 and 1 (it grows); accumulate-subsample = 8 drawn from those 24 (fixed budget)
+    assert {m: len(s) for m, s in mixes.items()} == {"replace": 8, "accumulate": 24, "accumulate_subsample": 8}
+    assert mixes["replace"].count("real") == 0 and mixes["accumulate"].count("real") == 8
 
 
 @pytest.mark.parametrize("sweep, variants", [("mad2024", 2), ("drayson2025", 5)])

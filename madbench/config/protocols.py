@@ -37,13 +37,16 @@ PROTOCOLS: Dict[str, dict] = {
     "gerstgrasser2024": {
         "paper": "Gerstgrasser et al. 2024, Is Model Collapse Inevitable? Breaking the Curse of Recursion by Accumulating "
                  "Real and Synthetic Data",
-        "description": "replace vs accumulate vs accumulate-subsample (all data kept, fixed training budget), full fine-tuning",
+        "description": "replace (the last generation's samples only) vs accumulate (the real data plus every generation's "
+                       "samples) vs accumulate-subsample (the same pool, a fixed training budget), full fine-tuning",
+        # accumulate keeps the whole real set (real_fraction 1) and appends every generation's samples, as the paper's
+        # accumulate does; replace trains on the last samples only (fully_synthetic ignores real_fraction)
         "values": {
-            "loop": {"regimes": ["fully_synthetic/replace", "fully_synthetic/accumulate",
-                                 "fully_synthetic/accumulate_subsample"]},
+            "loop": {"regimes": ["fully_synthetic/replace", "synthetic_augmentation/accumulate",
+                                 "synthetic_augmentation/accumulate_subsample"], "real_fraction": 1.0},
             "train": {"method": "full", "learning_rate": 5e-5},
         },
-        "fixed": ["loop.regimes", "train.method"],
+        "fixed": ["loop.regimes", "loop.real_fraction", "train.method"],
     },
     "mad2024": {
         "paper": "Alemohammad et al. 2024, Self-Consuming Generative Models Go MAD (ICLR)",

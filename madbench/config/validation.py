@@ -48,7 +48,7 @@ def validate(cfg: RunConfig) -> None:
         (cfg.loop.generations >= 0, "loop.generations must be >= 0"),
         (len(cfg.loop.regimes) > 0, "loop.regimes must name at least one regime"),
         (len(cfg.loop.seeds) > 0, "loop.seeds must list at least one seed"),
-        (0.0 <= cfg.loop.real_fraction < 1.0, "loop.real_fraction must be in [0, 1)"),
+        (0.0 <= cfg.loop.real_fraction <= 1.0, "loop.real_fraction must be in [0, 1]"),
         (cfg.loop.init_from in ("previous", "base"), "loop.init_from must be 'previous' or 'base'"),
         (cfg.sampling.num_samples > 0, "sampling.num_samples must be > 0"),
         (cfg.sampling.prompt in ("real", "none"), "sampling.prompt must be 'real' or 'none'"),
