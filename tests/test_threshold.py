@@ -30,7 +30,8 @@ def test_bisection_brackets_the_smallest_holding_share():
 
 @pytest.mark.parametrize("args,message", [
     (["--regime", "fully_synthetic"], "has no real share to search"),
-    (["--low", "0.5", "--high", "0.4"], "must satisfy 0 <= low < high < 1"),
+    (["--low", "0.5", "--high", "0.4"], "must satisfy 0 <= low < high <= 1"),
+    (["--high", "1.5"], "must satisfy 0 <= low < high <= 1"),
     (["--metric", "mauve"], "--metric mauve is not in eval.metrics"),
     (["data.max_docs=100", "loop.generations=3"], "fresh_data needs 66 new real documents"),
 ])

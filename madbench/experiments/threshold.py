@@ -85,8 +85,8 @@ def build(args):
     if not getattr(REGIMES.get(name), "mixes_real", False):
         mixing = ", ".join(n for n, f in REGIMES.items() if getattr(f, "mixes_real", False))
         raise MadbenchError(f"--regime {args.regime} has no real share to search; use one of {mixing}")
-    if not (0.0 <= args.low < args.high < 1.0):
-        raise MadbenchError(f"--low {args.low} and --high {args.high} must satisfy 0 <= low < high < 1")
+    if not (0.0 <= args.low < args.high <= 1.0):  # high = 1: an all-real control point
+        raise MadbenchError(f"--low {args.low} and --high {args.high} must satisfy 0 <= low < high <= 1")
     if args.tolerance <= 0 or args.steps < 0 or not args.seeds:
         raise MadbenchError("--tolerance must be > 0, --steps >= 0 and --seeds non-empty")
     overrides = ["name=threshold", *args.overrides, f"loop.regimes=[{args.regime}]", "loop.mitigations=[none]",
