@@ -36,8 +36,17 @@ def ngrams(tokens: List[str], n: int):
 
 def distinct_n(texts: List[str], n: int) -> float:
     """Unique n-grams / total n-grams over all texts (corpus-level distinct-n)."""
-    grams = [g for t in texts for g in ngrams(words(t), n)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    total, unique = 0, set()
+    for t in texts:
+        grams = _cached_ngrams(t, n)
+        total += len(grams)
+        unique.update(grams)
+    return len(unique) / total if total else 0.0
+
+
+@functools.lru_cache(maxsize=16384)  # four orders per sample, re-counted by every bootstrap resample
+def _cached_ngrams(text: str, n: int) -> tuple:
+    return tuple(ngrams(words(text), n))
 
 
 for _n in (1, 2, 3, 4):

@@ -18,6 +18,7 @@ The two rare_token_* metrics have ``needs="reference"``: the loop gives them the
 
 from __future__ import annotations
 
+import functools
 import math
 
 from collections import Counter
@@ -49,14 +50,21 @@ def rare_word_recall(ctx):
     """Share of the held-out human text's rare word types (outside its 1,000 most frequent) that the samples use, per as many sample words as human words."""
     from madbench.metrics.lexical import words
 
-    rare = rare_types(ctx.human)
-    budget = sum(1 for t in ctx.human for w in words(t) if w.isalpha())
+    rare, budget = _human_side(tuple(ctx.human))
     sample = [w.lower() for t in ctx.samples for w in words(t) if w.isalpha()]
     if not rare or not sample:
         return None
     # normalise by sample size: the first `budget` sample words, repeated when the samples are shorter
     sample = (sample * (budget // len(sample) + 1))[:budget]
     return len(rare & set(sample)) / len(rare)
+
+
+@functools.lru_cache(maxsize=4)  # the interval bootstrap scores the same human text a hundred times
+def _human_side(human: tuple):
+    """(rare word types, alphabetic word count) of the held-out text."""
+    from madbench.metrics.lexical import words
+
+    return frozenset(rare_types(human)), sum(1 for t in human for w in words(t) if w.isalpha())
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int = 512) -> List[List[int]]:
