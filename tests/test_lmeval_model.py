@@ -224,3 +224,41 @@ def test_bench_lm_eval_times_both_models_on_the_same_tasks(tmp_path):
     assert r["hf_seconds"] > 0 and r["madbench_seconds"] > 0 and r["speedup"] == pytest.approx(r["hf_seconds"] / r["madbench_seconds"])
     hf, ours = r["scores"]["hf"], r["scores"]["madbench"]
     assert set(hf) == set(ours) and all(ours[k] == pytest.approx(hf[k], rel=1e-5) for k in hf)
+
+
+def test_rolling_loglikelihood_reuses_the_perplexity_metrics_forward(setup):
+    """madbench_wikitext's documents are held-out text the perplexity metric has just scored under BOS: their
+    rolling loglikelihoods come from that pass (no token goes through the model again) and equal a fresh
+    scoring within the module's tolerance; training the model drops the memo."""
+    import copy
+
+    from lm_eval.api.instance import Instance
+
+    from madbench.evaluation.lmeval_model import MadbenchLM
+    from madbench.metrics import METRICS, MetricContext
+    from madbench.metrics.perplexity import remembered_sequence_logp
+    from madbench.training.trainer import train_lora
+
+    cfg, _, tokenizer, shared_model, configs = setup
+    model = copy.deepcopy(shared_model)
+    data = Path(configs["madbench_wikitext"]["dataset_kwargs"]["data_files"]["test"])
+    texts = [json.loads(line)["text"] for line in data.read_text().splitlines()]
+    requests = [Instance("loglikelihood_rolling", {}, (t,), 0) for t in texts]
+    counted = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, args, out: counted.append(args[0].numel()))
+    try:
+        fresh = MadbenchLM(model, tokenizer, batch_size=16).loglikelihood_rolling(requests)
+        assert sum(counted) > 0
+        METRICS.spec("perplexity").fn(MetricContext(samples=[], human=texts + ["another held-out text"], model=model,
+                                                    tokenizer=tokenizer, batch_size=16))
+        counted.clear()
+        reused = MadbenchLM(model, tokenizer, batch_size=16).loglikelihood_rolling(requests)
+        assert sum(counted) == 0
+    finally:
+        hook.remove()
+    print(f"{len(texts)} documents: max |rolling loglikelihood difference| {max(abs(a - b) for a, b in zip(fresh, reused)):.2e}")
+    assert reused == pytest.approx(fresh, abs=ABS, rel=REL)
+    ids = [tokenizer.bos_token_id] + tokenizer(texts[0], add_special_tokens=False)["input_ids"]
+    assert remembered_sequence_logp(model, ids) is not None
+    train_lora(model, tokenizer, texts[:4], build_config(cfg.to_dict(), overrides=["train.epochs=1"]), 0)
+    assert remembered_sequence_logp(model, ids) is None

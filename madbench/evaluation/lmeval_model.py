@@ -198,18 +198,28 @@ class MadbenchLM(TemplateLM):
         return (out.logits, cache, torch.nn.Identity()) if plain else (out.last_hidden_state, cache, head)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
-        """HFLM's disjoint rolling windows (prefix token, 1 token of context); all documents' windows batched together."""
-        windows, owner = [], []
+        """HFLM's disjoint rolling windows (prefix token, 1 token of context); all documents' windows batched together.
+
+        A window that is a whole sequence the perplexity metric has just scored on this model (a held-out
+        document under BOS: madbench_wikitext's) takes its log-probabilities from there instead of a second
+        forward pass (:func:`madbench.metrics.perplexity.remembered_sequence_logp`).
+        """
+        from madbench.metrics.perplexity import remembered_sequence_logp
+
+        windows, owner, lls = [], [], []
         for k, (string,) in enumerate(req.args for req in requests):
             for ctx, cont in map(lm_utils.make_disjoint_window, lm_utils.get_rolling_token_windows(
                     token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
                     max_seq_len=self.max_length, context_len=1)):
-                windows.append((None, ctx, cont))
+                known = remembered_sequence_logp(self.model, ctx + cont) if len(ctx) == 1 else None
+                if known is None:
+                    windows.append((None, ctx, cont))
                 owner.append(k)
-        scores = self._loglikelihood_tokens(windows)
+                lls.append(None if known is None else float(torch.tensor(known, dtype=torch.float32).sum()))
+        scores = iter(self._loglikelihood_tokens(windows) if windows else [])
         totals = [0.0] * len(requests)
-        for k, (ll, _) in zip(owner, scores):  # summed in window order, as HFLM
-            totals[k] += ll
+        for k, ll in zip(owner, lls):  # summed in window order, as HFLM
+            totals[k] += next(scores)[0] if ll is None else ll
         for req, total in zip(requests, totals):
             self.cache_hook.add_partial("loglikelihood_rolling", req.args, total)
         return totals

@@ -36,6 +36,7 @@ def per_text_nll_entropy(model, tokenizer, texts, batch_size: int = 16, max_leng
 
 
 TARGET_LOGP = "_madbench_target_logp"  # memo on a model: (texts, max_length) -> each text's target log-probabilities
+SCORED_IDS = "_madbench_scored_ids"  # memo on a model: BOS + token ids -> log-probabilities of ids[1:]
 
 
 def remembered_target_logp(model, texts, max_length: int = 512):
@@ -45,13 +46,29 @@ def remembered_target_logp(model, texts, max_length: int = 512):
     return model.__dict__.get(TARGET_LOGP, {}).get((tuple(texts), max_length))
 
 
+def remembered_sequence_logp(model, ids):
+    """Log-probabilities of ``ids[1:]`` given everything before, for a sequence (BOS + tokens) that the
+    perplexity metric scored on this model object, or None. lm-eval's rolling loglikelihood of a held-out
+    document is exactly this sum (madbench/evaluation/lmeval_model.py), so it is not computed twice."""
+    return model.__dict__.get(SCORED_IDS, {}).get(tuple(ids))
+
+
+def forget_scores(model) -> None:
+    """Drop the memos of :func:`remembered_target_logp` / :func:`remembered_sequence_logp` (the weights change)."""
+    model.__dict__.pop(TARGET_LOGP, None)
+    model.__dict__.pop(SCORED_IDS, None)
+
+
 @torch.no_grad()
-def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int, entropy: bool = False, logp_out=None):
+def _nll_rows(model, tokenizer, texts, batch_size: int, max_length: int, entropy: bool = False, logp_out=None,
+              ids_out=None):
     """(sum NLL, predicted tokens[, sum entropy]) for each text, in input order; ``logp_out`` (a list as long as
-    ``texts``), when given, receives each text's target log-probabilities."""
+    ``texts``), when given, receives each text's target log-probabilities, ``ids_out`` its BOS + token ids."""
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][: max_length - 1] for t in texts]
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     encoded = [[bos] + ids for ids in encoded]
+    if ids_out is not None:
+        ids_out[:] = encoded
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -103,8 +120,10 @@ def _score(model, encoded, order, rows, batch_size, pad, device, entropy: bool =
 @METRICS.register("perplexity", higher_is_better=False, needs="model")
 def perplexity(ctx) -> float:
     """Token perplexity of the model on the held-out human documents."""
-    logp = [None] * len(ctx.human)
-    rows = ctx.cache["perplexity:rows"] = _nll_rows(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size, 512, logp_out=logp)
+    logp, ids = [None] * len(ctx.human), []
+    rows = ctx.cache["perplexity:rows"] = _nll_rows(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size, 512, logp_out=logp,
+                                                    ids_out=ids)
     ctx.model.__dict__[TARGET_LOGP] = {(tuple(ctx.human), 512): logp}  # this model's latest scoring only
+    ctx.model.__dict__[SCORED_IDS] = {tuple(i): lp for i, lp in zip(ids, logp)}
     total, count = sum(r[0] for r in rows), sum(r[1] for r in rows)  # as token_nll; rows kept for the interval
     return math.exp(total / max(1, count))

@@ -134,9 +134,11 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     """
     from accelerate import Accelerator
 
+    from madbench.metrics.perplexity import forget_scores
     from madbench.models.weights import memory, reset_peak
 
     reset_peak()
+    forget_scores(model)  # scores memoised by the evaluation of these weights no longer hold
     t = cfg.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
     blocks, labels = pack(tokenizer, texts, t.seq_len)
