@@ -82,8 +82,10 @@ def test_ties_at_the_nucleus_edge_follow_the_warper_averaged_over_tie_order():
     assert torch.allclose(freq, expected, atol=0.015), (freq, expected)
 
 
-def test_greedy_decode_loop_equals_model_generate_tokens(madbench_cache):
-    """madbench's static-cache decode loop, made greedy (top_k=1), gives model.generate's greedy tokens.
+@pytest.mark.parametrize("step", ["model", "llama_decoder"])
+def test_greedy_decode_loop_equals_model_generate_tokens(madbench_cache, step):
+    """madbench's static-cache decode loop, made greedy (top_k=1), gives model.generate's greedy tokens,
+    through the model's forward and through madbench's Llama decoder (madbench/models/llama_decode.py).
 
     A KV cache passed under the wrong argument name (transformers 4.x calls it past_key_values,
     5.x cache) is swallowed by **kwargs: each step would then see one token and diverge here."""
@@ -92,6 +94,7 @@ def test_greedy_decode_loop_equals_model_generate_tokens(madbench_cache):
     from madbench.models.base_model import load_base, resolve_model
     from madbench.config.presets import PRESETS
     from madbench.generation.sampling import _processors, _sample_batch, cache_argument, encode_prompts
+    from madbench.models.llama_decode import llama_decoder
 
     cfg = build_config(PRESETS.get("smoke")(), None, ["sampling.top_k=1", "sampling.max_new_tokens=24"])
     split = load_split(cfg)
@@ -103,13 +106,82 @@ def test_greedy_decode_loop_equals_model_generate_tokens(madbench_cache):
     ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
     mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
     with torch.no_grad():
-        ours = _sample_batch(model, ids, mask, 24, _processors(cfg.sampling, []), 1.0, pad, tokenizer.eos_token_id)
+        decoder = llama_decoder(model, width + 24) if step == "llama_decoder" else None
+        assert (decoder is None) == (step == "model")
+        ours = _sample_batch(model, ids, mask, 24, _processors(cfg.sampling, []), 1.0, pad, tokenizer.eos_token_id, decoder)
         theirs = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=24,
                                 pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
     assert ours.shape[1] > width + 8
     for row in range(len(prompts)):  # up to each row's EOS (generate pads after it; so does the loop)
         a, b = ours[row, width:].tolist(), theirs[row, width:].tolist()
         assert a[: len(b)] == b[: len(a)], (prompts[row], a, b)
+
+
+def _tiny_with_adapter():
+    from madbench.config.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.training.trainer import make_peft_model
+
+    cfg = build_config(PRESETS.get("smoke")(), None, [])
+    split = load_split(cfg)
+    tokenizer, base = load_base(resolve_model(cfg, split), cfg)
+    model = make_peft_model(base, cfg, 0, None)
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # B = 0 would leave the merged weights equal to the base's
+            torch.nn.init.normal_(p, std=0.05)
+    return cfg, split, tokenizer, model.eval()
+
+
+def test_llama_decoder_logits_equal_the_models_forward_step_by_step(madbench_cache):
+    """Left-padded prefill and five decode steps of the tiny model with a LoRA adapter folded in: the decoder's
+    last-position logits equal transformers' forward over the whole sequence so far (fp32: rounding only), and a
+    decoder that ignores the padding mask does not (the comparison can fail)."""
+    from madbench.generation.sampling import encode_prompts
+    from madbench.models.inference import merged_lora
+    from madbench.models.llama_decode import llama_decoder
+
+    _, split, tokenizer, model = _tiny_with_adapter()
+    encoded = encode_prompts(tokenizer, [" ".join(d.text.split()[:n]) for d, n in zip(split.pool[:4], (1, 9, 4, 6))])
+    width, pad = max(map(len, encoded)), tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
+    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+    worst, unmasked = 0.0, 0.0
+    with torch.no_grad(), merged_lora(model):
+        decoder = llama_decoder(model, width + 8)
+        assert decoder is not None
+        cache, blind = decoder.new_cache(4, width + 8), decoder.new_cache(4, width + 8)
+        seq, step, start = ids, ids, 0
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        for _ in range(6):
+            ours = decoder.forward(step, pos, mask, cache, start)
+            ignoring_padding = decoder.forward(step, pos, torch.ones_like(mask), blind, start)
+            theirs = model(input_ids=seq, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
+            worst = max(worst, float((ours - theirs).abs().max()))
+            unmasked = max(unmasked, float((ignoring_padding - theirs).abs().max()))
+            start += step.shape[1]
+            nxt = ours.argmax(-1)
+            seq, mask = torch.cat([seq, nxt[:, None]], 1), torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            step, pos = nxt[:, None], pos[:, -1:] + 1
+    print(f"max |logit difference| {worst:.2e}; ignoring the padding mask {unmasked:.2e}")
+    assert worst < 1e-4
+    assert unmasked > 1e-2
+
+
+def test_sampling_draws_the_same_texts_through_either_step(madbench_cache, monkeypatch):
+    """Same seed, same prompts: generate() through the decoder and through the model's forward draws the same texts
+    (the logits agree to rounding, so the same uniform draws pick the same tokens)."""
+    from madbench.generation.sampling import generate, make_prompts
+
+    cfg, split, tokenizer, model = _tiny_with_adapter()
+    prompts = make_prompts(cfg, split.pool, 12, 0, 1)
+    texts = {}
+    for mode in ("hf", "fast"):
+        monkeypatch.setenv("MADBENCH_DECODE", mode)
+        texts[mode] = generate(model, tokenizer, prompts, cfg, 7)
+    assert texts["fast"] == texts["hf"] and len(set(texts["hf"])) > 1
 
 
 @pytest.mark.parametrize("low, high", [("generation.vllm_backend", "sampling"), ("models.tiny", "base_model")])

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from madbench.data.corpus import Doc
 from madbench.models.inference import merged_lora
+from madbench.models.llama_decode import llama_decoder
 
 
 def make_prompts(cfg, pool: List[Doc], n: int, seed: int, generation: int) -> List[str]:
@@ -123,22 +124,39 @@ def cache_argument(model) -> str:
                        "madbench's decode loop needs a transformers causal LM")
 
 
-def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad: int, eos) -> torch.Tensor:
-    """Ancestral sampling with a static KV cache; returns prompt + continuation ids."""
+def _model_step(model, length: int):
+    """step(ids, mask, positions, start) -> last-position fp32 logits, through the model's forward and a static cache."""
     from transformers import StaticCache
 
-    cache = {cache_argument(model): StaticCache(config=model.config, max_cache_len=ids.shape[1] + max_new)}
+    cache = {cache_argument(model): StaticCache(config=model.config, max_cache_len=length)}
+
+    def step(ids, mask, pos, start):
+        # Prefill keeps the last position by index: the int form slices a non-contiguous view, and a bf16
+        # linear on it materialises the LM head once per row (1.8 GB of copies for 32 rows of SmolLM2).
+        keep = torch.tensor([ids.shape[1] - 1], device=ids.device) if start == 0 else 1
+        return model(input_ids=ids, attention_mask=mask, position_ids=pos, **cache, use_cache=True,
+                     logits_to_keep=keep).logits[:, -1].float()
+
+    return step
+
+
+def _decoder_step(decoder, rows: int, length: int):
+    """The same step through :class:`madbench.models.llama_decode.LlamaDecoder` and its own cache."""
+    cache = decoder.new_cache(rows, length)
+    return lambda ids, mask, pos, start: decoder.forward(ids, pos, mask, cache, start)
+
+
+def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad: int, eos, decoder=None) -> torch.Tensor:
+    """Ancestral sampling with a static KV cache; returns prompt + continuation ids."""
+    length = ids.shape[1] + max_new
+    step = _model_step(model, length) if decoder is None else _decoder_step(decoder, ids.shape[0], length)
     eos_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=ids.device)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    seq, step_ids = ids, ids
-    # Prefill keeps the last position by index: the int form slices a non-contiguous view, and a bf16
-    # linear on it materialises the LM head once per row (1.8 GB of copies for 32 rows of SmolLM2).
-    keep = torch.tensor([ids.shape[1] - 1], device=ids.device)
+    seq, step_ids, start = ids, ids, 0
     for _ in range(max_new):
-        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, **cache, use_cache=True,
-                       logits_to_keep=keep).logits[:, -1].float()
-        keep = 1
+        logits = step(step_ids, mask, pos, start)
+        start += step_ids.shape[1]
         scores = processors(seq, logits)
         nxt = nucleus_sample(scores, top_p)
         nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
@@ -169,6 +187,7 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
     model.eval()
     bar = tqdm(total=len(prompts), desc=desc, unit="doc", leave=False, dynamic_ncols=True, disable=None)
     with merged_lora(model):
+        decoder = None if s.num_beams > 1 else llama_decoder(model, max(map(len, encoded)) + s.max_new_tokens)
         for start in range(0, len(order), s.batch_size):
             idx = order[start : start + s.batch_size]
             width = max(len(encoded[i]) for i in idx)
@@ -186,7 +205,8 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
                                      logits_processor=LogitsProcessorList(list(logits_processors)),
                                      pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
             else:
-                out = _sample_batch(model, ids, mask, s.max_new_tokens, processors, s.top_p, pad, tokenizer.eos_token_id)
+                out = _sample_batch(model, ids, mask, s.max_new_tokens, processors, s.top_p, pad, tokenizer.eos_token_id,
+                                    decoder)
             for row, i in enumerate(idx):
                 outputs[i] = decode_completion(tokenizer, out[row, width - len(encoded[i]) :])
             bar.update(len(idx))
