@@ -268,7 +268,29 @@ def _perplexity_intervals(task: str, rows: List[dict], values: Dict[str, float])
     return out
 
 
+def _env_info_once() -> None:
+    """lm-eval's ``add_env_info`` runs torch's ``collect_env`` (subprocesses, about 0.4 s on 2 cores) inside every
+    ``simple_evaluate``, i.e. every generation; the environment does not change within a process, so it is
+    gathered once and the same keys are written into every generation's results.json."""
+    import copy
+
+    import lm_eval.evaluator as evaluator
+
+    if getattr(evaluator.add_env_info, "madbench_once", False):
+        return
+    original, gathered = evaluator.add_env_info, {}
+
+    def add_env_info(storage: dict) -> None:
+        if not gathered:
+            original(gathered)
+        storage.update(copy.deepcopy(gathered))
+
+    add_env_info.madbench_once = True
+    evaluator.add_env_info = add_env_info
+
+
 def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
+    _env_info_once()
     return simple_evaluate(
         model=lm, tasks=specs, task_manager=task_manager(bool(builtin)), log_samples=True,
         limit=(cfg.eval.task_docs or None) if builtin else None,  # local tasks are built with task_docs already
