@@ -79,7 +79,7 @@ def device_info() -> dict:
 
     info.update(settings(), attention=wanted_implementation(info["device"], "model default"),
                 decode_step="model forward" if os.environ.get("MADBENCH_DECODE") == "hf" or info["device"] != "cpu"
-                else "llama_decode where the model is a Llama", fused_cross_entropy=os.environ.get("MADBENCH_FUSED_CE", "1") != "0")
+                else "llama_decode where the model is a Llama")
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

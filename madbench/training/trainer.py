@@ -22,7 +22,6 @@ import torch
 from tqdm.auto import tqdm
 
 from madbench.models.base_model import bf16_supported
-from madbench.training.fused_loss import causal_lm_loss, fused_loss_applies
 from madbench.training.packing import pack, target_tokens  # noqa: F401  (training.pack: bench, tests)
 
 
@@ -152,8 +151,6 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     total = steps_per_epoch * t.epochs
     schedule = warmup_cosine(optimizer, t.warmup_steps, total)
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
-    # the head and loss fused (madbench/training/fused_loss.py); DDP needs the wrapped model's own forward
-    fused = token_weights is None and accelerator.num_processes == 1 and fused_loss_applies(model)
     model.train()
     start, tokens, losses, token_stats = time.perf_counter(), 0, [], {}
     bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None if accelerator.is_main_process else True)
@@ -167,9 +164,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
         for b in batches[accelerator.process_index :: accelerator.num_processes]:
             batch, batch_labels = blocks[b].to(accelerator.device), labels[b].to(accelerator.device)
             with accelerator.autocast():  # padding sits after the real tokens: a causal model never attends to it
-                if fused:
-                    loss = causal_lm_loss(model, batch, batch_labels)
-                elif token_weights is None:
+                if token_weights is None:
                     loss = model(input_ids=batch, labels=batch_labels).loss
                 else:
                     loss, counts = weighted_lm_loss(model, batch, batch_labels, token_weights)
