@@ -35,6 +35,28 @@ def madbench(*args, cwd=None, timeout=600, check=False):
     return proc
 
 
+def tiny_with_adapter():
+    """(cfg, split, tokenizer, model): the smoke preset's tiny model with a LoRA adapter whose B is not zero
+    (B = 0 would leave the merged weights equal to the base's), in eval mode."""
+    import torch
+
+    from madbench.config.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.data.corpus import load_split
+    from madbench.models.base_model import load_base, resolve_model
+    from madbench.training.trainer import make_peft_model
+
+    cfg = build_config(PRESETS.get("smoke")(), None, [])
+    split = load_split(cfg)
+    tokenizer, base = load_base(resolve_model(cfg, split), cfg)
+    model = make_peft_model(base, cfg, 0, None)
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    return cfg, split, tokenizer, model.eval()
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, madbench_cache) -> Path:
     """A finished `madbench run --preset smoke` folder (3 regimes x 3 generations, tiny model)."""

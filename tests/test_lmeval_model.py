@@ -29,7 +29,7 @@ from madbench.evaluation import lmeval
 from madbench.config.run_config import build_config
 from madbench.config.presets import PRESETS
 
-from conftest import madbench
+from conftest import madbench, tiny_with_adapter
 
 ABS, REL = 1e-4, 1e-6
 
@@ -37,19 +37,7 @@ ABS, REL = 1e-4, 1e-6
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """The smoke preset's tiny model with a non-trivial LoRA adapter, and its local task configs."""
-    from madbench.data.corpus import load_split
-    from madbench.models.base_model import load_base, resolve_model
-    from madbench.training.trainer import make_peft_model
-
-    cfg = build_config(PRESETS.get("smoke")(), None, [])
-    split = load_split(cfg)
-    tokenizer, base = load_base(resolve_model(cfg, split), cfg)
-    model = make_peft_model(base, cfg, 0, None)
-    torch.manual_seed(1)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:  # B = 0 would make the adapter a no-op
-            torch.nn.init.normal_(p, std=0.05)
-    model.eval()
+    cfg, split, tokenizer, model = tiny_with_adapter()
     configs = lmeval.build_task_data(list(lmeval.local_tasks()), split, cfg, tmp_path_factory.mktemp("lm_eval_data"))
     return cfg, split, tokenizer, model, configs
 

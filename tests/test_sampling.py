@@ -11,6 +11,8 @@ from transformers import TopPLogitsWarper
 
 from madbench.generation.sampling import nucleus_sample
 
+from conftest import tiny_with_adapter
+
 
 def _nucleus_like_transformers(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """Boolean mask of the tokens transformers' warper keeps (finite scores)."""
@@ -117,24 +119,6 @@ def test_greedy_decode_loop_equals_model_generate_tokens(madbench_cache, step):
         assert a[: len(b)] == b[: len(a)], (prompts[row], a, b)
 
 
-def _tiny_with_adapter():
-    from madbench.config.presets import PRESETS
-    from madbench.config.run_config import build_config
-    from madbench.data.corpus import load_split
-    from madbench.models.base_model import load_base, resolve_model
-    from madbench.training.trainer import make_peft_model
-
-    cfg = build_config(PRESETS.get("smoke")(), None, [])
-    split = load_split(cfg)
-    tokenizer, base = load_base(resolve_model(cfg, split), cfg)
-    model = make_peft_model(base, cfg, 0, None)
-    torch.manual_seed(1)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:  # B = 0 would leave the merged weights equal to the base's
-            torch.nn.init.normal_(p, std=0.05)
-    return cfg, split, tokenizer, model.eval()
-
-
 def test_llama_decoder_logits_equal_the_models_forward_step_by_step(madbench_cache):
     """Left-padded prefill and five decode steps of the tiny model with a LoRA adapter folded in: the decoder's
     last-position logits equal transformers' forward over the whole sequence so far (fp32: rounding only), and a
@@ -143,7 +127,7 @@ def test_llama_decoder_logits_equal_the_models_forward_step_by_step(madbench_cac
     from madbench.models.inference import merged_lora
     from madbench.models.llama_decode import llama_decoder
 
-    _, split, tokenizer, model = _tiny_with_adapter()
+    _, split, tokenizer, model = tiny_with_adapter()
     encoded = encode_prompts(tokenizer, [" ".join(d.text.split()[:n]) for d, n in zip(split.pool[:4], (1, 9, 4, 6))])
     width, pad = max(map(len, encoded)), tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
@@ -175,7 +159,7 @@ def test_sampling_draws_the_same_texts_through_either_step(madbench_cache, monke
     (the logits agree to rounding, so the same uniform draws pick the same tokens)."""
     from madbench.generation.sampling import generate, make_prompts
 
-    cfg, split, tokenizer, model = _tiny_with_adapter()
+    cfg, split, tokenizer, model = tiny_with_adapter()
     prompts = make_prompts(cfg, split.pool, 12, 0, 1)
     texts = {}
     for mode in ("hf", "fast"):

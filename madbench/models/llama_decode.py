@@ -28,6 +28,8 @@ from typing import Optional
 
 import torch
 
+from madbench.models.attention import matmul_attention
+
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")  # rope types whose cos/sin depend on the position alone
 
 
@@ -105,9 +107,8 @@ class LlamaDecoder:
         rows, length = ids.shape
         end = start + length
         h_dim, kv_dim = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        group = self.heads // self.kv_heads
         cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # [rows, 1, T, head_dim]
-        allowed = mask[:, None, None, None, :end].bool()  # [rows, 1, 1, 1, S]: scores are [rows, kv, group, T, S]
+        allowed = mask[:, None, None, :end].bool()  # [rows, 1, 1, S]: SDPA's boolean mask, broadcast over T
         if length > 1:
             allowed = allowed & torch.ones(length, end, dtype=torch.bool, device=ids.device).tril(start)
         keys_cache, values_cache = cache
@@ -118,12 +119,9 @@ class LlamaDecoder:
             k = qkv[..., h_dim:h_dim + kv_dim].view(rows, length, self.kv_heads, self.head_dim).transpose(1, 2)
             keys_cache[i, :, :, start:end] = self._rotate(k, cos, sin)
             values_cache[i, :, :, start:end] = qkv[..., h_dim + kv_dim:].view(rows, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            q = self._rotate(q, cos, sin).reshape(rows, self.kv_heads, group * length, self.head_dim)
-            scores = torch.matmul(q, keys_cache[i, :, :, :end].transpose(-1, -2))
-            scores = scores.view(rows, self.kv_heads, group, length, end).float() * self.scaling
-            probs = torch.softmax(scores.masked_fill_(~allowed, torch.finfo(scores.dtype).min), dim=-1).to(self.dtype)
-            out = torch.matmul(probs.view(rows, self.kv_heads, group * length, end), values_cache[i, :, :, :end])
-            out = out.view(rows, self.heads, length, self.head_dim).transpose(1, 2).reshape(rows, length, h_dim)
+            out, _ = matmul_attention(None, self._rotate(q, cos, sin), keys_cache[i, :, :, :end],
+                                      values_cache[i, :, :, :end], allowed, scaling=self.scaling)
+            out = out.reshape(rows, length, h_dim)
             x = x + torch.nn.functional.linear(out, o_w)
             gate, up = torch.nn.functional.linear(self._rms(x, norm2), gate_up_w).split(self.inter, dim=-1)
             x = x + torch.nn.functional.linear(torch.nn.functional.silu(gate) * up, down_w)
