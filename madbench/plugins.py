@@ -31,23 +31,30 @@ The contract of each kind (checked when the plug-in loads):
 * corpus: :class:`CorpusFn`, ``fn() -> list[str]`` of raw texts (madbench cuts them).
 * model: :class:`ModelFn`, ``fn(cfg, split) -> str``, a transformers folder or hub name (``split``: the CorpusSplit).
 
-A plug-in may not reuse a built-in name. A plug-in that fails to import, clashes or
-breaks its contract is reported in one line naming it; its entries are removed and
-madbench's own keep working (an installed entry point is skipped with a warning, a
-``--plugin`` is an error).
+A plug-in may not reuse a built-in name. A plug-in that fails to import (``sys.exit()``
+included), clashes or breaks its contract is reported in one line naming it; its entries
+are removed and madbench's own keep working (a broken installed entry point is skipped with
+a warning and drops only itself, a ``--plugin`` is an error).
+
+Safety switches: ``MADBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry point. Plug-ins named by
+a config's ``plugins:`` or a run folder (``--resume``) print one line before their code runs,
+and ``run --dry-run`` imports them only with ``--load-plugins``. A run's config.json records
+each plug-in file's sha256 (``plugin_sha256``); ``--resume`` warns when a file changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
-import inspect
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import Dict, List, Optional, Tuple
 
 from madbench.errors import MadbenchError
+from madbench.plugin_contracts import CorpusFn, MetricFn, ModelFn, RegimeFn, check_entry  # noqa: F401  (re-exported)
 from madbench.registry import BUILTIN, CURRENT_ORIGIN
 
 # kind -> (module holding the registry, registry attribute)
@@ -59,29 +66,6 @@ KINDS: Dict[str, Tuple[str, str]] = {
     "models": ("madbench.models.base_model", "MODELS"),
 }
 GROUP = "madbench."  # entry point group prefix: madbench.mitigations, ...
-
-
-@runtime_checkable
-class RegimeFn(Protocol):
-    def __call__(self, ctx: Any) -> list: ...  # RegimeContext -> the generation's training mix (list of Doc)
-
-
-@runtime_checkable
-class MetricFn(Protocol):
-    higher_is_better: Optional[bool]
-    needs: str
-
-    def __call__(self, ctx: Any) -> Any: ...  # MetricContext -> float, dict of floats, or None (undefined)
-
-
-@runtime_checkable
-class CorpusFn(Protocol):
-    def __call__(self) -> List[str]: ...
-
-
-@runtime_checkable
-class ModelFn(Protocol):
-    def __call__(self, cfg: Any, split: Any) -> str: ...  # RunConfig, CorpusSplit -> model folder or hub name
 
 
 _loaded_entry_points = False
@@ -99,52 +83,6 @@ def _loaded_registries():
     return [(kind, getattr(sys.modules[m], a)) for kind, (m, a) in KINDS.items() if m in sys.modules]
 
 
-def _arity_ok(fn, n: int) -> bool:
-    try:
-        inspect.signature(fn).bind(*([None] * n))
-        return True
-    except TypeError:
-        return False
-    except ValueError:  # builtins without a signature: trust them
-        return True
-
-
-def check_entry(kind: str, name: str, obj: Any) -> None:
-    """Raise MadbenchError when ``obj`` breaks the contract of ``kind``."""
-    if kind == "mitigations":
-        from madbench.mitigations import Mitigation
-
-        if not (inspect.isclass(obj) and issubclass(obj, Mitigation)):
-            raise MadbenchError(f"mitigation '{name}' must be a subclass of madbench.mitigations.Mitigation, got {obj!r}")
-        if not isinstance(obj.params, dict):
-            raise MadbenchError(f"mitigation '{name}': params must be a dict of default values")
-        if getattr(obj, "name", None) in (None, "base"):
-            obj.name = name  # error messages and results name it
-        try:
-            obj()
-        except MadbenchError as exc:
-            raise MadbenchError(f"mitigation '{name}' does not build with its default params: {exc}")
-        return
-    if not callable(obj):
-        raise MadbenchError(f"{kind[:-1] if kind != 'corpora' else 'corpus'} '{name}' must be callable, got {obj!r}")
-    if kind == "regimes" and not _arity_ok(obj, 1):
-        raise MadbenchError(f"regime '{name}' must take one argument (a RegimeContext) and return the training mix")
-    if kind == "metrics":
-        if not _arity_ok(obj, 1):
-            raise MadbenchError(f"metric '{name}' must take one argument (a MetricContext)")
-        from madbench.metrics import METRICS
-        from madbench.metrics.specs import from_attributes
-
-        # registered: its MetricSpec (built, and its direction checked, when it registered); else the function's attributes
-        spec = METRICS.spec(name) if name in METRICS and METRICS.get(name) is obj else from_attributes(name, obj)
-        if spec.needs not in ("samples", "model", "human"):
-            raise MadbenchError(f"metric '{name}': needs must be 'samples', 'model' or 'human', got {spec.needs!r}")
-    if kind == "corpora" and not _arity_ok(obj, 0):
-        raise MadbenchError(f"corpus '{name}' must take no arguments and return a list of texts")
-    if kind == "models" and not _arity_ok(obj, 2):
-        raise MadbenchError(f"model '{name}' must take (cfg, split) and return a model folder or hub name")
-
-
 def _check_all(origin: str) -> None:
     for kind, reg in _loaded_registries():
         for name, obj in reg.items():
@@ -159,37 +97,63 @@ def _check_all(origin: str) -> None:
                 raise MadbenchError(f"mitigation '{name}': target_metric '{cls.target_metric}' is not a registered metric")
 
 
-def _rollback(origin: str) -> None:
-    for _, reg in _loaded_registries():
-        for name in [n for n in reg.names() if reg.origin(n) == origin]:
+def _names() -> set:
+    """(registry kind, name) of every entry registered now."""
+    return {(kind, n) for kind, reg in _loaded_registries() for n in reg.names()}
+
+
+def _rollback(before: set) -> None:
+    """Remove the plug-in entries registered since ``before`` (built-ins imported meanwhile stay)."""
+    for kind, reg in _loaded_registries():
+        for name in [n for n in reg.names() if (kind, n) not in before and reg.origin(n) != BUILTIN]:
             reg.remove(name)
 
 
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}); a plug-in must not end the process"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"
+
+
 def _load(origin: str, label: str, load) -> None:
-    """Run ``load()`` with registrations attributed to ``origin``; all or nothing."""
+    """Run ``load()`` with registrations attributed to ``origin``; all or nothing, never ending the process."""
+    before = _names()
     token = CURRENT_ORIGIN.set(origin)
     try:
         load()
         _check_all(origin)
     except MadbenchError as exc:
-        _rollback(origin)
+        _rollback(before)
         raise MadbenchError(f"plugin {label}: {exc}")
-    except Exception as exc:  # the plug-in's own bug: name it, in one line
-        _rollback(origin)
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise MadbenchError(f"plugin {label} failed to load: {type(exc).__name__}: {first}")
+    except (Exception, SystemExit) as exc:  # the plug-in's own bug, or its sys.exit(): name it, in one line
+        _rollback(before)
+        raise MadbenchError(f"plugin {label} failed to load: {_first_line(exc)}")
     finally:
         CURRENT_ORIGIN.reset(token)
 
 
+AUTOLOAD_SWITCH = "MADBENCH_DISABLE_PLUGIN_AUTOLOAD"  # =1: installed entry points are not loaded (--plugin still is)
+EP_ORDER = ("metrics", "corpora", "models", "regimes", "mitigations")  # what others name first (a target metric)
+
+
+def autoload_disabled() -> bool:
+    return os.environ.get(AUTOLOAD_SWITCH, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def load_entry_points() -> List[str]:
-    """Load every installed ``madbench.*`` entry point once; return a warning line per skipped one."""
+    """Load every installed ``madbench.*`` entry point once; return a warning line per skipped one.
+
+    Each entry point loads on its own: a broken one (an import error, ``sys.exit``, a clash, a broken
+    contract) is skipped with one warning and the other entries of its package stay.
+    ``MADBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips them all (like pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD).
+    """
     global _loaded_entry_points
-    if _loaded_entry_points:
+    if _loaded_entry_points or autoload_disabled():
         return []
     _loaded_entry_points = True
     skipped = []
-    for kind in KINDS:
+    for kind in [*EP_ORDER, *(k for k in KINDS if k not in EP_ORDER)]:
         for ep in sorted(metadata.entry_points(group=GROUP + kind), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
@@ -204,6 +168,65 @@ def load_entry_points() -> List[str]:
                 skipped.append(f"{exc}; skipped")
     WARNINGS.extend(skipped)
     return skipped
+
+
+_deferred: Optional[List[str]] = None  # None: plug-ins named by a config or run folder load; a list: deferred (--dry-run)
+
+
+def defer_named_plugins() -> None:
+    """``--dry-run`` without ``--load-plugins``: plug-ins named by a config or a run folder are not imported."""
+    global _deferred
+    _deferred = []
+
+
+def deferred() -> List[str]:
+    """The plug-ins a config or run folder named that were not imported (``--dry-run``)."""
+    return list(_deferred or [])
+
+
+def load_named(specs, source: str, base: Optional[Path] = None, log=None) -> None:
+    """Plug-ins named by ``source`` (a config file's ``plugins:``, a run folder's config.json): one line says
+    they are about to run their code, or, under ``--dry-run``, that they are not imported."""
+    specs = [str(s) for s in specs or ()]
+    if not specs:
+        return
+    say = log or (lambda line: print(line, file=sys.stderr))
+    if _deferred is not None:
+        _deferred.extend(specs)
+        say(f"madbench: not importing the plug-ins named by {source} on --dry-run: {', '.join(specs)} "
+            f"(add --load-plugins to run their code)")
+        return
+    say(f"madbench: loading the plug-ins named by {source} (their code runs now): {', '.join(specs)}")
+    load_all(specs, base)
+
+
+def file_digest(recorded: str) -> Optional[str]:
+    """sha256 of a --plugin file (a package folder: of its .py files, by relative path), None for a module."""
+    path = Path(recorded)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*.py")):
+        h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def digests() -> Dict[str, str]:
+    """{recorded spec: sha256} of every --plugin / plugins: file loaded in this process (config.json records it)."""
+    return {s: d for s in _specs if (d := file_digest(s))}
+
+
+def changed_since(recorded: Dict[str, str]) -> List[str]:
+    """One line per plug-in file whose content differs from the sha256 a run recorded."""
+    out = []
+    for spec, digest in (recorded or {}).items():
+        now = file_digest(spec)
+        if now != digest:
+            state = "is gone" if now is None else f"changed since the run started (sha256 {digest[:12]} -> {now[:12]})"
+            out.append(f"plug-in {spec} {state}")
+    return out
 
 
 def load_plugin(spec: str, base: Optional[Path] = None) -> str:

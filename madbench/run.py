@@ -16,6 +16,7 @@ generations are never recomputed.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def add_arguments(p) -> None:
     p.add_argument("--output-dir", help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and the plan, then exit")
+    p.add_argument("--load-plugins", action="store_true",
+                   help="with --dry-run: import the plug-ins a config's plugins: or a --resume folder names (default: not imported)")
     p.add_argument("--track", metavar="NAME", help="run a leaderboard track: its frozen protocol, your loop.mitigations beside its baseline (see: madbench list tracks)")
     p.add_argument("--report-to", action="append", default=[], metavar="TRACKERS",
                    help="experiment trackers, comma-separated or repeated: disk, tensorboard, mlflow, wandb (default: none)")
@@ -60,9 +63,11 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
             raise MadbenchError("--resume uses the run's saved config; drop the overrides and --config, or start a new --output-dir")
         saved = _saved_config(run_dir)
         if saved.get("plugins"):  # the plug-ins the run was made with
-            from madbench.plugins import load_all
+            from madbench.plugins import changed_since, load_named
 
-            load_all(saved["plugins"])
+            for line in changed_since(saved.get("plugin_sha256", {})):
+                print(f"madbench: warning: {line}", file=sys.stderr)
+            load_named(saved["plugins"], f"run folder {run_dir}")
         cfg = from_dict(saved["config"])
         validate(cfg)
         return cfg, run_dir, ""
@@ -118,7 +123,16 @@ def main(args) -> int:
         preflight(cfg)  # every config error is one line here, before anything trains or is written
         _protocol(args, cfg, run_dir)
         return execute(cfg, run_dir, repair=getattr(args, "repair", False), report_to=report_to)
-    cfg, run_dir, differs = resolve_plan(args)
+    from madbench.plugins import defer_named_plugins, deferred
+
+    if not getattr(args, "load_plugins", False):
+        defer_named_plugins()  # a dry run does not run a config's or a run folder's plug-in code unless asked
+    try:
+        cfg, run_dir, differs = resolve_plan(args)
+    except MadbenchError as exc:
+        if deferred():
+            raise MadbenchError(f"{exc} (the named plug-ins were not imported: add --load-plugins)") from None
+        raise
     facts = preflight(cfg)
     _protocol(args, cfg, run_dir)
     chains = plan_chains(cfg)
@@ -190,9 +204,9 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
             store.repair(log=log)
         store.verify()  # before loading anything: never build on a damaged generation
     if is_main and not store.config.is_file():
-        from madbench.plugins import loaded_specs, origins
+        from madbench.plugins import digests, loaded_specs, origins
 
-        extra = {"plugins": loaded_specs(), "plugin_origins": origins()} if origins() else {}
+        extra = {"plugins": loaded_specs(), "plugin_sha256": digests(), "plugin_origins": origins()} if origins() else {}
         fileio.write_json(store.config, {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")

@@ -65,7 +65,7 @@ def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
         eval: {metrics: [mean_chars, distinct_2], tasks: []}
     """)
     proc = madbench("run", "--preset", "smoke", "--config", cfg, "--output-dir", tmp_path / "run", "--dry-run",
-                    cwd=tmp_path.parent, check=True)
+                    "--load-plugins", cwd=tmp_path.parent, check=True)
     assert "half_real" in proc.stdout and "mean_chars" in proc.stdout
 
 
@@ -241,6 +241,8 @@ def test_a_plugin_corpus_and_model_train_a_real_generation(tmp_path, monkeypatch
     results = __import__("json").loads((tmp_path / "run" / "results.json").read_text())
     assert results["chains"][0]["generations"][0]["metrics"]["perplexity"] > 1
     assert Path(marker.read_text()).is_dir()  # the plug-in resolved the model the run trained
+    saved = __import__("json").loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["plugin_sha256"] == {str(plugin): __import__("hashlib").sha256(plugin.read_bytes()).hexdigest()}
 
 
 def test_a_package_folder_plugin_may_use_relative_imports(tmp_path):

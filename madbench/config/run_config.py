@@ -295,9 +295,9 @@ def build_config(base: Optional[dict] = None, file: Optional[str] = None, overri
     if file:
         extra = load_file(file)
         if "plugins" in extra:  # `plugins: [my_filter.py]`: loaded now, not part of the run's identity (madbench/plugins.py)
-            from madbench.plugins import load_all
+            from madbench.plugins import load_named
 
-            load_all(_plugin_list(extra.pop("plugins")), base=Path(file).parent)
+            load_named(_plugin_list(extra.pop("plugins")), f"config {file}", base=Path(file).parent)
         data = merge(data, extra)
     for text in overrides:
         data = merge(data, parse_override(text))

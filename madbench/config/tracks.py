@@ -85,9 +85,9 @@ def resolve(name: str, config_file=None, overrides=()):
             from pathlib import Path
 
             from madbench.config.run_config import _plugin_list
-            from madbench.plugins import load_all
+            from madbench.plugins import load_named
 
-            load_all(_plugin_list(extra.pop("plugins")), base=Path(config_file).parent)
+            load_named(_plugin_list(extra.pop("plugins")), f"config {config_file}", base=Path(config_file).parent)
         data = merge(data, extra)
     for text in overrides:
         data = merge(data, parse_override(text))
