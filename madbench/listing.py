@@ -1,55 +1,83 @@
-"""List what is registered: regimes, mitigations, metrics, presets, corpora, models, and where each came from.
+"""List every named choice madbench knows, and where each came from.
 
     madbench list
     madbench list metrics
+    madbench list mitigations                          # with the metric each one targets
     madbench --plugin my_filter.py list mitigations   # the origin column says 'file .../my_filter.py'
 
+Kinds: regimes, mitigations, metrics, presets, tracks, corpora, models, sampling_backends,
+trackers, sweep_backends, lm_eval_models: each one registry (madbench/registry.py).
 Origins: ``builtin``, ``entry point DIST VERSION`` (an installed plug-in package),
-``file PATH`` or ``module NAME`` (``--plugin`` / ``plugins:``).
+``file PATH`` or ``module NAME`` (``--plugin`` / ``plugins:``). A lazy entry not imported
+yet shows its ``module:object`` (listing imports nothing heavy).
 """
 
 from __future__ import annotations
 
+import importlib
+
+from madbench.registry import Lazy
+
+# kind -> (module, registry attribute); the order `madbench list` prints them in
+SECTIONS = {
+    "regimes": ("madbench.loop.regimes", "REGIMES"),
+    "mitigations": ("madbench.mitigations", "MITIGATIONS"),
+    "metrics": ("madbench.metrics", "METRICS"),
+    "presets": ("madbench.config.presets", "PRESETS"),
+    "corpora": ("madbench.data.corpus", "CORPORA"),
+    "models": ("madbench.models.base_model", "MODELS"),
+    "tracks": ("madbench.config.tracks", "TRACKS"),
+    "sampling_backends": ("madbench.generation.backends", "SAMPLING_BACKENDS"),
+    "trackers": ("madbench.reporting.trackers", "TRACKERS"),
+    "sweep_backends": ("madbench.experiments.backends", "SWEEP_BACKENDS"),
+    "lm_eval_models": ("madbench.evaluation.lm_models", "LM_EVAL_MODELS"),
+}
+
 
 def add_arguments(p) -> None:
-    p.add_argument("what", nargs="?", choices=["regimes", "mitigations", "metrics", "presets", "corpora", "models", "tracks"],
-                   help="show only this kind")
+    p.add_argument("what", nargs="?", choices=list(SECTIONS), help="show only this kind")
 
 
-def main(args) -> int:
-    from madbench.data.corpus import CORPORA
-    from madbench.metrics import METRICS
-    from madbench.mitigations import MITIGATIONS
-    from madbench.models.base_model import MODELS
-    from madbench.config.presets import PRESETS
-    from madbench.loop.regimes import REGIMES
-    from madbench.config.tracks import TRACKS
-
-    def first_line(obj) -> str:
-        return ((getattr(obj, "card", "") or obj.__doc__ or "").strip().splitlines() or [""])[0]
-
-    sections = {
-        "regimes": (REGIMES, lambda f: first_line(f) + " (modes: /replace, /accumulate)"),
-        "mitigations": (MITIGATIONS, lambda c: f"{first_line(c)} params: {c.params}"),
-        "metrics": (METRICS, _metric_line),  # described by its MetricSpec
-        "presets": (PRESETS, lambda f: getattr(f, "description", "")),
-        "corpora": (CORPORA, first_line),
-        "models": (MODELS, lambda f: f if isinstance(f, str) else first_line(f)),
-        "tracks": (TRACKS, lambda t: f"{t.description}; human-data budget {t.human_budget:.0%}"),
-    }
-    for title, (registry, describe) in sections.items():
-        if args.what and args.what != title:
-            continue
-        entries = [(s.name, s) for s in METRICS.specs()] if registry is METRICS else registry.items()
-        rows = [(name, registry.origin(name), describe(obj)) for name, obj in entries]
-        print(f"{title}:")
-        width = max((len(n) for n, _, _ in rows), default=0)
-        owidth = max((len(o) for _, o, _ in rows), default=0)
-        for name, origin, text in rows:
-            print(f"  {name.ljust(width)}  {origin.ljust(owidth)}  {text}")
-    return 0
+def first_line(obj) -> str:
+    if isinstance(obj, Lazy):
+        return f"(lazy: {obj})"
+    return ((getattr(obj, "card", "") or obj.__doc__ or "").strip().splitlines() or [""])[0]
 
 
 def _metric_line(spec) -> str:
     direction = {True: "higher is better", False: "lower is better"}.get(spec.higher_is_better, "no direction")
     return f"[{direction}] {spec.description}"
+
+
+DESCRIBE = {
+    "regimes": lambda f: first_line(f) + " (modes: /replace, /accumulate)",
+    "mitigations": lambda c: f"[targets {c.target_metric}] {first_line(c)} params: {c.params}",
+    "metrics": _metric_line,  # described by its MetricSpec
+    "presets": lambda f: getattr(f, "description", ""),
+    "models": lambda f: f if isinstance(f, str) and not isinstance(f, Lazy) else first_line(f),
+    "tracks": lambda t: f"{t.description}; human-data budget {t.human_budget:.0%}",
+    "trackers": lambda c: first_line(c) + (f" (needs {c.requires}: {c.install})" if getattr(c, "requires", None) else ""),
+}
+
+
+def rows(kind: str) -> list:
+    """(name, origin, description) of every entry of ``kind``, by name; lazy entries stay unimported."""
+    module, attr = SECTIONS[kind]
+    registry = getattr(importlib.import_module(module), attr)
+    describe = DESCRIBE.get(kind, first_line)
+    if kind == "metrics":
+        return [(s.name, registry.origin(s.name), describe(s)) for s in registry.specs()]
+    return [(name, registry.origin(name), describe(obj)) for name, obj in registry.entries()]
+
+
+def main(args) -> int:
+    for kind in SECTIONS:
+        if args.what and args.what != kind:
+            continue
+        found = rows(kind)
+        print(f"{kind}:")
+        width = max((len(n) for n, _, _ in found), default=0)
+        owidth = max((len(o) for _, o, _ in found), default=0)
+        for name, origin, text in found:
+            print(f"  {name.ljust(width)}  {origin.ljust(owidth)}  {text}")
+    return 0

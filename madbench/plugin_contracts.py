@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any, List, Optional, Protocol, runtime_checkable
 
 from madbench.errors import MadbenchError
@@ -32,6 +33,9 @@ class CorpusFn(Protocol):
 @runtime_checkable
 class ModelFn(Protocol):
     def __call__(self, cfg: Any, split: Any) -> str: ...  # RunConfig, CorpusSplit -> model folder or hub name
+
+
+SINGULAR = {"corpora": "corpus", "lm_eval_models": "lm-eval model"}
 
 
 def _arity_ok(fn, n: int) -> bool:
@@ -61,7 +65,7 @@ def check_entry(kind: str, name: str, obj: Any) -> None:
             raise MadbenchError(f"mitigation '{name}' does not build with its default params: {exc}")
         return
     if not callable(obj):
-        raise MadbenchError(f"{kind[:-1] if kind != 'corpora' else 'corpus'} '{name}' must be callable, got {obj!r}")
+        raise MadbenchError(f"{SINGULAR.get(kind, kind[:-1])} '{name}' must be callable, got {obj!r}")
     if kind == "regimes" and not _arity_ok(obj, 1):
         raise MadbenchError(f"regime '{name}' must take one argument (a RegimeContext) and return the training mix")
     if kind == "metrics":
@@ -76,5 +80,18 @@ def check_entry(kind: str, name: str, obj: Any) -> None:
             raise MadbenchError(f"metric '{name}': needs must be 'samples', 'model' or 'human', got {spec.needs!r}")
     if kind == "corpora" and not _arity_ok(obj, 0):
         raise MadbenchError(f"corpus '{name}' must take no arguments and return a list of texts")
+    if kind == "trackers":
+        missing = [m for m in ("log_config", "log_metrics", "log_artifacts", "close") if not callable(getattr(obj, m, None))]
+        if not inspect.isclass(obj) or missing:
+            raise MadbenchError(f"tracker '{name}' must be a class with log_config, log_metrics, log_artifacts and close "
+                                f"(madbench.reporting.tracker_backends.Tracker){'; missing ' + ', '.join(missing) if missing else ''}")
+        if not _arity_ok(obj, 2):
+            raise MadbenchError(f"tracker '{name}' must be built as cls(run_dir, name, run_id=None)")
+    if kind == "lm_eval_models":
+        lm_api = sys.modules.get("lm_eval.api.model")  # a plug-in's LM class imported it; never imported just to check
+        if inspect.isclass(obj) and lm_api is not None and not issubclass(obj, lm_api.LM):
+            raise MadbenchError(f"lm-eval model '{name}' must be a subclass of lm_eval.api.model.LM, or a factory returning one")
+        if not _arity_ok(obj, 2):
+            raise MadbenchError(f"lm-eval model '{name}' must be built as entry(model, tokenizer, batch_size=N)")
     if kind == "models" and not _arity_ok(obj, 2):
         raise MadbenchError(f"model '{name}' must take (cfg, split) and return a model folder or hub name")

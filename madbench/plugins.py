@@ -1,4 +1,4 @@
-"""Plug-ins: your own mitigation, regime, metric, corpus or model, without forking madbench.
+"""Plug-ins: your own mitigation, regime, metric, corpus, model, tracker or lm-eval model, without forking madbench.
 
     madbench --plugin my_filter.py list mitigations       # a single file (or: --plugin mypkg.module)
     madbench run --plugin my_filter.py --preset smoke 'loop.mitigations=[none,my_filter]'
@@ -14,7 +14,8 @@ Two ways in:
       length_filter = "madbench_length_filter:LengthFilter"
 
   Groups: ``madbench.mitigations``, ``madbench.regimes``, ``madbench.metrics``,
-  ``madbench.corpora``, ``madbench.models``. They load in every madbench process.
+  ``madbench.corpora``, ``madbench.models``, ``madbench.trackers``, ``madbench.lm_eval_models``.
+  They load in every madbench process.
 * **A file or module** named by ``--plugin`` (any command) or ``plugins:`` (config
   file) that registers with the decorators (``@MITIGATIONS.register("name")``...).
 
@@ -30,6 +31,10 @@ The contract of each kind (checked when the plug-in loads):
   :class:`madbench.metrics.MetricSpec`.
 * corpus: :class:`CorpusFn`, ``fn() -> list[str]`` of raw texts (madbench cuts them).
 * model: :class:`ModelFn`, ``fn(cfg, split) -> str``, a transformers folder or hub name (``split``: the CorpusSplit).
+* tracker: a class with the :class:`madbench.reporting.tracker_backends.Tracker` methods, built as
+  ``cls(run_dir, name, run_id=None)``; optional ``requires``/``install`` attributes (``--report-to NAME``).
+* lm-eval model: an lm-eval ``LM`` subclass (or a factory returning one) built as
+  ``entry(model, tokenizer, batch_size=N)`` around the in-memory model (``eval.lm_eval_model=NAME``).
 
 A plug-in may not reuse a built-in name. A plug-in that fails to import (``sys.exit()``
 included), clashes or breaks its contract is reported in one line naming it; its entries
@@ -64,6 +69,8 @@ KINDS: Dict[str, Tuple[str, str]] = {
     "metrics": ("madbench.metrics", "METRICS"),
     "corpora": ("madbench.data.corpus", "CORPORA"),
     "models": ("madbench.models.base_model", "MODELS"),
+    "trackers": ("madbench.reporting.trackers", "TRACKERS"),
+    "lm_eval_models": ("madbench.evaluation.lm_models", "LM_EVAL_MODELS"),
 }
 GROUP = "madbench."  # entry point group prefix: madbench.mitigations, ...
 
@@ -85,9 +92,9 @@ def _loaded_registries():
 
 def _check_all(origin: str) -> None:
     for kind, reg in _loaded_registries():
-        for name, obj in reg.items():
-            if reg.origin(name) == origin:
-                check_entry(kind, name, obj)
+        for name in reg.names():
+            if reg.origin(name) == origin:  # only the plug-in's own: a lazy built-in stays unimported
+                check_entry(kind, name, reg.get(name))
     if "madbench.mitigations" in sys.modules and "madbench.metrics" in sys.modules:
         from madbench.metrics import METRICS
         from madbench.mitigations import MITIGATIONS

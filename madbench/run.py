@@ -176,10 +176,9 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool 
     from accelerate import PartialState
     import torch
 
-    if cfg.sampling.backend == "vllm":
-        from madbench.generation.vllm_backend import check_available
+    from madbench.generation.backends import backend
 
-        check_available()  # before any training: one line if vLLM or the GPU is missing
+    backend(cfg.sampling.backend).check_available()  # before any training: one line if vLLM or the GPU is missing
     chains = chains or plan_chains(cfg)
     is_main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     log = log if is_main else (lambda *a, **k: None)

@@ -262,7 +262,7 @@ def test_a_killed_process_loses_nothing_it_counted_as_logged(tracked, tmp_path):
     assert len(acc.Scalars(f"{tracked['results']['chains'][1]['id']}/perplexity")) == 2
 
 
-def test_a_tracker_that_fails_mid_run_is_a_warning_and_its_generations_are_sent_on_resume(tracked, tmp_path, monkeypatch):
+def test_a_tracker_that_fails_mid_run_is_a_warning_and_its_generations_are_sent_on_resume(tracked, tmp_path, request):
     class Flaky(trackers.DiskTracker):
         fail = True
 
@@ -271,7 +271,8 @@ def test_a_tracker_that_fails_mid_run_is_a_warning_and_its_generations_are_sent_
                 raise OSError("the tracking server went away")
             super().log_metrics(metrics, step)
 
-    monkeypatch.setitem(trackers.TRACKERS, "flaky", (Flaky, None, ""))
+    trackers.TRACKERS.add("flaky", Flaky, "test")
+    request.addfinalizer(lambda: trackers.TRACKERS.remove("flaky"))
     said = []
     logger = trackers.GenerationLogger(["flaky"], tmp_path, _cfg(), log=said.append)
     logger.on_results(tracked["results"])  # no exception: the training goes on

@@ -9,7 +9,7 @@ with a did-you-mean; the loop's own options are checked by their owners (schedul
 
 from __future__ import annotations
 
-from madbench.config.run_config import LM_EVAL_MODELS, RunConfig
+from madbench.config.run_config import RunConfig
 from madbench.errors import MadbenchError
 from madbench.registry import did_you_mean
 
@@ -37,13 +37,19 @@ def validate(cfg: RunConfig) -> None:
         cls(**params)  # unknown names (with a did-you-mean) and out-of-range values fail here, before anything runs
     for name in cfg.eval.metrics:
         METRICS.get(name)
+    from madbench.evaluation.lm_models import LM_EVAL_MODELS
+
     if cfg.eval.lm_eval_model not in LM_EVAL_MODELS:
+        known = LM_EVAL_MODELS.registered()
         raise MadbenchError(f"unknown eval.lm_eval_model '{cfg.eval.lm_eval_model}';"
-                            f"{did_you_mean(cfg.eval.lm_eval_model, LM_EVAL_MODELS)} use madbench or hf")
+                            f"{did_you_mean(cfg.eval.lm_eval_model, known)} use {', '.join(known[:-1])} or {known[-1]}")
     if cfg.eval.tasks:
         from madbench.evaluation.lmeval import check_tasks
 
         check_tasks(cfg.eval.tasks)
+    from madbench.generation.backends import SAMPLING_BACKENDS, unknown as unknown_backend
+
+    sampler = SAMPLING_BACKENDS.get(cfg.sampling.backend) if cfg.sampling.backend in SAMPLING_BACKENDS else None
     checks = [
         (cfg.loop.generations >= 0, "loop.generations must be >= 0"),
         (len(cfg.loop.regimes) > 0, "loop.regimes must name at least one regime"),
@@ -55,8 +61,9 @@ def validate(cfg: RunConfig) -> None:
         (cfg.sampling.temperature > 0, "sampling.temperature must be > 0"),
         (0 < cfg.sampling.top_p <= 1, "sampling.top_p must be in (0, 1]"),
         (cfg.sampling.max_new_tokens > 0, "sampling.max_new_tokens must be > 0"),
-        (cfg.sampling.backend in ("hf", "vllm"), f"unknown sampling.backend '{cfg.sampling.backend}'; use hf or vllm"),
-        (cfg.sampling.backend != "vllm" or cfg.sampling.num_beams == 1, "sampling.backend=vllm samples; beam search needs sampling.backend=hf"),
+        (sampler is not None, unknown_backend(cfg.sampling.backend)),
+        (sampler is None or sampler.beam_search or cfg.sampling.num_beams == 1,
+         f"sampling.backend={cfg.sampling.backend} samples; beam search needs sampling.backend=hf"),
         (cfg.data.train_docs > 0 and cfg.data.eval_docs > 0, "data.train_docs and data.eval_docs must be > 0"),
         (cfg.train.epochs > 0 and cfg.train.batch_size > 0, "train.epochs and train.batch_size must be > 0"),
         (cfg.train.seq_len >= 16, "train.seq_len must be >= 16"),

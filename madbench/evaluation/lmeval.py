@@ -299,15 +299,10 @@ def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
 
 
 def make_lm(kind: str, model, tokenizer, batch_size: int):
-    """The lm-eval model named by eval.lm_eval_model around an in-memory model: 'madbench' or 'hf'."""
-    if kind == "hf":
-        import torch
-        from lm_eval.models.huggingface import HFLM
+    """The lm-eval model named by eval.lm_eval_model around an in-memory model (madbench/evaluation/lm_models.py)."""
+    from madbench.evaluation.lm_models import make_lm as build
 
-        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, softmax_dtype=torch.float32)
-    from madbench.evaluation.lmeval_model import MadbenchLM
-
-    return MadbenchLM(model, tokenizer, batch_size=batch_size)
+    return build(kind, model, tokenizer, batch_size)
 
 
 def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 from madbench.errors import MadbenchError
+from madbench.registry import Registry, did_you_mean
 
-BACKENDS = ("local", "ray", "slurm")
+SWEEP_BACKENDS = Registry("sweep backend")  # name -> fn(phases, opts, on_result, skip); registered below
+BACKENDS = SWEEP_BACKENDS  # the older name: iterating gives the names
 # Environment a job needs wherever it lands (a Ray worker or a Slurm node may not inherit the driver's).
 PASS_ENV = ("MADBENCH_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
             "TOKENIZERS_PARALLELISM", "PYTHONHASHSEED")
@@ -162,6 +164,7 @@ def _gpu_ids(opts: dict) -> List[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+@SWEEP_BACKENDS.register("local")
 def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     """Parallel worker processes sized to the machine: workers x threads <= cores."""
     import multiprocessing
@@ -189,6 +192,7 @@ def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
 
 
 # ---------------------------------------------------------------------- ray
+@SWEEP_BACKENDS.register("ray")
 def run_ray(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     """One Ray task per job on a running cluster (or a local instance when no address is given)."""
     try:
@@ -223,6 +227,7 @@ def run_ray(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
 
 
 # ---------------------------------------------------------------------- slurm
+@SWEEP_BACKENDS.register("slurm")
 def run_slurm(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     """One submitit job array; ``cluster: local`` runs the same array as local processes (tests)."""
     try:
@@ -259,11 +264,9 @@ def run_slurm(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
 def run_jobs(backend: str, phases: List[List[dict]], opts: dict, on_result: Callable[[dict], None],
              skip: Optional[Callable[[dict], Optional[str]]] = None) -> None:
     """Run the phases one after the other on ``backend``; ``skip(job)`` may veto a job with a reason."""
-    runners = {"local": run_local, "ray": run_ray, "slurm": run_slurm}
-    if backend not in runners:
-        from madbench.registry import did_you_mean
-
-        raise MadbenchError(f"unknown backend '{backend}';{did_you_mean(backend, BACKENDS)} use one of {', '.join(BACKENDS)}")
+    if backend not in SWEEP_BACKENDS:
+        known = SWEEP_BACKENDS.registered()
+        raise MadbenchError(f"unknown backend '{backend}';{did_you_mean(backend, known)} use one of {', '.join(known)}")
     phases = [list(p) for p in phases]
     if any(phases):
-        runners[backend](phases, opts, on_result, skip)
+        SWEEP_BACKENDS.get(backend)(phases, opts, on_result, skip)

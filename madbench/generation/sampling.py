@@ -174,10 +174,11 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
     """Return one completion (prompt + continuation) per prompt, in prompt order."""
     s = cfg.sampling
     encoded = encode_prompts(tokenizer, prompts)
-    if s.backend == "vllm":  # vllm_backend gets token ids and gives token ids back: it imports nothing from here
-        from madbench.generation.vllm_backend import generate_vllm
+    from madbench.generation.backends import backend
 
-        return [decode_completion(tokenizer, ids) for ids in generate_vllm(model, encoded, cfg, seed, logits_processors)]
+    other = backend(s.backend).generate_fn()  # None: this module's sampler (sampling.backend=hf)
+    if other is not None:  # e.g. vllm_backend: token ids in, token ids out; it imports nothing from here
+        return [decode_completion(tokenizer, ids) for ids in other(model, encoded, cfg, seed, logits_processors)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     outputs: List[str] = [""] * len(prompts)
     device = next(model.parameters()).device

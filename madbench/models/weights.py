@@ -46,8 +46,10 @@ def check(cfg) -> None:
         raise MadbenchError(f"unknown train.method '{method}';{did_you_mean(method, METHODS)} use lora or full")
     if method != "full":
         return
-    if cfg.sampling.backend == "vllm":
-        raise MadbenchError("train.method=full cannot sample with sampling.backend=vllm (it serves LoRA adapters); "
+    from madbench.generation.backends import backend
+
+    if not backend(cfg.sampling.backend).full_weights:
+        raise MadbenchError(f"train.method=full cannot sample with sampling.backend={cfg.sampling.backend} (it serves LoRA adapters); "
                             "use sampling.backend=hf or train.method=lora")
     changed = [f"lora.{k}" for k, v in vars(cfg.lora).items() if getattr(LoraConfig(), k) != v]
     if changed:

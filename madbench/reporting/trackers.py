@@ -12,8 +12,10 @@ MLflow 3 keeps its file store only behind ``MLFLOW_ALLOW_FILE_STORE=true``, whic
 mlflow tracker sets unless you set it yourself (set it too to read RUN/mlruns back).
 
 A chain's metrics are logged as ``<chain id>/<metric>`` at step = generation, so every
-chain is one curve. A tracker is a :class:`Tracker` (the built-in ones: madbench/reporting/tracker_backends.py);
-register your own in ``TRACKERS``.
+chain is one curve. A tracker is a :class:`Tracker` class (the built-in ones: madbench/reporting/tracker_backends.py)
+in the ``TRACKERS`` registry; a plug-in adds one with ``@TRACKERS.register("name", requires="pkg", install="pip install pkg")``
+in a ``--plugin`` file, or an entry point in the ``madbench.trackers`` group (``requires``/``install``: optional
+class attributes naming the package it needs and how to install it).
 
 Resume: RUN/tracking/state.json (written atomically after each batch is flushed) records,
 per tracker, its run id, whether the config and the report went out, and which (chain,
@@ -31,7 +33,7 @@ from typing import Any, Callable, Dict, List, Sequence
 
 from madbench.results import fileio
 from madbench.errors import MadbenchError
-from madbench.registry import did_you_mean
+from madbench.registry import Registry, did_you_mean
 
 from madbench.reporting.tracker_backends import (  # noqa: F401  (a tracker's protocol and the built-in ones)
     DiskTracker, MlflowTracker, TensorBoardTracker, Tracker, WandbTracker, _mlflow_key)
@@ -40,13 +42,17 @@ STATE = Path("tracking") / "state.json"  # under the run folder
 _OPEN: Dict[str, "GenerationLogger"] = {}  # run folder -> the logger this process holds open there
 
 
-# name -> (class, module it needs or None, install command)
-TRACKERS: Dict[str, tuple] = {
-    "disk": (DiskTracker, None, ""),
-    "tensorboard": (TensorBoardTracker, "tensorboard", "pip install 'madbench[tensorboard]' (or: pip install tensorboard)"),
-    "mlflow": (MlflowTracker, "mlflow", "pip install 'madbench[mlflow]' (or: pip install mlflow-skinny)"),
-    "wandb": (WandbTracker, "wandb", "pip install 'madbench[wandb]' (or: pip install wandb)"),
-}
+# name -> tracker class; ``requires``: the module it needs (None: nothing), ``install``: the command that adds it
+TRACKERS = Registry("tracker")
+TRACKERS.register("disk", requires=None, install="")(DiskTracker)
+TRACKERS.register("tensorboard", requires="tensorboard",
+                  install="pip install 'madbench[tensorboard]' (or: pip install tensorboard)")(TensorBoardTracker)
+TRACKERS.register("mlflow", requires="mlflow", install="pip install 'madbench[mlflow]' (or: pip install mlflow-skinny)")(MlflowTracker)
+TRACKERS.register("wandb", requires="wandb", install="pip install 'madbench[wandb]' (or: pip install wandb)")(WandbTracker)
+
+
+def _install(name: str) -> str:
+    return getattr(TRACKERS.get(name), "install", "") or f"install what the tracker '{name}' needs"
 
 
 def check(names: Sequence[str]) -> List[str]:
@@ -55,10 +61,11 @@ def check(names: Sequence[str]) -> List[str]:
     names = [n.strip() for item in names for n in str(item).split(",") if n.strip() and n.strip() != "none"]
     for name in names:
         if name not in TRACKERS:
-            raise MadbenchError(f"unknown tracker '{name}' in report_to;{did_you_mean(name, TRACKERS)} known: {', '.join(TRACKERS)}")
-        _, module, install = TRACKERS[name]
+            known = TRACKERS.registered()
+            raise MadbenchError(f"unknown tracker '{name}' in report_to;{did_you_mean(name, known)} known: {', '.join(known)}")
+        module = getattr(TRACKERS.get(name), "requires", None)
         if module and importlib.util.find_spec(module) is None:
-            raise MadbenchError(f"report_to={name} needs the {module} package, which is not installed; run: {install}")
+            raise MadbenchError(f"report_to={name} needs the {module} package, which is not installed; run: {_install(name)}")
     return list(dict.fromkeys(names))  # `--report-to disk --report-to disk` is one tracker, not two
 
 
@@ -104,7 +111,7 @@ class GenerationLogger:
             for name in check(names):
                 entry = self.state.get(name) or {}
                 try:
-                    tracker = TRACKERS[name][0](self.run_dir, cfg.name, run_id=entry.get("run_id"))
+                    tracker = TRACKERS.get(name)(self.run_dir, cfg.name, run_id=entry.get("run_id"))
                     self.trackers[name] = tracker
                     if not getattr(tracker, "resumed", False):
                         entry = {}  # a new destination: it gets the config and every generation
@@ -115,7 +122,7 @@ class GenerationLogger:
                         _flush(tracker)
                         entry["config"] = True
                 except ImportError as exc:
-                    raise MadbenchError(f"report_to={name} failed to start ({exc}); run: {TRACKERS[name][2]}")
+                    raise MadbenchError(f"report_to={name} failed to start ({exc}); run: {_install(name)}")
                 except MadbenchError:
                     raise
                 except Exception as exc:  # a tracker that cannot start: one line, before any training
