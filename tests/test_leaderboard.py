@@ -166,7 +166,7 @@ def test_validation_guarantees_what_the_docs_say_and_no_more(submission, tmp_pat
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(data))
     assert check_file(forged).ok  # not caught, and the docs say so
-    for text in (validate.__doc__, bundle.__doc__, (ROOT / "README.md").read_text()):
+    for text in (validate.__doc__, bundle.__doc__, (ROOT / "docs" / "leaderboard.md").read_text()):
         assert "not a signature" in text and "any edit after" not in text
 
 
