@@ -11,6 +11,7 @@ from pathlib import Path
 from conftest import madbench
 
 import numpy as np
+import pytest
 
 from madbench.experiments.drift import FAMILY_ALPHA, drift_verdict, read_reference
 from madbench.experiments.regress import config_changes, evaluate
@@ -118,6 +119,7 @@ def test_drift_check_on_real_draws_of_the_full_benchmark():
     assert not _drift(rows)[("mix_real", "perplexity")]["ok"]
 
 
+@pytest.mark.slow
 def test_regress_fails_and_names_a_sabotaged_mitigation(tmp_path):
     reduced = ["--seeds", "0", "--generations", "2", "--mitigations", "mix_real", "accumulate",
                # a reduced benchmark: the small tiny model and half the data keep this test near a minute a run

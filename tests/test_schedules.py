@@ -81,6 +81,7 @@ SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinc
     (["loop.regimes=[fresh_data]", "data.max_docs=100", "loop.generations=3", "loop.synthetic_share=[0.5,0,0]"],
      "fresh_data needs 60 new real documents over 3"),
 ])
+@pytest.mark.slow
 def test_bad_schedules_and_small_pools_fail_before_training(tmp_path, args, message):
     out = tmp_path / "run"
     proc = madbench("run", *SMALL, *args, "--output-dir", out)
@@ -89,6 +90,7 @@ def test_bad_schedules_and_small_pools_fail_before_training(tmp_path, args, mess
     assert not (out / "gen0").exists()  # nothing was trained
 
 
+@pytest.mark.slow
 def test_ramped_run_records_target_and_actual_share_per_generation(tmp_path):
     out = tmp_path / "ramp"
     madbench("run", *SMALL, "loop.regimes=[synthetic_augmentation,fresh_data,fully_synthetic]",

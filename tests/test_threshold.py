@@ -35,6 +35,7 @@ def test_bisection_brackets_the_smallest_holding_share():
     (["--metric", "mauve"], "--metric mauve is not in eval.metrics"),
     (["data.max_docs=100", "loop.generations=3"], "fresh_data needs 66 new real documents"),
 ])
+@pytest.mark.slow
 def test_bad_searches_fail_before_training(tmp_path, args, message):
     proc = madbench("threshold", "--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity]", *args,
                     "--output-dir", tmp_path / "th")
@@ -42,6 +43,7 @@ def test_bad_searches_fail_before_training(tmp_path, args, message):
     assert not any((tmp_path / "th").glob("real-*/gen0"))
 
 
+@pytest.mark.slow
 def test_small_search_records_every_point_and_resumes(tmp_path):
     out = tmp_path / "th"
     args = ["threshold", "--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity]", "loop.generations=1",
