@@ -71,6 +71,7 @@ SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinc
          "loop.ecosystem.members=2", "loop.generations=1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["loop.ecosystem.members=1"], "an ecosystem needs at least 2 members"),
     (["loop.ecosystem.real=fersh"], "did you mean 'fresh'"),
@@ -79,7 +80,6 @@ SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinc
     (["loop.ecosystem.lora_ranks=[4,8]"], "starts with 4 but lora.r=16"),
     (["loop.ecosystem.real=fresh", "data.max_docs=60", "loop.generations=2"], "loop.ecosystem.real=fresh needs 24 new real"),
 ])
-@pytest.mark.slow
 def test_bad_ecosystems_fail_before_training(tmp_path, args, message):
     out = tmp_path / "bad"
     proc = madbench("run", *SMALL, *args, "--output-dir", out)

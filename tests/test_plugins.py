@@ -65,6 +65,7 @@ def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
     assert "half_real" in proc.stdout and "mean_chars" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source, problem", [
     ("from madbench.mitigations import MITIGATIONS, Mitigation\n"
      "@MITIGATIONS.register('my_ok')\nclass Ok(Mitigation):\n    pass\n"
@@ -83,7 +84,6 @@ def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
      "class A(Mitigation):\n    target_metric = 'perplexty'\n", "target_metric 'perplexty' is not a registered metric"),
     ("x = 1\n", "registered nothing"),
 ])
-@pytest.mark.slow
 def test_a_broken_plugin_is_one_line_naming_it_and_the_problem(tmp_path, source, problem):
     bad = write(tmp_path / "bad.py", source)
     line = one_line_error(madbench("run", "--plugin", bad, "--preset", "smoke", "--dry-run"), alone=True)

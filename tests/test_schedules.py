@@ -72,6 +72,7 @@ def test_scheduled_augmentation_keeps_the_fixed_real_prefix():
 SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["loop.regimes=[fresh_data]", "loop.synthetic_share=[0.1,1.5]"], "loop.synthetic_share: value 2 (generation 2) is 1.5, outside [0, 1]"),
     (["loop.regimes=[fresh_data]", "loop.synthetic_share=[0.1]"], "loop.synthetic_share lists 1 shares but loop.generations=2"),
@@ -81,7 +82,6 @@ SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinc
     (["loop.regimes=[fresh_data]", "data.max_docs=100", "loop.generations=3", "loop.synthetic_share=[0.5,0,0]"],
      "fresh_data needs 60 new real documents over 3"),
 ])
-@pytest.mark.slow
 def test_bad_schedules_and_small_pools_fail_before_training(tmp_path, args, message):
     out = tmp_path / "run"
     proc = madbench("run", *SMALL, *args, "--output-dir", out)

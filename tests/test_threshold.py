@@ -28,6 +28,7 @@ def test_bisection_brackets_the_smallest_holding_share():
     assert bisect(lambda s: True, 0.1, 0.9, 3) == (0.1, (0.1, 0.1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--regime", "fully_synthetic"], "has no real share to search"),
     (["--low", "0.5", "--high", "0.4"], "must satisfy 0 <= low < high <= 1"),
@@ -35,7 +36,6 @@ def test_bisection_brackets_the_smallest_holding_share():
     (["--metric", "mauve"], "--metric mauve is not in eval.metrics"),
     (["data.max_docs=100", "loop.generations=3"], "fresh_data needs 66 new real documents"),
 ])
-@pytest.mark.slow
 def test_bad_searches_fail_before_training(tmp_path, args, message):
     proc = madbench("threshold", "--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity]", *args,
                     "--output-dir", tmp_path / "th")

@@ -30,13 +30,13 @@ def test_a_track_run_is_its_protocol_plus_your_mitigation_beside_the_baseline(tm
     assert cfg["name"] == "track-tiny-fs" and cfg["mitigation_params"] == {"mix_real": {"fraction": 0.05}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["loop.mitigations=[mix_real]", "loop.generations=2", "train.epochs=1"],
      "--track tiny-fs freezes the protocol; these settings would change it: loop.generations, train.epochs"),
     (["loop.mitigations=[mix_real]", "loop.seeds=[0]"], "would change it: loop.seeds"),
     ([], "give loop.mitigations=[your_mitigation]"),
 ])
-@pytest.mark.slow
 def test_a_protocol_change_is_one_line_listing_the_keys(tmp_path, args, expected):
     proc = madbench("run", "--track", "tiny-fs", *args, "--output-dir", tmp_path / "t", "--dry-run")
     lines = proc.stderr.strip().splitlines()
