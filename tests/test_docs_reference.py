@@ -1,6 +1,7 @@
-"""The generated references (docs/reference/config.md, cli.md) match the code, and every config key is described.
+"""The generated references (docs/reference/config.md, cli.md) match the code, every config key is described,
+CI runs the README's test command, and every relative link in README.md and docs/ resolves.
 
-    python -m pytest -q tests/test_docs_reference.py      # a second or so; regenerate with: python -m madbench.docs_gen
+    python -m pytest -q tests/test_docs_reference.py      # seconds; regenerate the pages with: python -m madbench.docs_gen
 """
 
 from __future__ import annotations
@@ -71,3 +72,43 @@ def test_the_cli_page_lists_every_option_of_the_parser(verb):
         for flag in action.option_strings:
             if flag not in ("-h", "--help"):
                 assert f"`{flag}`" in section, f"{flag} of madbench {verb} missing from the CLI page"
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Run the tests", 1)[1]
+    command = section.split("```bash\n", 1)[1].split("\n", 1)[0]
+    assert command == "bash scripts/setup.sh && .venv/bin/python -m pytest -q tests"
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if not line.startswith("#")]
+    assert any(line.startswith(command + " ") or line == command for line in ci), f".ci/run does not run: {command}"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    import re
+
+    from conftest import ROOT
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(#[^)\s]*)?\)", page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path = (page.parent / target).resolve() if target else page
+            if not path.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+            elif anchor and path.suffix == ".md":
+                heads = {_anchor(line.lstrip("#")) for line in path.read_text(encoding="utf-8").splitlines()
+                         if line.startswith("#")}
+                if anchor[1:] not in heads:
+                    broken.append(f"{page.relative_to(ROOT)}: {target}{anchor}")
+    assert not broken, "broken links: " + "; ".join(broken)
