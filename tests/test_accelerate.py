@@ -14,6 +14,8 @@ from conftest import ROOT
 
 from madbench.results.collect import validate_results
 
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
+
 
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_accelerate_launch_two_cpu_processes(tmp_path, method):

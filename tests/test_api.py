@@ -28,6 +28,7 @@ def api_run(tmp_path_factory, madbench_cache):
     return out, results
 
 
+@pytest.mark.slow
 def test_run_with_a_dict_returns_typed_results_that_match_results_json(api_run):
     out, results = api_run
     assert isinstance(results, Results) and results.complete and results.path == out
@@ -39,6 +40,7 @@ def test_run_with_a_dict_returns_typed_results_that_match_results_json(api_run):
         assert chain.metric("perplexity") == [g["metrics"]["perplexity"] for g in raw_chain["generations"]]
 
 
+@pytest.mark.slow
 def test_to_dataframe_has_one_row_per_chain_and_generation(api_run):
     out, results = api_run
     df = results.to_dataframe()
@@ -51,6 +53,7 @@ def test_to_dataframe_has_one_row_per_chain_and_generation(api_run):
     assert madbench.load_results(out).to_dataframe().equals(df)
 
 
+@pytest.mark.slow
 def test_a_yaml_path_and_a_config_object_resolve_to_the_same_run(api_run, tmp_path):
     out, results = api_run
     cfg_file = tmp_path / "exp.yaml"
@@ -75,6 +78,7 @@ def test_bad_input_raises_the_clis_one_line_before_anything_runs(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_to_dataframe_without_pandas_says_how_to_get_it(api_run):
     code = ("import sys; sys.modules['pandas'] = None\n"  # as if pandas were not installed
             "import madbench\nfrom madbench.errors import MadbenchError\n"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from conftest import madbench
+
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
 
 
 def test_bench_tiny_writes_consistent_json(tmp_path):

@@ -16,7 +16,7 @@ from madbench.errors import MadbenchError
 from madbench.mitigations import MitigationContext, build_mitigations
 from madbench.mitigations.detector import auroc, importance_weights
 
-from conftest import madbench
+from conftest import madbench, tiny_model
 
 
 def test_auroc_known_answers():
@@ -80,15 +80,7 @@ def test_bad_parameters_fail_with_one_line():
 
 @pytest.fixture(scope="module")
 def tiny(madbench_cache):
-    from madbench.config.presets import PRESETS
-    from madbench.config.run_config import build_config
-    from madbench.data.corpus import load_split
-    from madbench.models.base_model import load_base, resolve_model
-
-    cfg = build_config(PRESETS.get("smoke")(), overrides=["sampling.top_p=1.0", "sampling.max_new_tokens=48"])
-    split = load_split(cfg)
-    tokenizer, model = load_base(resolve_model(cfg, split), cfg)
-    return cfg, split, tokenizer, model
+    return tiny_model("sampling.top_p=1.0", "sampling.max_new_tokens=48")
 
 
 def test_binoculars_score_of_a_models_own_text_is_one_at_temperature_one(tiny):
@@ -115,6 +107,7 @@ def test_binoculars_score_of_a_models_own_text_is_one_at_temperature_one(tiny):
     assert ratio(0.5) < own - 0.1
 
 
+@pytest.mark.slow
 def test_a_chain_records_the_detector_every_generation(tmp_path):
     out = tmp_path / "run"
     madbench("run", "--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity]", "loop.regimes=[fresh_data]",

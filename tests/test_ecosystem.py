@@ -6,11 +6,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -22,7 +18,7 @@ from madbench.loop.runner import plan_chains
 from madbench.config.presets import PRESETS
 from madbench.loop.regimes import REGIMES, RegimeContext
 
-from conftest import ROOT, madbench
+from conftest import madbench, signal_when, start_madbench
 
 
 def ctx(generation, accumulate=False, real_source="fixed", members=3, train_docs=8):
@@ -75,6 +71,7 @@ SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinc
          "loop.ecosystem.members=2", "loop.generations=1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["loop.ecosystem.members=1"], "an ecosystem needs at least 2 members"),
     (["loop.ecosystem.real=fersh"], "did you mean 'fresh'"),
@@ -90,20 +87,14 @@ def test_bad_ecosystems_fail_before_training(tmp_path, args, message):
     assert "Traceback" not in proc.stderr and not (out / "gen0").exists()
 
 
+@pytest.mark.slow
 def test_killed_ecosystem_resumes_to_the_same_results_and_members_keep_their_ranks(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     args = [*SMALL, "loop.ecosystem.lora_ranks=[16,4]"]
     madbench("run", *args, "--output-dir", whole, check=True)
-    proc = subprocess.Popen([sys.executable, "-m", "madbench", "run", *args, "--output-dir", str(killed)], cwd=ROOT,
-                            env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start_madbench("run", *args, "--output-dir", killed)
     first = killed / "chains" / "ecosystem-replace-s0" / "gen_001" / "meta.json"
-    start = time.time()
-    while not first.exists():
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        assert time.time() - start < 300
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    signal_when(proc, first, signal.SIGKILL)
     assert not (killed / "chains" / "ecosystem-replace-s1000" / "gen_001" / "meta.json").exists()
     stamp = first.stat().st_mtime_ns
     madbench("run", "--resume", killed, check=True)

@@ -23,6 +23,7 @@ BOMB = """mitigation_params:
 """
 
 
+@pytest.mark.slow
 def test_huge_generations_refused_by_dry_run_in_seconds(tmp_path):
     start = time.time()
     proc = madbench("run", "--preset", "smoke", "loop.generations=1000000000000", "--dry-run",
@@ -121,6 +122,7 @@ def test_non_text_corpora_are_refused_naming_the_problem(tmp_path, name, content
         load_texts(str(path))
 
 
+@pytest.mark.slow
 def test_binary_corpus_is_one_line_before_any_training(tmp_path):
     import sys
     from pathlib import Path

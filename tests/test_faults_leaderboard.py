@@ -60,6 +60,7 @@ def test_failed_build_leaves_the_previous_site_intact(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name != "site"]  # no temp folder left behind
 
 
+@pytest.mark.slow
 def test_build_of_a_huge_value_submission_keeps_the_site(tmp_path):
     """The observed attack end to end: a +/-1e308 file is skipped by build, the existing site stays."""
     subs = tmp_path / "subs"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, madbench
+from conftest import ROOT, cli, madbench, one_line_error
 
 CHAIN = "fully_synthetic-replace-s0"
 
@@ -39,29 +39,6 @@ def gen(run: Path, g: int) -> Path:
     return run / "chains" / CHAIN / f"gen_{g:03d}"
 
 
-def cli(*args) -> subprocess.CompletedProcess:
-    """The real CLI in this process (an error path needs no fresh interpreter): exit code, stdout, stderr."""
-    import contextlib
-    import io
-
-    from madbench.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-
-
-def one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("madbench: error:")]
-    assert len(errors) == 1, proc.stderr[-3000:]
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
-
-
 def test_finished_generations_carry_an_integrity_record(one_chain):
     meta = json.loads((gen(one_chain, 1) / "meta.json").read_text())
     files = meta["integrity"]["files"]
@@ -70,6 +47,7 @@ def test_finished_generations_carry_an_integrity_record(one_chain):
     assert "integrity" in json.loads((one_chain / "gen0" / "seed0" / "model_metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_torn_samples_refused_then_repaired_to_the_same_numbers(run, one_chain):
     samples = gen(run, 1) / "samples.jsonl"
     raw = samples.read_bytes()
@@ -161,6 +139,7 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # any write past 20 kB fails like a full disk
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_leaves_no_temp_folder(one_chain, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT
+import pytest
+from conftest import ROOT, cli, one_line_error
+
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
 
 
 def spec_file(path: Path) -> Path:
@@ -65,13 +68,7 @@ def worker_started(out: Path) -> bool:
     return False
 
 
-def cli(*args) -> int:
-    from madbench.cli import main
-
-    return main([str(a) for a in args])
-
-
-def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path, capsys):
+def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path):
     spec, out = spec_file(tmp_path / "s.yaml"), tmp_path / "sweep"
     cmd = [sys.executable, "-m", "madbench", "sweep", "--config", str(spec), "--output-dir", str(out), "--workers", "1"]
     parent = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), start_new_session=True,
@@ -84,10 +81,8 @@ def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path, cap
         workers = children(parent.pid)
         assert workers, "the sweep started no worker"
 
-        assert cli("sweep", "--config", spec, "--output-dir", out) == 2
-        assert f"in use by madbench pid {parent.pid}" in capsys.readouterr().err
-        assert cli("run", "--resume", out / "runs" / "base") == 2
-        assert f"in use by madbench pid {parent.pid}" in capsys.readouterr().err
+        one_line_error(cli("sweep", "--config", spec, "--output-dir", out), f"in use by madbench pid {parent.pid}")
+        one_line_error(cli("run", "--resume", out / "runs" / "base"), f"in use by madbench pid {parent.pid}")
 
         os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers must follow it
         parent.wait()
@@ -103,7 +98,7 @@ def test_second_sweep_refused_and_workers_die_with_a_killed_parent(tmp_path, cap
                 pass
 
 
-def test_rerun_refused_while_a_leftover_worker_holds_the_folder(tmp_path, capsys):
+def test_rerun_refused_while_a_leftover_worker_holds_the_folder(tmp_path):
     from madbench.results.lock import WORKERS_LOCK_NAME
 
     spec, out = spec_file(tmp_path / "s.yaml"), tmp_path / "sweep"
@@ -113,8 +108,7 @@ def test_rerun_refused_while_a_leftover_worker_holds_the_folder(tmp_path, capsys
     leftover = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert leftover.stdout.readline().strip() == "held"
-        assert cli("sweep", "--config", spec, "--output-dir", out) == 2
-        assert "worker process of an earlier sweep is still running" in capsys.readouterr().err
+        one_line_error(cli("sweep", "--config", spec, "--output-dir", out), "worker process of an earlier sweep is still running")
         assert not (out / "runs").exists() or not list((out / "runs").rglob("meta.json"))
     finally:
         leftover.kill()

@@ -7,17 +7,15 @@ after generation 1 and resumed, against an uninterrupted run of the same config.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT, madbench
+from conftest import madbench, signal_when, start_madbench
+
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
 
 FULL = ["--preset", "smoke", "train.method=full", "loop.regimes=[fully_synthetic]", "data.train_docs=16",
         "sampling.num_samples=16", "sampling.batch_size=16", "eval.tasks=[]",
@@ -62,16 +60,9 @@ def test_full_run_saves_plain_transformers_weights_and_memory(full_run):
 
 def test_full_run_killed_after_generation_1_resumes_to_identical_results(tmp_path, full_run):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "madbench", "run", *FULL, "--output-dir", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    proc = start_madbench("run", *FULL, "--output-dir", out)
     first = out / "chains" / CHAIN / "gen_001" / "meta.json"
-    start = time.time()
-    while not first.exists():
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        assert time.time() - start < 300
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    signal_when(proc, first, signal.SIGKILL)
     stamp = first.stat().st_mtime_ns
     resumed = madbench("run", "--resume", out)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

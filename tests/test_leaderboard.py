@@ -69,6 +69,7 @@ def resave(data: dict, path: Path, rehash: bool = True) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_submit_writes_a_valid_self_contained_bundle(submission, smoke_run):
     data = json.loads(submission.read_text())
     results = json.loads((smoke_run / "results.json").read_text())
@@ -82,6 +83,7 @@ def test_submit_writes_a_valid_self_contained_bundle(submission, smoke_run):
     assert "1 valid, 0 invalid" in proc.stdout
 
 
+@pytest.mark.slow
 def test_broken_submissions_are_rejected_one_line_each(submission, tmp_path):
     good = json.loads(submission.read_text())
     folder = tmp_path / "subs"
@@ -123,6 +125,7 @@ def test_broken_submissions_are_rejected_one_line_each(submission, tmp_path):
     assert proc.returncode == 2 and "not a leaderboard site" in proc.stderr and (folder / "a_good.json").is_file()
 
 
+@pytest.mark.slow
 def test_site_escapes_hostile_strings(submission, tmp_path):
     data = json.loads(submission.read_text())
     data["submitter"] = data["notes"] = HOSTILE
@@ -140,6 +143,7 @@ def test_site_escapes_hostile_strings(submission, tmp_path):
         assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
 
 
+@pytest.mark.slow
 def test_repository_submissions_validate():
     """CI gate: every file shipped in leaderboard/submissions/ must validate."""
     assert list((ROOT / "leaderboard" / "submissions").glob("*.json")), "the repository must ship a submission"
@@ -149,6 +153,7 @@ def test_repository_submissions_validate():
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
+@pytest.mark.slow
 def test_validation_guarantees_what_the_docs_say_and_no_more(submission, tmp_path):
     """Docs used to claim "any edit after submit is detected"; an edit that recomputes the hash is not."""
     from madbench.leaderboard import validate
@@ -166,7 +171,7 @@ def test_validation_guarantees_what_the_docs_say_and_no_more(submission, tmp_pat
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(data))
     assert check_file(forged).ok  # not caught, and the docs say so
-    for text in (validate.__doc__, bundle.__doc__, (ROOT / "README.md").read_text()):
+    for text in (validate.__doc__, bundle.__doc__, (ROOT / "docs" / "leaderboard.md").read_text()):
         assert "not a signature" in text and "any edit after" not in text
 
 
@@ -193,6 +198,7 @@ def test_a_track_submission_must_follow_its_protocol(tmp_path):
         assert not item.ok and item.error.field == field and message in item.error.message, item.line()
 
 
+@pytest.mark.slow
 def test_submit_declares_a_track_only_for_a_run_that_follows_it(submission, smoke_run, tmp_path):
     proc = madbench("submit", smoke_run, "--track", "tiny_fs", "--out", tmp_path / "x.json")
     assert proc.returncode == 2 and "unknown track 'tiny_fs'; did you mean 'tiny-fs'?" in proc.stderr
@@ -203,6 +209,7 @@ def test_submit_declares_a_track_only_for_a_run_that_follows_it(submission, smok
     assert "track" not in json.loads(submission.read_text())  # an ordinary run is an open submission
 
 
+@pytest.mark.slow
 def test_the_site_ranks_a_track_apart_from_the_open_submissions(submission, tmp_path):
     from madbench.leaderboard.tracks_view import track_rows
 

@@ -21,8 +21,8 @@ HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="needs Debian chromium + chromium-driver (scripts/setup.sh installs them as root)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Debian chromium + chromium-driver (scripts/setup.sh installs them as root)")]
 
 
 @pytest.fixture(scope="module")

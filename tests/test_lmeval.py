@@ -160,6 +160,7 @@ def test_task_score_directions_are_lm_evals_own(smoke_run, tmp_path):
     assert _task_directions(tmp_path / "nothing", ["madbench_cloze/acc"]) == {}  # none saved: the guess decides
 
 
+@pytest.mark.slow
 def test_unknown_task_name_is_one_line_with_a_hint():
     proc = madbench("run", "--preset", "smoke", "--dry-run", "eval.tasks=[madbench_clozee]")
     assert proc.returncode == 2

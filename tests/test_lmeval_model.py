@@ -196,6 +196,7 @@ def test_results_record_the_lm_eval_model(setup, tmp_path):
     assert files["madbench"] == files["hf"] and keys["madbench"] == keys["hf"]
 
 
+@pytest.mark.slow
 def test_unknown_lm_eval_model_is_one_line_with_a_hint():
     proc = madbench("run", "--preset", "smoke", "--dry-run", "eval.lm_eval_model=madbnech")
     assert proc.returncode == 2
@@ -203,6 +204,7 @@ def test_unknown_lm_eval_model_is_one_line_with_a_hint():
     assert len(lines) == 1 and "unknown eval.lm_eval_model 'madbnech'" in lines[0] and "did you mean 'madbench'" in lines[0]
 
 
+@pytest.mark.slow
 def test_bench_lm_eval_times_both_models_on_the_same_tasks(tmp_path):
     out = tmp_path / "bench.json"
     proc = madbench("bench", "--lm-eval", "--quick", "model.name=tiny", "model.dtype=float32", "eval.task_docs=4",

@@ -17,19 +17,6 @@ from madbench.mitigations import MitigationContext, build_mitigations, loss_weig
 from conftest import madbench
 
 
-@pytest.fixture(scope="module")
-def tiny(madbench_cache):
-    from madbench.config.run_config import build_config
-    from madbench.data.corpus import load_split
-    from madbench.models.base_model import load_base, resolve_model
-    from madbench.config.presets import PRESETS
-
-    cfg = build_config(PRESETS.get("smoke")())
-    split = load_split(cfg)
-    tokenizer, model = load_base(resolve_model(cfg, split), cfg)
-    return cfg, split, tokenizer, model
-
-
 def test_truncated_ce_masks_exactly_the_confident_tokens():
     m = build_mitigations(["truncated_ce"], {"truncated_ce": {"gamma": 0.5}})[0]
     probs = torch.tensor([[[0.9, 0.05, 0.05], [0.4, 0.3, 0.3], [0.1, 0.8, 0.1], [0.6, 0.2, 0.2]]])
@@ -74,6 +61,7 @@ def test_weighted_loss_matches_the_model_loss_and_the_masked_mean(tiny):
     assert masked.item() > reference.item()  # the confident (low-loss) tokens left the average
 
 
+@pytest.mark.slow
 def test_truncated_ce_chain_records_its_share_and_leaves_the_baseline_alone(tmp_path):
     small = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]", "loop.regimes=[fully_synthetic]",
              "loop.generations=1"]
@@ -96,6 +84,7 @@ def test_truncated_ce_chain_records_its_share_and_leaves_the_baseline_alone(tmp_
     assert math.isfinite(tce[1]["train_loss_last"])
 
 
+@pytest.mark.slow
 def test_counts_cover_every_process_under_accelerate_launch(tmp_path):
     import os
     import shutil

@@ -13,20 +13,6 @@ from madbench.errors import MadbenchError
 from madbench.mitigations import MITIGATIONS, Mitigation, MitigationContext, build_mitigations, mitigation_card
 
 
-@pytest.fixture(scope="module")
-def tiny(madbench_cache):
-    """(cfg, split, tokenizer, model): the smoke preset's tiny model, built offline."""
-    from madbench.config.run_config import build_config
-    from madbench.data.corpus import load_split
-    from madbench.models.base_model import load_base, resolve_model
-    from madbench.config.presets import PRESETS
-
-    cfg = build_config(PRESETS.get("smoke")())
-    split = load_split(cfg)
-    tokenizer, model = load_base(resolve_model(cfg, split), cfg)
-    return cfg, split, tokenizer, model
-
-
 def scorer(model, tokenizer):
     from madbench.metrics.perplexity import per_text_nll
 

@@ -18,7 +18,10 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
 
 
 def test_wheel_install_runs_the_smoke_preset_with_the_default_tasks(tmp_path):

@@ -18,6 +18,8 @@ import sys
 import pytest
 from conftest import ROOT, madbench
 
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
+
 EXAMPLE = ROOT / "examples" / "madbench-length-filter"
 TINY = ["model.tiny_size=small", "data.train_docs=32", "sampling.num_samples=32"]  # the reduced regress settings
 

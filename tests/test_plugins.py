@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, madbench
+from conftest import ROOT, madbench, one_line_error
 
 from madbench.cli import COMMANDS, build_parser, main
 
@@ -41,12 +41,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def one_error_line(proc) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("madbench: error: "), proc.stderr[-2000:]
-    return lines[0]
-
-
+@pytest.mark.slow
 def test_a_plugin_file_registers_and_list_names_its_origin_before_or_after_the_verb(tmp_path):
     good = write(tmp_path / "good.py", GOOD)
     proc = madbench("--plugin", good, "list", "regimes", check=True)
@@ -57,6 +52,7 @@ def test_a_plugin_file_registers_and_list_names_its_origin_before_or_after_the_v
     assert f"file {good}" in next(line for line in proc.stdout.splitlines() if "mean_chars" in line)
 
 
+@pytest.mark.slow
 def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
     write(tmp_path / "good.py", GOOD)
     cfg = write(tmp_path / "exp.yaml", """
@@ -69,6 +65,7 @@ def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
     assert "half_real" in proc.stdout and "mean_chars" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source, problem", [
     ("from madbench.mitigations import MITIGATIONS, Mitigation\n"
      "@MITIGATIONS.register('my_ok')\nclass Ok(Mitigation):\n    pass\n"
@@ -89,15 +86,17 @@ def test_a_config_file_loads_its_plugins_relative_to_itself(tmp_path):
 ])
 def test_a_broken_plugin_is_one_line_naming_it_and_the_problem(tmp_path, source, problem):
     bad = write(tmp_path / "bad.py", source)
-    line = one_error_line(madbench("run", "--plugin", bad, "--preset", "smoke", "--dry-run"))
+    line = one_line_error(madbench("run", "--plugin", bad, "--preset", "smoke", "--dry-run"), alone=True)
     assert f"plugin '{bad}'" in line and problem in line, line
 
 
+@pytest.mark.slow
 def test_a_missing_plugin_module_or_file_is_one_line():
-    assert "no module named 'no_such_plugin_pkg'" in one_error_line(madbench("list", "--plugin", "no_such_plugin_pkg"))
-    assert "not found" in one_error_line(madbench("--plugin", "nowhere/x.py", "list"))
+    assert "no module named 'no_such_plugin_pkg'" in one_line_error(madbench("list", "--plugin", "no_such_plugin_pkg"), alone=True)
+    assert "not found" in one_line_error(madbench("--plugin", "nowhere/x.py", "list"), alone=True)
 
 
+@pytest.mark.slow
 def test_a_failed_plugin_leaves_nothing_behind(tmp_path):
     """All or nothing: the entries a plug-in registered before it failed are removed; the built-ins stay."""
     code = textwrap.dedent("""
@@ -142,6 +141,7 @@ def _install(tmp_path: Path, name: str, files: dict, entry_points: str) -> Path:
     return site
 
 
+@pytest.mark.slow
 def test_a_broken_installed_entry_point_is_skipped_with_one_warning_and_builtins_keep_working(tmp_path, monkeypatch):
     site = _install(tmp_path, "broken-madbench-plugin", {
         "broken_plugin/__init__.py": "",
@@ -178,17 +178,19 @@ def test_a_command_whose_module_fails_to_import_says_so_instead_of_vanishing(mon
     assert main(["list", "presets"]) == 0  # the other verbs still work
 
 
+@pytest.mark.slow
 def test_every_command_takes_plugin_and_regress_loads_it_before_anything_runs(tmp_path):
     parser = build_parser()
     verbs = parser._subparsers._group_actions[0].choices
     assert set(verbs) == set(COMMANDS)
     assert all("--plugin" in verbs[v]._option_string_actions for v in COMMANDS)
     bad = write(tmp_path / "bad.py", "raise ValueError('not today')\n")
-    line = one_error_line(madbench("regress", "--plugin", bad, "--seeds", "0", "--output-dir", tmp_path / "r"))
+    line = one_line_error(madbench("regress", "--plugin", bad, "--seeds", "0", "--output-dir", tmp_path / "r"), alone=True)
     assert f"plugin '{bad}' failed to load: ValueError: not today" in line
     assert not (tmp_path / "r").exists()  # nothing ran
 
 
+@pytest.mark.slow
 def test_sweep_workers_load_the_plugins_of_the_command(tmp_path):
     import yaml
 
@@ -206,6 +208,7 @@ def test_sweep_workers_load_the_plugins_of_the_command(tmp_path):
     assert results["complete"] and all(g["metrics"]["mean_chars"] > 0 for c in results["chains"] for g in c["generations"])
 
 
+@pytest.mark.slow
 def test_a_plugin_corpus_and_model_train_a_real_generation(tmp_path, monkeypatch):
     plugin = write(tmp_path / "data_and_model.py", '''
         import os
@@ -245,6 +248,7 @@ def test_a_plugin_corpus_and_model_train_a_real_generation(tmp_path, monkeypatch
     assert saved["plugin_sha256"] == {str(plugin): __import__("hashlib").sha256(plugin.read_bytes()).hexdigest()}
 
 
+@pytest.mark.slow
 def test_a_package_folder_plugin_may_use_relative_imports(tmp_path):
     pkg = tmp_path / "myplug"
     pkg.mkdir()

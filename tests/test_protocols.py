@@ -10,6 +10,8 @@ import pytest
 from conftest import ROOT, madbench
 from madbench.config.protocols import PROTOCOLS
 
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
+
 # shrink everything the protocols leave free: tiny model, few documents, one generation, cheap metrics
 SHORT = ["model.name=tiny", "model.tiny_size=small", "model.dtype=float32", "data.max_docs=2000", "data.train_docs=8",
          "data.eval_docs=8", "loop.generations=1", "sampling.num_samples=8", "sampling.batch_size=8",

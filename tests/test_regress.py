@@ -11,6 +11,7 @@ from pathlib import Path
 from conftest import madbench
 
 import numpy as np
+import pytest
 
 from madbench.experiments.drift import FAMILY_ALPHA, drift_verdict, read_reference
 from madbench.experiments.regress import config_changes, evaluate
@@ -42,6 +43,7 @@ def test_verdicts_need_a_margin_beyond_the_seed_spread_and_a_stable_reference():
     assert drift[("mix_real", "perplexity")]["ok"] and "shift -21.4%" in drift[("mix_real", "perplexity")]["verdict"]
 
 
+@pytest.mark.slow  # about 60 s of simulation
 def test_drift_passes_a_new_draw_and_fails_a_shift_of_a_few_percent_that_the_seeds_resolve():
     rng = np.random.default_rng(1)
     ref = list(rng.normal(130.0, 2.0, 8))
@@ -95,6 +97,7 @@ def _drift(rows) -> dict:
     return {(r["mitigation"], r["metric"]): r for r in rows if r.get("drift")}
 
 
+@pytest.mark.slow
 def test_drift_check_on_real_draws_of_the_full_benchmark():
     """Recorded full-benchmark runs (commands in tests/data/regress_draws/README.md) against a 16-seed reference:
     a third seed set passes, mix_real at half its fraction and mix_real sabotaged to fraction 0 fail."""
@@ -118,6 +121,7 @@ def test_drift_check_on_real_draws_of_the_full_benchmark():
     assert not _drift(rows)[("mix_real", "perplexity")]["ok"]
 
 
+@pytest.mark.slow
 def test_regress_fails_and_names_a_sabotaged_mitigation(tmp_path):
     reduced = ["--seeds", "0", "--generations", "2", "--mitigations", "mix_real", "accumulate",
                # a reduced benchmark: the small tiny model and half the data keep this test near a minute a run

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import madbench
@@ -48,6 +49,7 @@ def _reseeded(results: dict, seed: int, shift: float) -> dict:
     return r
 
 
+@pytest.mark.slow
 def test_report_cli_on_smoke_run(smoke_run, tmp_path):
     assert (smoke_run / "report" / "report.html").is_file()  # written by madbench run itself
     out = tmp_path / "rep"
@@ -102,6 +104,7 @@ def test_pooled_seeds_partial_chain_and_sweep_api(smoke_run, tmp_path):
     assert "given twice" in md2 and "(n=2)" in md2
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line(smoke_run, tmp_path, capsys):
     proc = madbench("report", tmp_path / "nope")
     assert proc.returncode == 2

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, madbench
+from conftest import madbench, one_line_error, signal_when, start_madbench
 
 from madbench.results.collect import validate_results
 
@@ -86,37 +83,23 @@ def test_run_folder_has_manifests_samples_and_loadable_adapters(smoke_run):
 
 
 def _start(out: Path, *extra):
-    return subprocess.Popen([sys.executable, "-m", "madbench", "run", "--preset", "smoke", "--output-dir", str(out), *extra],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
-                            # a background job (`pytest &`) ignores SIGINT, and children inherit that: restore Ctrl-C
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return start_madbench("run", "--preset", "smoke", "--output-dir", out, *extra, stdout=subprocess.PIPE)
 
 
-def _wait_for(path: Path, proc, timeout=300):
-    start = time.time()
-    while not path.exists():
-        assert proc.poll() is None, f"run ended before {path} appeared: {proc.communicate()[1][-2000:]}"
-        assert time.time() - start < timeout
-        time.sleep(0.05)
-
-
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run):
     """Ctrl-C after the first generation, then SIGKILL of the resumed process a generation later, then a resume:
     the same numbers and samples as an uninterrupted run, and no finished generation recomputed."""
     out = tmp_path / "killed"
     proc = _start(out, "--report-to", "disk")
     first = out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "meta.json"
-    _wait_for(first, proc)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = signal_when(proc, first, signal.SIGINT)
     assert proc.returncode == 130 and "resume" in stderr and "Traceback" not in stderr
     assert not (out / "results.json").exists() or not load(out)["complete"]
     stamp = first.stat().st_mtime_ns
     proc = _start(out)  # the same command resumes; killed outright one generation later
     second = out / "chains" / "fully_synthetic-replace-s0" / "gen_002" / "meta.json"
-    _wait_for(second, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=120)
+    signal_when(proc, second, signal.SIGKILL)
     assert not (out / "results.json").exists() or not load(out)["complete"]
     stamps = {p: p.stat().st_mtime_ns for p in (first, second)}
     resumed = madbench("run", "--resume", out)
@@ -140,6 +123,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path, smoke_run):
     assert len(logged) - len(planned) <= 2, logged
 
 
+@pytest.mark.slow
 def test_another_seed_gives_other_samples(tmp_path, smoke_run):
     out = tmp_path / "seed1"
     madbench("run", "--preset", "smoke", "--output-dir", out, "loop.seeds=[1]", "loop.regimes=[fully_synthetic]",
@@ -149,6 +133,7 @@ def test_another_seed_gives_other_samples(tmp_path, smoke_run):
     assert a != b
 
 
+@pytest.mark.slow
 def test_rerun_of_finished_run_recomputes_nothing(smoke_run):
     before = (smoke_run / "events.jsonl").read_text().count("generation_done")
     proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run)
@@ -156,6 +141,7 @@ def test_rerun_of_finished_run_recomputes_nothing(smoke_run):
     assert (smoke_run / "events.jsonl").read_text().count("generation_done") == before
 
 
+@pytest.mark.slow
 def test_dry_run_prints_config_and_plan(tmp_path):
     proc = madbench("run", "--preset", "smoke", "--dry-run", "--output-dir", tmp_path / "x", "sampling.temperature=0.7")
     assert proc.returncode == 0
@@ -177,6 +163,7 @@ PREFLIGHT = [  # each passed --dry-run before: found late (at load or after gene
 PREFLIGHT_IDS = ["model", "corpus-passwd", "corpus-binary", "param-typo", "param-range", "fresh-budget"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message,dry", [(a, m, True) for a, m in PREFLIGHT] + [(a, m, False) for a, m in PREFLIGHT[3::2]],
                          ids=[f"dry-run-{n}" for n in PREFLIGHT_IDS] + [f"run-{n}" for n in PREFLIGHT_IDS[3::2]])
 def test_preflight_catches_bad_config_before_anything_runs(tmp_path, args, message, dry):
@@ -185,12 +172,11 @@ def test_preflight_catches_bad_config_before_anything_runs(tmp_path, args, messa
     out = tmp_path / "bad"
     args = [a.format(binary=binary) for a in args]
     proc = madbench("run", "--preset", "smoke", "--output-dir", out, *args, *(["--dry-run"] if dry else []))
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("madbench: error:"), proc.stderr[-2000:]
-    assert message in lines[0]
+    one_line_error(proc, message, alone=True)
     assert not out.exists()  # nothing trained, nothing written
 
 
+@pytest.mark.slow
 def test_dry_run_on_a_folder_with_another_config_shows_the_plan(smoke_run):
     before = sorted(p.name for p in smoke_run.iterdir())
     proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "--dry-run", "sampling.temperature=0.5")
@@ -202,6 +188,7 @@ def test_dry_run_on_a_folder_with_another_config_shows_the_plan(smoke_run):
     assert sorted(p.name for p in smoke_run.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_accumulate_and_mitigation_chains_run(tmp_path):
     out = tmp_path / "acc"
     madbench("run", "--preset", "smoke", "--output-dir", out, "loop.regimes=[synthetic_augmentation/accumulate]",
@@ -232,6 +219,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", BAD_INPUTS)
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     base = [] if "--preset" in args else ["--preset", "smoke"]
@@ -243,6 +231,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_malformed_config_file_and_resume_of_non_run(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("loop: [unclosed\n")
@@ -252,6 +241,7 @@ def test_malformed_config_file_and_resume_of_non_run(tmp_path):
     assert proc.returncode == 2 and "not a madbench run folder" in proc.stderr
 
 
+@pytest.mark.slow
 def test_changed_config_in_existing_folder_is_refused(smoke_run):
     proc = madbench("run", "--preset", "smoke", "--output-dir", smoke_run, "sampling.temperature=0.5")
     assert proc.returncode == 2 and "different config" in proc.stderr and "--resume" in proc.stderr
@@ -268,6 +258,7 @@ def composed_run(tmp_path_factory):
     return out, proc
 
 
+@pytest.mark.slow
 def test_composed_filters_train_on_num_samples_documents(composed_run):
     """dedup + verifier_filter used to train fully_synthetic generation 1 on 19 of 24 documents (max instead of product)."""
     out, _ = composed_run
@@ -280,6 +271,7 @@ def test_composed_filters_train_on_num_samples_documents(composed_run):
         assert samples["verifier_filter"]["sampled"] == samples["dedup"]["kept"]
 
 
+@pytest.mark.slow
 def test_log_file_holds_one_line_per_generation(composed_run):
     """Output to a file (not a terminal): no transformers / datasets / lm-eval progress bars, no git chatter
     (the run starts outside any git repository, where lm-eval's git probe complains)."""

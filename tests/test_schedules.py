@@ -72,6 +72,7 @@ def test_scheduled_augmentation_keeps_the_fixed_real_prefix():
 SMALL = ["--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["loop.regimes=[fresh_data]", "loop.synthetic_share=[0.1,1.5]"], "loop.synthetic_share: value 2 (generation 2) is 1.5, outside [0, 1]"),
     (["loop.regimes=[fresh_data]", "loop.synthetic_share=[0.1]"], "loop.synthetic_share lists 1 shares but loop.generations=2"),
@@ -89,6 +90,7 @@ def test_bad_schedules_and_small_pools_fail_before_training(tmp_path, args, mess
     assert not (out / "gen0").exists()  # nothing was trained
 
 
+@pytest.mark.slow
 def test_ramped_run_records_target_and_actual_share_per_generation(tmp_path):
     out = tmp_path / "ramp"
     madbench("run", *SMALL, "loop.regimes=[synthetic_augmentation,fresh_data,fully_synthetic]",

@@ -123,6 +123,7 @@ def test_permutation_p_is_exact_over_all_splits_and_relative():
     assert stats.permutation_p([1.0, 1.0], [1.0, 1.0]) == 1.0 and stats.permutation_p([1.0], [2.0, 3.0]) is None
 
 
+@pytest.mark.slow  # about 100 s of simulation
 def test_permutation_false_alarm_rate_is_its_level_on_heavy_tails_and_it_sees_a_real_shift():
     """The drift check's stated false-alarm rate holds on heavy-tailed seeds (8 vs 8), and a 2-SD shift is seen."""
     rng = np.random.default_rng(0)

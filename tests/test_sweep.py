@@ -61,6 +61,7 @@ def check_summary(sweep_dir):
     assert results["complete"] and {c["id"] for c in results["chains"]} == CHAINS
 
 
+@pytest.mark.slow
 def test_plan_and_dry_run(tmp_path):
     from madbench.errors import MadbenchError
     from madbench.experiments.sweep import identity, load_spec, plan
@@ -82,6 +83,7 @@ def test_plan_and_dry_run(tmp_path):
     assert not (tmp_path / "default").exists()
 
 
+@pytest.mark.slow
 def test_grid_deep_merges_and_every_variant_is_checked_before_any_job(tmp_path):
     from madbench.experiments.sweep import load_spec, plan
 
@@ -100,6 +102,7 @@ def test_grid_deep_merges_and_every_variant_is_checked_before_any_job(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("madbench: error: variant 'data.max_docs=18': fresh_data needs")
 
 
+@pytest.mark.slow
 def test_local_failure_then_resume_runs_only_what_is_missing(tmp_path):
     spec = write_spec(tmp_path / "s.yaml")
     out = tmp_path / "sweep"
@@ -131,6 +134,7 @@ def test_local_failure_then_resume_runs_only_what_is_missing(tmp_path):
     check_summary(out)
 
 
+@pytest.mark.slow
 def test_killed_sweep_reruns_only_unfinished_work(tmp_path):
     spec = write_spec(tmp_path / "s.yaml")
     out = tmp_path / "sweep"
@@ -163,6 +167,7 @@ def test_killed_sweep_reruns_only_unfinished_work(tmp_path):
     assert set(done[sum(e["event"] == "generation_done" for e in before):]) == missing  # exactly what was missing
 
 
+@pytest.mark.slow
 def test_ray_backend(tmp_path):
     ray = pytest.importorskip("ray")
     from madbench.cli import main
@@ -180,6 +185,7 @@ def test_ray_backend(tmp_path):
     check_summary(tmp_path / "sweep")
 
 
+@pytest.mark.slow
 def test_slurm_backend_through_submitit(tmp_path):
     pytest.importorskip("submitit")
     spec = write_spec(tmp_path / "s.yaml")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from conftest import madbench
+
+pytestmark = pytest.mark.slow  # (docs/developing.md): spawns the CLI, trains a run, builds a package or launches processes
 
 
 def test_table_cells_are_the_results_values_with_their_intervals(smoke_run):

@@ -64,6 +64,7 @@ def tail_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_real_run_scores_samples_with_generation_0_independently(tail_run):
     """reference_ppl.json equals per-sample perplexity recomputed with plain transformers + peft from disk."""
     import torch
@@ -92,6 +93,7 @@ def test_real_run_scores_samples_with_generation_0_independently(tail_run):
     assert len(results["chains"][0]["generations"][1]["reference_log_ppl"]) == 16
 
 
+@pytest.mark.slow
 def test_report_draws_the_tail_density_figure(tail_run):
     proc = madbench("report", tail_run)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -131,6 +133,7 @@ def test_rare_token_ids_by_hand():
     assert rare_token_ids([[0, 1, 1, 1, 1, 2], [0, 1, 1, 1, 1, 3]], coverage=0.8) == {2, 3}
 
 
+@pytest.mark.slow
 def test_rare_token_mass_matches_an_independent_computation(tail_run):
     """rare_mass over the held-out text equals exp(-token loss) averaged over rare positions, one text at a time."""
     import torch
@@ -159,6 +162,7 @@ def test_rare_token_mass_matches_an_independent_computation(tail_run):
     assert g1["rare_token_mass_ratio"] == pytest.approx(g1["rare_token_mass"] / g0["rare_token_mass"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_rare_token_mass_reuses_the_perplexity_forward(tail_run):
     """The generation's model is run once over the held-out text: rare-token probabilities come from the
     perplexity metric's forward (length-sorted batches) and equal a forward of their own."""

@@ -28,6 +28,7 @@ def test_bisection_brackets_the_smallest_holding_share():
     assert bisect(lambda s: True, 0.1, 0.9, 3) == (0.1, (0.1, 0.1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--regime", "fully_synthetic"], "has no real share to search"),
     (["--low", "0.5", "--high", "0.4"], "must satisfy 0 <= low < high <= 1"),
@@ -42,6 +43,7 @@ def test_bad_searches_fail_before_training(tmp_path, args, message):
     assert not any((tmp_path / "th").glob("real-*/gen0"))
 
 
+@pytest.mark.slow
 def test_small_search_records_every_point_and_resumes(tmp_path):
     out = tmp_path / "th"
     args = ["threshold", "--preset", "smoke", "eval.tasks=[]", "eval.metrics=[perplexity]", "loop.generations=1",

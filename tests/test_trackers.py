@@ -90,6 +90,7 @@ def _png_size(path: Path):
         return im.size  # (width, height)
 
 
+@pytest.mark.slow
 def test_the_run_was_interrupted_after_logging_and_resumed_into_the_same_tracker_runs(tracked):
     out, results = tracked["out"], tracked["results"]
     assert results["complete"]
@@ -101,6 +102,7 @@ def test_the_run_was_interrupted_after_logging_and_resumed_into_the_same_tracker
         assert {c: sorted(g) for c, g in entry["logged"].items()} == {c["id"]: [0, 1] for c in results["chains"]}, name
 
 
+@pytest.mark.slow
 def test_disk_tracker_logs_config_once_each_generation_at_its_step_and_the_plots(tracked):
     out, results = tracked["out"], tracked["results"]
     assert json.loads((out / "tracking" / "config.json").read_text()) == results["config"]
@@ -114,6 +116,7 @@ def test_disk_tracker_logs_config_once_each_generation_at_its_step_and_the_plots
     assert "headline.png" in artifacts and "report.html" in artifacts
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_read_back(tracked):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -136,6 +139,7 @@ def test_tensorboard_event_files_read_back(tracked):
         assert (image.width, image.height) == _png_size(png)
 
 
+@pytest.mark.slow
 def test_mlflow_file_store_reads_back(tracked, monkeypatch):
     from mlflow.tracking import MlflowClient
 
@@ -166,6 +170,7 @@ def _wandb_records(run_folder: Path):
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_reads_back(tracked):
     out, results = tracked["out"], tracked["results"]
     folders = sorted((out / "wandb").glob("offline-run-*"))
@@ -192,6 +197,7 @@ def test_wandb_offline_run_reads_back(tracked):
         assert (images[f"report/{png.stem}.width"], images[f"report/{png.stem}.height"]) == _png_size(png)
 
 
+@pytest.mark.slow
 def test_a_notebooks_own_mlflow_and_wandb_runs_are_left_alone(tracked):
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -213,6 +219,7 @@ def _cfg():
     return build_config(PRESETS.get("smoke")(), None, SMALL)
 
 
+@pytest.mark.slow
 def test_each_generation_once_per_run_however_often_results_arrive_or_the_run_resumes(tracked, tmp_path):
     results = tracked["results"]
     first = trackers.GenerationLogger(["disk", "disk"], tmp_path, _cfg(), log=lambda *a: None)  # a repeated name: one tracker
@@ -230,6 +237,7 @@ def test_each_generation_once_per_run_however_often_results_arrive_or_the_run_re
         sorted((c["id"], g) for c in results["chains"] for g in (0, 1))
 
 
+@pytest.mark.slow
 def test_a_killed_process_loses_nothing_it_counted_as_logged(tracked, tmp_path):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -262,6 +270,7 @@ def test_a_killed_process_loses_nothing_it_counted_as_logged(tracked, tmp_path):
     assert len(acc.Scalars(f"{tracked['results']['chains'][1]['id']}/perplexity")) == 2
 
 
+@pytest.mark.slow
 def test_a_tracker_that_fails_mid_run_is_a_warning_and_its_generations_are_sent_on_resume(tracked, tmp_path, request):
     class Flaky(trackers.DiskTracker):
         fail = True
@@ -295,6 +304,7 @@ def test_a_tracker_that_cannot_start_or_a_damaged_state_file_is_one_line(tmp_pat
         trackers.GenerationLogger(["disk"], tmp_path, _cfg(), log=lambda *a: None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tensorboard", "mlflow", "wandb"])
 def test_a_missing_tracker_package_is_one_line_with_the_install_command_before_any_training(tmp_path, monkeypatch, name):
     if name == "mlflow":  # the CLI once (a subprocess costs seconds), with the package made unimportable

@@ -11,11 +11,13 @@ from conftest import madbench
 from madbench.config.tracks import TRACKS, human_share, protocol_diff, rank
 
 
+@pytest.mark.slow
 def test_list_shows_the_tracks():
     proc = madbench("list", "tracks", check=True)
     assert "tiny-fs" in proc.stdout and "smollm2-fs" in proc.stdout and "human-data budget 10%" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_track_run_is_its_protocol_plus_your_mitigation_beside_the_baseline(tmp_path):
     proc = madbench("run", "--track", "tiny-fs", "loop.mitigations=[mix_real]", "mitigation_params.mix_real.fraction=0.05",
                     "--output-dir", tmp_path / "t", "--dry-run", check=True)
@@ -28,6 +30,7 @@ def test_a_track_run_is_its_protocol_plus_your_mitigation_beside_the_baseline(tm
     assert cfg["name"] == "track-tiny-fs" and cfg["mitigation_params"] == {"mix_real": {"fraction": 0.05}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["loop.mitigations=[mix_real]", "loop.generations=2", "train.epochs=1"],
      "--track tiny-fs freezes the protocol; these settings would change it: loop.generations, train.epochs"),
@@ -41,6 +44,7 @@ def test_a_protocol_change_is_one_line_listing_the_keys(tmp_path, args, expected
     assert not (tmp_path / "t").exists()
 
 
+@pytest.mark.slow
 def test_an_unknown_track_gets_a_did_you_mean():
     proc = madbench("run", "--track", "tiny_fs", "loop.mitigations=[mix_real]", "--dry-run")
     assert proc.returncode == 2 and "unknown track 'tiny_fs'; did you mean 'tiny-fs'?" in proc.stderr

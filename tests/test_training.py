@@ -9,19 +9,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
-def tiny(madbench_cache):
-    from madbench.config.run_config import build_config
-    from madbench.data.corpus import load_split
-    from madbench.models.base_model import load_base, resolve_model
-    from madbench.config.presets import PRESETS
-
-    cfg = build_config(PRESETS.get("smoke")())
-    split = load_split(cfg)
-    tokenizer, model = load_base(resolve_model(cfg, split), cfg)
-    return cfg, split, tokenizer, model
-
-
 def stream(tokenizer, texts):
     out = []
     for t in texts:

@@ -43,7 +43,7 @@ DEFAULT_SEEDS = (0, 1, 2, 3, 4, 5, 6, 7)  # 8 seeds: 95% intervals narrow enough
 REFERENCE_SEEDS = tuple(range(16))
 DEFAULT_GENERATIONS = 6
 # mitigations that clear the baseline's seed spread on the tiny model (truncated_ce: interval gap +5.2% at
-# seeds 0-7, +4.5% at 8-15, as mix_real's); verifier_filter and dedup do not at this scale (see README), so
+# seeds 0-7, +4.5% at 8-15, as mix_real's); verifier_filter and dedup do not at this scale (see docs/mitigations.md), so
 # they are checked only on request (--mitigations)
 DEFAULT_MITIGATIONS = ("mix_real", "accumulate", "surprise_filter", "watermark_filter", "truncated_ce")
 REGIME = "fully_synthetic"

@@ -25,7 +25,7 @@ class TruncatedCE(Mitigation):
     target_metric = "perplexity"
     # 0.3: on the tiny model (8 seeds, 6 generations, fully_synthetic) gamma 0.9 truncates ~3% of tokens and changes
     # nothing measurable, 0.5 (~9-20%) helps inside the seed spread, 0.3 (~18-20%) separates perplexity, distinct_2
-    # and type_token_ratio from the baseline (README, "Mitigations")
+    # and type_token_ratio from the baseline (docs/mitigations.md)
     params = {"gamma": 0.3}
 
     def check(self):
