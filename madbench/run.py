@@ -233,6 +233,10 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
 
     env = {**environment(), "model_path": runner.model_path,
            "model_warnings": load_warnings(runner.model_path, cfg)}  # trust_remote_code, pickle weights
+    if cfg.eval.include_path:  # the user's lm-eval task folders: which YAMLs, by content
+        from madbench.evaluation.lmeval import include_record
+
+        env["lm_eval_include"] = include_record(cfg.eval.include_path)
     if is_main:
         store.append_event(event="start", config_hash=cfg.hash())
     results = ResultsWriter(store, cfg, chains, env, tracker, started=start)

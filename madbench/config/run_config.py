@@ -114,6 +114,7 @@ class EvalConfig:
     tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: madbench/tasks/*.yaml (held-out data) or built-in lm-eval names
     task_docs: int = 64  # documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all
     batch_size: int = 16
+    include_path: Tuple[str, ...] = ()  # folders of your own lm-eval task YAMLs (as `lm_eval --include_path`); their tasks go in eval.tasks
     lm_eval_model: str = "madbench"  # lm-eval's model: 'madbench' (madbench's forward, lmeval_model.py) or 'hf' (lm-eval's HFLM)
 
 

@@ -40,10 +40,14 @@ def validate(cfg: RunConfig) -> None:
     if cfg.eval.lm_eval_model not in LM_EVAL_MODELS:
         raise MadbenchError(f"unknown eval.lm_eval_model '{cfg.eval.lm_eval_model}';"
                             f"{did_you_mean(cfg.eval.lm_eval_model, LM_EVAL_MODELS)} use madbench or hf")
+    if cfg.eval.include_path:
+        from madbench.evaluation.lmeval import check_include
+
+        check_include(cfg.eval.include_path)  # a missing folder: one line, before the task names are looked up
     if cfg.eval.tasks:
         from madbench.evaluation.lmeval import check_tasks
 
-        check_tasks(cfg.eval.tasks)
+        check_tasks(cfg.eval.tasks, cfg.eval.include_path)
     checks = [
         (cfg.loop.generations >= 0, "loop.generations must be >= 0"),
         (len(cfg.loop.regimes) > 0, "loop.regimes must name at least one regime"),
