@@ -32,7 +32,7 @@ A plug-in's shortened benchmark, drift-checked against the reference it keeps in
 Exit status (``EXIT_*`` below):
   0  every check passes;
   1  regressed: a drift check, the baseline's collapse or the config check failed (and, for the packaged
-     full benchmark, any failure at all: its mitigations beat the baseline when the reference was made);
+     benchmark's protocol with any seeds, any failure at all: its mitigations beat the baseline in the reference);
   3  not yet better: only target checks failed (a mitigation does not beat the baseline beyond the seed
      spread) and nothing drifted: the state of a plug-in under development;
   2  a usage error (one line, before anything runs).
@@ -230,7 +230,7 @@ def main(args) -> int:
         print(f"(drift check skipped: {why})")
     failed = [r for r in rows if not r["ok"]]
     wall = time.perf_counter() - start
-    code = exit_code(rows, full)
+    code = exit_code(rows, protocol)
     print(f"madbench regress: {len(rows) - len(failed)}/{len(rows)} checks passed in {wall:.0f}s"
           + (f"; FAILED: {', '.join(sorted({r['mitigation'] + ' ' + r['metric'] for r in failed}))}" if failed else "")
           + {EXIT_PASSED: "", EXIT_REGRESSED: " (exit 1: regressed)", EXIT_NOT_YET_BETTER: " (exit 3: not yet better than the baseline)"}[code]
@@ -238,13 +238,13 @@ def main(args) -> int:
     return EXIT_PASSED if args.report_only else code
 
 
-def exit_code(rows, full: bool) -> int:
-    """EXIT_PASSED, EXIT_REGRESSED (a drift, collapse or config failure; any failure of the full benchmark) or
-    EXIT_NOT_YET_BETTER (only '(target)' rows failed)."""
+def exit_code(rows, protocol: bool) -> int:
+    """EXIT_PASSED, EXIT_REGRESSED (a drift, collapse or config failure; any failure of the packaged benchmark's
+    protocol, whatever its seeds) or EXIT_NOT_YET_BETTER (only '(target)' rows failed)."""
     failed = [r for r in rows if not r["ok"]]
     if not failed:
         return EXIT_PASSED
-    if full or any(not r["metric"].endswith("(target)") or r["verdict"].startswith("FAIL: no results") for r in failed):
+    if protocol or any(not r["metric"].endswith("(target)") or r["verdict"].startswith("FAIL: no results") for r in failed):
         return EXIT_REGRESSED
     return EXIT_NOT_YET_BETTER
 
