@@ -47,6 +47,11 @@ class ChainResult:
     complete: bool
     generations: Tuple[GenerationResult, ...]
 
+    @property
+    def label(self) -> str:
+        """The mitigation set as loop.mitigations spells it: 'none' for the baseline (mitigations == ()), else 'a+b'."""
+        return "+".join(self.mitigations) or "none"
+
     def metric(self, name: str) -> List[Optional[float]]:
         """The metric's value at each generation of this chain."""
         return [g.metrics.get(name) for g in self.generations]
@@ -73,15 +78,19 @@ class Results:
         raise MadbenchError(f"no chain '{chain_id}' in {self.path};{did_you_mean(chain_id, [c.id for c in self.chains])}")
 
     def rows(self) -> List[Dict[str, Any]]:
-        """One dict per chain x generation: the chain's identity, the generation's numbers, then every metric."""
+        """One dict per chain x generation: the chain's identity, the generation's numbers, then every metric and,
+        where the metric has one, its 95% interval as ``METRIC.ci_low`` / ``METRIC.ci_high`` (as the trackers log it).
+        ``mitigations`` is :attr:`ChainResult.label`: 'none' for the baseline, as in loop.mitigations."""
         out = []
         for c in self.chains:
             for g in c.generations:
+                bounds = {f"{m}.{side}": v for m, (low, high) in (g.intervals or {}).items()
+                          for side, v in (("ci_low", low), ("ci_high", high))}
                 out.append({"chain": c.id, "regime": c.regime, "mode": c.mode, "seed": c.seed,
-                            "mitigations": "+".join(c.mitigations) or "none", "generation": g.generation,
+                            "mitigations": c.label, "generation": g.generation,
                             "synthetic_fraction": g.synthetic_fraction, "train_docs": g.train_docs,
                             "train_tokens": g.train_tokens, "num_samples": g.num_samples, "num_kept": g.num_kept,
-                            "seconds": g.seconds, **g.metrics})
+                            "seconds": g.seconds, **g.metrics, **bounds})
         return out
 
     def to_dataframe(self):
@@ -114,6 +123,17 @@ def load_results(run_dir: Union[str, Path]) -> Results:
                    wall_seconds=data.get("wall_seconds"))
 
 
+def _names_itself(cfg, preset: str, overrides) -> bool:
+    """Whether the run has a name of its own: a name= override, or a name that is no preset's (a RunConfig built
+    from another preset keeps that preset's name)."""
+    from madbench.config.presets import PRESETS
+
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    if any(str(o).split("=", 1)[0].strip() == "name" for o in overrides):
+        return True
+    return cfg.name not in {preset, *PRESETS.names()}
+
+
 def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "default", plugins: Sequence[str] = ()):
     """The RunConfig the arguments describe, validated (plug-ins loaded first)."""
     from madbench.config.run_config import RunConfig, build_config, merge
@@ -138,17 +158,27 @@ def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "defa
 
 def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides: Iterable[str] = (),
         preset: str = "default", plugins: Sequence[str] = (), report_to: Sequence[str] = (), log=print) -> Results:
-    """Run (or resume) an experiment in ``output_dir`` (default runs/<name>) and return its results."""
+    """Run (or resume) an experiment in ``output_dir`` (default runs/<name>) and return its results.
+
+    Without a ``name`` of its own (its preset's) the run is named after ``output_dir`` (``runs/notebook`` -> "notebook");
+    a folder made earlier keeps the name it was made with. Third-party progress bars stay off."""
+    from madbench.quiet import quiet_libraries
     from madbench.results import fileio
     from madbench.run import execute
     from madbench.reporting.trackers import check
 
+    quiet_libraries(always=True)
     cfg = build(config, overrides, preset, plugins)
     report_to = check(report_to)
     run_dir = Path(output_dir or Path("runs") / cfg.name)
     from madbench.results.run_store import RunStore
 
     saved = RunStore(run_dir).config
+    if output_dir is not None and not _names_itself(cfg, preset, overrides):
+        import dataclasses
+
+        earlier = fileio.read_json(saved).get("config", {}).get("name") if saved.is_file() else None
+        cfg = dataclasses.replace(cfg, name=earlier or run_dir.resolve().name)
     if saved.is_file() and fileio.read_json(saved).get("config_hash") != cfg.hash():
         raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
     execute(cfg, run_dir, log=log, report_to=report_to)

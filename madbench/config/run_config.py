@@ -114,7 +114,15 @@ class EvalConfig:
     tasks: Tuple[str, ...] = ("madbench_cloze", "madbench_lambada", "madbench_wikitext")  # lm-eval tasks: madbench/tasks/*.yaml (held-out data) or built-in lm-eval names
     task_docs: int = 64  # documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all
     batch_size: int = 16
+    include_path: Tuple[str, ...] = ()  # folders of your own lm-eval task YAMLs (as `lm_eval --include_path`); their tasks go in eval.tasks
     lm_eval_model: str = "madbench"  # lm-eval's model: 'madbench' (madbench's forward, lmeval_model.py), 'hf' (lm-eval's HFLM) or a plug-in's (evaluation/lm_models.py)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:  # names on the --report-to trackers (madbench/reporting/trackers.py); not in the config hash
+    experiment: str = ""  # MLflow experiment / W&B project; '' = MLFLOW_EXPERIMENT_NAME / WANDB_PROJECT, else 'madbench'
+    run_name: str = ""  # the tracker run's name; '' = the run's name
+    tags: Tuple[str, ...] = ()  # 'key=value' or 'label': MLflow tags, W&B tags
 
 
 @dataclass(frozen=True)
@@ -129,12 +137,22 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     mitigation_params: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # {mitigation: {param: value}}
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where results are reported, not what runs
 
     def to_dict(self) -> dict:
         return to_plain(self)
 
     def hash(self) -> str:
-        return config_hash(self.to_dict())
+        return config_hash(hashed_part(self.to_dict()))
+
+
+def hashed_part(data: dict) -> dict:
+    """The config the hash covers: without ``tracking`` (a destination, not the experiment) and without keys added
+    later while they hold their no-op default (so a run folder made before them keeps its hash and resumes)."""
+    data = {k: v for k, v in data.items() if k != "tracking"}
+    if "eval" in data and not data["eval"].get("include_path"):
+        data["eval"] = {k: v for k, v in data["eval"].items() if k != "include_path"}
+    return data
 
 
 def to_plain(obj: Any) -> Any:

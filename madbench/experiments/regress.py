@@ -7,22 +7,36 @@
 
 One run config (the ``tiny`` preset, fully_synthetic, ``loop.mitigations`` = the
 baseline plus each mitigation, several seeds) goes through the normal loop into
-``--output-dir`` (default runs/regress): resumable, generation 0 shared by every
+``--output-dir`` (default runs/regress; ``runs/regress-NAME`` when a plug-in's mitigation is
+under test, so two plug-ins never share a folder): resumable, generation 0 shared by every
 chain of a seed. Then, at the last generation:
 
 1. each mitigation must beat the baseline on its ``target_metric`` (declared by
    its class) with the 95% seed intervals of the two groups not overlapping
    (``madbench.reporting.stats.compare(...)["separated"]``); with one seed, by at least
    ``SINGLE_SEED_MIN_EFFECT``;
-2. no checked metric of any group may drift from the reference (``madbench/regress_reference.json``
-   holds every seed's value, 16 seeds): see :mod:`madbench.experiments.drift`. Another processor, another seed set
+2. no checked metric of any group may drift from the reference (the packaged
+   ``madbench/experiments/regress_reference.json`` holds every seed's value, 16 seeds; a plug-in
+   keeps its own, written in its repository by ``--update --reference PATH``): see :mod:`madbench.experiments.drift`. Another processor, another seed set
    or a code change that only reorders random draws gives a new draw from the same
    distribution and passes; a real regression fails.
 
 The drift check runs when the benchmark's protocol is the reference's: the config
 without ``name``, ``seed``, ``loop.seeds`` and ``mitigation_params`` (the mitigation
 under test, so a sabotaged parameter is checked against the intact reference).
-Exit status 0 when every check passes, 1 otherwise.
+A plug-in's shortened benchmark, drift-checked against the reference it keeps in its own repository:
+
+    madbench regress --mitigations length_filter --seeds 0 1 --generations 1 --update --reference madbench-reference.json
+    madbench regress --mitigations length_filter --seeds 0 1 --generations 1 --reference madbench-reference.json
+
+Exit status (``EXIT_*`` below):
+  0  every check passes;
+  1  regressed: a drift check, the baseline's collapse or the config check failed (and, for the packaged
+     benchmark's protocol with any seeds, any failure at all: its mitigations beat the baseline in the reference);
+  3  not yet better: only target checks failed (a mitigation does not beat the baseline beyond the seed
+     spread) and nothing drifted: the state of a plug-in under development;
+  2  a usage error (one line, before anything runs).
+``--report-only`` prints the same table and exits 0 whatever the verdicts (errors still exit 2).
 """
 
 from __future__ import annotations
@@ -49,19 +63,24 @@ DEFAULT_MITIGATIONS = ("mix_real", "accumulate", "surprise_filter", "watermark_f
 REGIME = "fully_synthetic"
 SINGLE_SEED_MIN_EFFECT = 0.02  # with one seed there is no interval: "beats" needs a 2% relative improvement
 PROTOCOL_FREE = ("name", "seed", "loop.seeds", "mitigation_params")  # keys that do not change the benchmark
+EXIT_PASSED, EXIT_REGRESSED, EXIT_NOT_YET_BETTER = 0, 1, 3  # 2 is every command's usage error
+DEFAULT_OUTPUT = "runs/regress"
 
 
 def add_arguments(p) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="extra config overrides (e.g. a sabotaged mitigation_params.mix_real.fraction=0)")
-    p.add_argument("--output-dir", default="runs/regress", help="run folder, resumed when it exists (default: %(default)s)")
+    p.add_argument("--output-dir", default=None,
+                   help=f"run folder, resumed when it exists (default: {DEFAULT_OUTPUT}, or {DEFAULT_OUTPUT}-NAME for a plug-in's mitigation NAME)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="seeds (default: %(default)s)")
     p.add_argument("--generations", type=int, default=DEFAULT_GENERATIONS, help="generations after generation 0 (default: %(default)s)")
     p.add_argument("--mitigations", nargs="+", default=list(DEFAULT_MITIGATIONS), metavar="NAME",
                    help="mitigations to check, each beside the baseline (default: all: %(default)s)")
-    p.add_argument("--reference", default=str(REFERENCE), help="reference file: read, or written by --update (default: the one in the package)")
+    p.add_argument("--reference", default=str(REFERENCE),
+                   help="reference file: read, or written by --update (default: the packaged madbench/experiments/regress_reference.json)")
     p.add_argument("--fresh", action="store_true", help="delete --output-dir first instead of resuming it")
     p.add_argument("--update", action="store_true",
                    help="write --reference from this run (the packaged reference only from the full benchmark)")
+    p.add_argument("--report-only", action="store_true", help="print the verdicts but exit 0 whatever they are")
 
 
 def build(args):
@@ -176,8 +195,11 @@ def main(args) -> int:
         raise MadbenchError("--update of the packaged reference needs the full benchmark (seeds may be added: "
                             f"--seeds {' '.join(map(str, REFERENCE_SEEDS))}); drop --generations/--mitigations and overrides, "
                             "or write elsewhere with --reference FILE")
+    if not args.update and ref_path.resolve() != REFERENCE.resolve() and not ref_path.is_file():
+        raise MadbenchError(f"reference {ref_path} not found; write it first with: madbench regress --update --reference {ref_path} "
+                            "(the same --seeds/--generations/--mitigations)")
     reference = None if args.update else read_reference(ref_path)
-    run_dir = Path(args.output_dir)
+    run_dir = Path(args.output_dir or default_output(args.mitigations))
     if args.fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     from madbench.results.run_store import RunStore
@@ -208,6 +230,29 @@ def main(args) -> int:
         print(f"(drift check skipped: {why})")
     failed = [r for r in rows if not r["ok"]]
     wall = time.perf_counter() - start
+    code = exit_code(rows, protocol)
     print(f"madbench regress: {len(rows) - len(failed)}/{len(rows)} checks passed in {wall:.0f}s"
-          + (f"; FAILED: {', '.join(sorted({r['mitigation'] + ' ' + r['metric'] for r in failed}))}" if failed else ""))
-    return 1 if failed else 0
+          + (f"; FAILED: {', '.join(sorted({r['mitigation'] + ' ' + r['metric'] for r in failed}))}" if failed else "")
+          + {EXIT_PASSED: "", EXIT_REGRESSED: " (exit 1: regressed)", EXIT_NOT_YET_BETTER: " (exit 3: not yet better than the baseline)"}[code]
+          + (" [--report-only: exit 0]" if args.report_only and code else ""))
+    return EXIT_PASSED if args.report_only else code
+
+
+def exit_code(rows, protocol: bool) -> int:
+    """EXIT_PASSED, EXIT_REGRESSED (a drift, collapse or config failure; any failure of the packaged benchmark's
+    protocol, whatever its seeds) or EXIT_NOT_YET_BETTER (only '(target)' rows failed)."""
+    failed = [r for r in rows if not r["ok"]]
+    if not failed:
+        return EXIT_PASSED
+    if protocol or any(not r["metric"].endswith("(target)") or r["verdict"].startswith("FAIL: no results") for r in failed):
+        return EXIT_REGRESSED
+    return EXIT_NOT_YET_BETTER
+
+
+def default_output(mitigations) -> str:
+    """runs/regress for built-in mitigations; runs/regress-NAME[+NAME] when plug-ins' mitigations are under test."""
+    from madbench.mitigations import MITIGATIONS
+    from madbench.registry import BUILTIN
+
+    plugins = [m for m in mitigations if MITIGATIONS.origin(m) != BUILTIN]
+    return f"{DEFAULT_OUTPUT}-{'+'.join(plugins)}" if plugins else DEFAULT_OUTPUT

