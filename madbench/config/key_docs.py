@@ -91,8 +91,15 @@ KEY_DOCS = {
                    "built-in lm-eval tasks need a connection"),
     "eval.task_docs": ("documents per local lm-eval task (and lm-eval's limit for built-in tasks); 0 = all", ">= 0"),
     "eval.batch_size": ("batch size of evaluation forwards", ""),
-    "eval.lm_eval_model": ("lm-eval's model: 'madbench' (madbench's forward, evaluation/lmeval_model.py) or 'hf' (lm-eval's HFLM)",
-                           "madbench, hf"),
+    "eval.include_path": ("folders of your own lm-eval task YAMLs (as `lm_eval --include_path`); name their tasks in eval.tasks;"
+                          " each YAML's sha256 is recorded", "existing folders"),
+    "eval.lm_eval_model": ("lm-eval's model: 'madbench' (madbench's forward, evaluation/lmeval_model.py), 'hf' (lm-eval's HFLM)"
+                           " or a plug-in's LM class (evaluation/lm_models.py)", "see: madbench list lm_eval_models"),
+    # tracking
+    "tracking": ("names on the --report-to trackers (not in the config hash)", ""),
+    "tracking.experiment": ("MLflow experiment / W&B project; '' = MLFLOW_EXPERIMENT_NAME / WANDB_PROJECT, else 'madbench'", ""),
+    "tracking.run_name": ("the tracker run's name; '' = the run's name", ""),
+    "tracking.tags": ("tags on the tracker run: 'key=value' or 'label'", ""),
     # mitigations
     "mitigation_params": ("{mitigation: {parameter: value}}, e.g. mitigation_params.dedup.threshold=0.3",
                           "parameters of each mitigation: see madbench list mitigations"),
