@@ -38,6 +38,7 @@ from typing import Dict, List
 import yaml
 
 from madbench.results import fileio
+from madbench.results.run_store import LM_EVAL_RESULTS
 from madbench.errors import MadbenchError
 from madbench.registry import Registry, did_you_mean
 
@@ -233,7 +234,7 @@ def stderr_intervals(results: dict, z: float = 1.96) -> Dict[str, list]:
 def task_intervals(out_dir: Path) -> Dict[str, list]:
     """Intervals of the task scores saved by :func:`run_tasks` in out_dir ({} when there are none): lm-eval's
     stderr where it gives one, else (its perplexities) a bootstrap over the documents of the saved samples."""
-    path = Path(out_dir) / "results.json"
+    path = Path(out_dir) / LM_EVAL_RESULTS
     if not path.is_file():
         return {}
     results = fileio.read_json(path).get("results") or {}
@@ -356,7 +357,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     samples = results.pop("samples", {})
     results["madbench"] = {"tasks": names, "task_docs": cfg.eval.task_docs, "lm_eval_model": cfg.eval.lm_eval_model,
                            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
-    fileio.atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, default=handle_non_serializable))
+    fileio.atomic_write_text(out_dir / LM_EVAL_RESULTS, json.dumps(results, indent=2, default=handle_non_serializable))
     for task, rows in samples.items():
         fileio.atomic_write_text(out_dir / f"samples_{task}.jsonl",
                              "".join(json.dumps(r, default=handle_non_serializable) + "\n" for r in rows))

@@ -125,6 +125,7 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
     Writes the per-sample log perplexities to ``out_dir/reference_ppl.json``.
     """
     from madbench.results import fileio
+    from madbench.results.run_store import REFERENCE_PPL, SAMPLES
     from madbench.metrics import MetricContext, compute_metrics
 
     def ctx(samples, g0=None):
@@ -133,16 +134,16 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
 
     g0 = None
     if gen0_dir is not None:
-        saved = gen0_dir / "reference_ppl.json"
+        saved = gen0_dir / REFERENCE_PPL
         if saved.is_file():
             g0 = fileio.read_json(saved)["log_ppl"]
         else:
-            g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / "samples.jsonl")[:num_samples]]))
+            g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / SAMPLES)[:num_samples]]))
     from madbench.metrics.rare import rare_intervals
 
     c = ctx(list(texts), g0)
     metrics = compute_metrics(names, c)
-    fileio.write_json(out_dir / "reference_ppl.json", {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
+    fileio.write_json(out_dir / REFERENCE_PPL, {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
     intervals = {**tail_intervals([n for n in names if metrics.get(n) is not None], c), **rare_intervals(names, c)}
     return metrics, intervals
 

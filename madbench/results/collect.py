@@ -12,7 +12,7 @@ from pathlib import Path
 
 from madbench.results import fileio
 from madbench.errors import MadbenchError
-from madbench.results.run_store import META, RunStore
+from madbench.results.run_store import META, REFERENCE_PPL, RunStore
 
 SCHEMA_VERSION = "1.0"
 
@@ -93,7 +93,7 @@ def _ecosystems(run_dir: Path, cfg, chains) -> dict:
 
 def _reference_log_ppl(gen_dir: Path) -> dict:
     """Per-sample log perplexity under generation 0 (the report's tail density figure), when measured."""
-    path = gen_dir / "reference_ppl.json"
+    path = gen_dir / REFERENCE_PPL
     if not path.is_file():
         return {}
     return {"reference_log_ppl": [round(v, 4) for v in fileio.read_json(path)["log_ppl"]]}

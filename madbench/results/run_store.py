@@ -17,6 +17,7 @@ Run folder::
     RUN/ecosystems/<id>/gen_<g>.json ecosystem regime: cross-member metrics (madbench/loop/ecosystem.py)
     RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
     RUN/report/                      tables and figures (madbench/reporting/report.py)
+    RUN/tracking/state.json          trackers' run ids and what each logged, for a resume (madbench/reporting/trackers.py)
     RUN/damaged/<time>/              what --repair moved aside
 
 A generation folder appears only when complete (written to a temporary sibling and renamed,
@@ -44,6 +45,9 @@ SAMPLES = "samples.jsonl"
 MIX = "mix.json"
 METRICS = "metrics.json"
 LM_EVAL = "lm_eval"  # lm-eval's own output folder inside a generation folder
+LM_EVAL_RESULTS = "results.json"  # lm-eval's results inside LM_EVAL (madbench/evaluation/lmeval.py)
+REFERENCE_PPL = "reference_ppl.json"  # per-sample log perplexity under generation 0 (madbench/metrics/tail.py)
+TRACKING_STATE = "tracking/state.json"  # under the run folder: trackers' run ids and what each logged (reporting/trackers.py)
 RECORDS = (META, GEN0_RECORD)  # never listed in an integrity record (they hold it)
 _GEN = "gen_"
 _SEED = "seed"
@@ -78,6 +82,10 @@ class RunStore:
     @property
     def results(self) -> Path:
         return self.root / "results.json"
+
+    @property
+    def tracking_state(self) -> Path:
+        return self.root / TRACKING_STATE
 
     @property
     def report_dir(self) -> Path:
