@@ -68,7 +68,7 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise MadbenchError(message)
-    from madbench.loop.schedules import check as check_schedule
+    from madbench.loop.regimes import check_schedule
 
     check_schedule(cfg)
     from madbench.loop.ecosystem import check as check_ecosystem

@@ -21,6 +21,7 @@ from typing import Dict, List, Tuple
 from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
 from madbench.registry import Registry, did_you_mean
+from madbench.loop.schedules import KEY as SCHEDULE_KEY, resolve
 
 REGIMES = Registry("regime")
 MODES = ("replace", "accumulate", "accumulate_subsample")
@@ -77,13 +78,10 @@ def fresh_slice(ctx: RegimeContext, generation: int) -> List[Doc]:
 
 def fresh_needed(cfg) -> int:
     """Fresh real documents the run's fresh_data chains use over all generations (0 without fresh_data)."""
-    from madbench.loop.schedules import real_fractions
-
     names = {parse_regime(spec)[0] for spec in cfg.loop.regimes}
     if "fresh_data" not in names and not ("ecosystem" in names and cfg.loop.ecosystem.real == "fresh"):
         return 0
-    fractions = real_fractions(cfg) or [cfg.loop.real_fraction] * cfg.loop.generations
-    return sum(int(round(f * cfg.data.train_docs)) for f in fractions)
+    return sum(int(round(f * cfg.data.train_docs)) for f in resolve(cfg).real[1:])
 
 
 def check_fresh(cfg, available: int) -> None:
@@ -95,6 +93,16 @@ def check_fresh(cfg, available: int) -> None:
             f"{available} after data.eval_docs and data.train_docs; lower loop.real_fraction (or raise loop.synthetic_share), "
             "data.train_docs or loop.generations, raise data.max_docs, or use a bigger corpus"
         )
+
+
+def check_schedule(cfg) -> None:
+    """Pre-flight: the contamination schedule parses, and some regime of the run mixes real data (or it would do nothing)."""
+    if not resolve(cfg).scheduled:
+        return
+    mixing = [name for name, fn in REGIMES.items() if getattr(fn, "mixes_real", False)]
+    if not any(parse_regime(spec)[0] in mixing for spec in cfg.loop.regimes):
+        raise MadbenchError(f"{SCHEDULE_KEY} sets the share of regimes that mix real and synthetic data ({', '.join(mixing)}); "
+                            f"loop.regimes has none of them: add one or drop {SCHEDULE_KEY}")
 
 
 @REGIMES.register("fully_synthetic")

@@ -31,9 +31,9 @@ from madbench.reporting.headline import HEADLINE  # shown in the progress log (o
 from madbench.metrics import MetricContext, compute_with_intervals, names_needing
 from madbench.mitigations import MitigationContext, build_mitigations
 from madbench.models.base_model import load_base, resolve_model
-from madbench.loop.regimes import check_fresh, parse_regime
+from madbench.loop.regimes import parse_regime
 from madbench.results.run_store import RunStore
-from madbench.loop.schedules import real_fractions
+from madbench.loop.schedules import resolve
 from madbench.loop.steps import derive_seed  # noqa: F401  (importable from here, as before)
 
 
@@ -94,8 +94,7 @@ class Runner:
         # side effects, main process only: the event log always; progress, results and trackers from run()
         self.callbacks = CallbackList([EventLog(self.store), *callbacks] if self.is_main else [])
         self.split: CorpusSplit = load_split(cfg)
-        check_fresh(cfg, len(self.split.fresh))  # before any training: one line when fresh slices would run out
-        self.real_fractions = real_fractions(cfg)  # contamination schedule, None when loop.synthetic_share is unset
+        self.schedule = resolve(cfg)  # the real share of every generation (fresh slices were checked in config/preflight.py)
         with self.state.main_process_first():  # builds/converts a cached model once
             self.model_path = resolve_model(cfg, self.split)
         self.tokenizer, self.base = load_base(self.model_path, cfg)

@@ -37,7 +37,6 @@ from madbench.mitigations import MitigationContext, loss_weights
 from madbench.loop.regimes import REGIMES, RegimeContext, apply_mode
 from madbench.results.run_store import GEN0_RECORD, LM_EVAL, META, METRICS, MIX, SAMPLES
 from madbench.generation.sampling import generate, make_prompts
-from madbench.loop.schedules import real_fraction_at, schedule_target
 from madbench.training.trainer import train_lora
 
 if TYPE_CHECKING:  # the runner composes the steps; they only read its shared state
@@ -133,10 +132,10 @@ def build_mix(run: "Runner", chain: "Chain", g: int, mitigations, mctx: Mitigati
     cfg = run.cfg
     history = run.history(chain, g)
     mctx.history, mctx.train_docs = history, cfg.data.train_docs  # for mix-level mitigations
-    rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=real_fraction_at(cfg, run.real_fractions, g),
+    rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=run.schedule.real[g],
                          pool=run.split.pool, fresh=run.split.fresh, synthetic=history,
                          accumulate=chain.mode in ("accumulate", "accumulate_subsample"),
-                         real_fractions=tuple(run.real_fractions or ()),
+                         real_fractions=run.schedule.real[1:],
                          **(dict(peers=ecosystem.peer_history(run, chain, g), real_source=cfg.loop.ecosystem.real)
                             if chain.regime == ecosystem.NAME else {}))
     docs = apply_mode(REGIMES.get(chain.regime)(rctx), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
@@ -235,7 +234,7 @@ def record(run: "Runner", chain: "Chain", g: int, out: Path, mix: Mix, trained: 
         "intervals": {**model_scores.intervals, **sample_scores.intervals},  # 95% estimator intervals
         "train_tokens": trained.train.get("train_tokens"), "train_docs": len(documents),
         "synthetic_fraction": n_syn / max(1, len(documents)),
-        **schedule_target(run.cfg, run.real_fractions, chain.regime, g),
+        **run.schedule.target(g, getattr(REGIMES.get(chain.regime), "mixes_real", False)),
         "train": trained.train,
         "mitigations": {"mix": mix.stats, "samples": samples.stats, **({"train": trained.loss_stats} if trained.loss_stats else {})},
         "num_samples": len(samples.all), "num_kept": len(samples.kept),
