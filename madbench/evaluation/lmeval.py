@@ -299,8 +299,9 @@ def _evaluate(simple_evaluate, lm, specs, builtin, cfg):
     )
 
 
-def make_lm(kind: str, model, tokenizer, batch_size: int):
-    """The lm-eval model named by eval.lm_eval_model around an in-memory model: 'madbench' or 'hf'."""
+def make_lm(kind: str, model, tokenizer, batch_size: int, scores=None):
+    """The lm-eval model named by eval.lm_eval_model around an in-memory model: 'madbench' (which reads what the
+    model's ScoreCache ``scores`` already holds) or 'hf'."""
     if kind == "hf":
         import torch
         from lm_eval.models.huggingface import HFLM
@@ -308,11 +309,12 @@ def make_lm(kind: str, model, tokenizer, batch_size: int):
         return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, softmax_dtype=torch.float32)
     from madbench.evaluation.lmeval_model import MadbenchLM
 
-    return MadbenchLM(model, tokenizer, batch_size=batch_size)
+    return MadbenchLM(model, tokenizer, batch_size=batch_size, scores=scores)
 
 
-def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
-    """Score the in-memory model on cfg.eval.tasks; keep lm-eval's output in out_dir; return flat metrics."""
+def run_tasks(model, tokenizer, cfg, split, out_dir, scores=None) -> Dict[str, float]:
+    """Score the in-memory model on cfg.eval.tasks; keep lm-eval's output in out_dir; return flat metrics.
+    ``scores``: the model's ScoreCache (madbench/models/scores.py), whose perplexity forward lm-eval reuses."""
     from lm_eval import simple_evaluate
     from lm_eval.utils import handle_non_serializable
 
@@ -338,7 +340,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         # LoRA folded into the weights for scoring: the cost of the base model, same numbers.
         # lm-eval's bars (always on) and git probe go to lm_eval/stderr.txt when the output is a log file.
         with merged_lora(model), captured_stderr(out_dir / "stderr.txt"):
-            lm = make_lm(cfg.eval.lm_eval_model, model, tokenizer, cfg.eval.batch_size)
+            lm = make_lm(cfg.eval.lm_eval_model, model, tokenizer, cfg.eval.batch_size, scores)
             results = _evaluate(simple_evaluate, lm, specs, builtin, cfg)
     except Exception as exc:
         if not builtin:

@@ -88,23 +88,3 @@ class ProgressLog(Callback):
         shown = [k for k in self.headline if metrics.get(k) is not None] or list(metrics)[:4]
         values = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
         self.log(f"[{self.done}/{self.total}] {chain.id} gen {g}: {values} ({seconds:.0f}s, ETA {eta / 60:.1f} min)")
-
-
-class ResultsWriter(Callback):
-    """Rewrites RUN/results.json after every computed generation and hands it to the trackers (``--report-to``)."""
-
-    def __init__(self, store, cfg, chains, environment: dict, tracker=None, started: float | None = None):
-        self.store, self.cfg, self.chains, self.environment, self.tracker = store, cfg, chains, environment, tracker
-        self.started = time.perf_counter() if started is None else started  # wall_seconds counts from here
-
-    def write(self) -> dict:
-        from madbench.results.collect import collect, write_results
-
-        data = collect(self.store.root, self.cfg, self.chains, self.environment, time.perf_counter() - self.started)
-        write_results(self.store.root, data)
-        if self.tracker:
-            self.tracker.on_results(data)  # each newly finished generation, step = generation
-        return data
-
-    def on_step_end(self, chain, g, meta, seconds):
-        self.write()

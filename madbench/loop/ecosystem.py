@@ -115,12 +115,12 @@ def check(cfg) -> None:
                             f"(member m of seed S runs as seed S + {STRIDE} m)")
 
 
-def peer_history(runner, chain, upto: int) -> Dict[int, Dict[int, List[Doc]]]:
+def peer_history(ctx, chain, upto: int) -> Dict[int, Dict[int, List[Doc]]]:
     """{member: {generation: kept samples}} of every member of ``chain``'s ecosystem, ids prefixed 'm<member>-'."""
     out = {}
-    for peer in members_of(runner.cfg, chain):
+    for peer in members_of(ctx.cfg, chain):
         m = member_index(peer.seed)
-        out[m] = {g: [dataclasses.replace(d, id=f"m{m}-{d.id}") for d in docs] for g, docs in runner.history(peer, upto).items()}
+        out[m] = {g: [dataclasses.replace(d, id=f"m{m}-{d.id}") for d in docs] for g, docs in ctx.history(peer, upto).items()}
     return out
 
 
@@ -157,12 +157,13 @@ def metrics(samples: Dict[int, List[str]]) -> dict:
             "members": len(samples), "samples_per_member": min((len(t) for t in sets.values()), default=0)}
 
 
-def finish_generation(runner, chain, g: int) -> None:
-    """Once every member has generation g, write the ecosystem metrics of g (atomic; skipped when present)."""
-    store = runner.store
+def finish_generation(ctx, chain, g: int) -> None:
+    """Once every member has generation g, write the ecosystem metrics of g (atomic; skipped when present);
+    ``ctx`` is the run's StepContext (madbench/loop/context.py)."""
+    store = ctx.store
     path = store.ecosystem_file(ecosystem_id(chain), g)
-    peers = members_of(runner.cfg, chain)
-    if path.is_file() or not runner.is_main or not all(store.generation_done(p.id, g) for p in peers):
+    peers = members_of(ctx.cfg, chain)
+    if path.is_file() or not ctx.is_main or not all(store.generation_done(p.id, g) for p in peers):
         return
     samples = {member_index(peer.seed): [d.text for d in store.read_samples(peer.id, g)] for peer in peers}
     fileio.write_json(path, {"generation": g, "members": [p.id for p in peers], **metrics(samples)})

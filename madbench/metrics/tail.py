@@ -40,12 +40,14 @@ def log_ppl(ctx) -> List[float]:
     if "log_ppl" not in ctx.cache:
         from madbench.metrics.perplexity import per_text_nll
 
-        # memo on the model: chains of a seed share generation 0's samples and score them with the same reference
-        memo = ctx.model.__dict__.setdefault("_madbench_log_ppl", {})
+        # kept in the reference's ScoreCache: chains of a seed share generation 0's samples and score them with it
         key = (tuple(ctx.samples), ctx.batch_size)
-        if key not in memo:
-            memo[key] = [float(v) for v in per_text_nll(ctx.model, ctx.tokenizer, ctx.samples, ctx.batch_size) if math.isfinite(v)]
-        ctx.cache["log_ppl"] = list(memo[key])
+        values = ctx.scores.get("log_ppl", key) if ctx.scores is not None else None
+        if values is None:
+            values = [float(v) for v in per_text_nll(ctx.model, ctx.tokenizer, ctx.samples, ctx.batch_size) if math.isfinite(v)]
+            if ctx.scores is not None:
+                ctx.scores.put("log_ppl", key, values)
+        ctx.cache["log_ppl"] = list(values)
     return ctx.cache["log_ppl"]
 
 
@@ -117,7 +119,7 @@ def tail_w1_log_ppl(ctx):
 
 
 def reference_panel(names, texts, human, reference, current, tokenizer, batch_size: int, gen0_dir, num_samples: int,
-                    out_dir) -> tuple:
+                    out_dir, reference_scores=None, current_scores=None) -> tuple:
     """Compute the ``needs="reference"`` metrics ``names`` for a generation's samples ``texts``: (values, 95% intervals).
 
     ``gen0_dir`` is the chain's generation-0 folder (None at generation 0): its ``reference_ppl.json``
@@ -130,7 +132,8 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
 
     def ctx(samples, g0=None):
         return MetricContext(samples=samples, human=list(human), model=reference, tokenizer=tokenizer,
-                             batch_size=batch_size, cache={"g0_log_ppl": g0, "current_model": current})
+                             batch_size=batch_size, scores=reference_scores,
+                             cache={"g0_log_ppl": g0, "current_model": current, "current_scores": current_scores})
 
     g0 = None
     if gen0_dir is not None:

@@ -38,7 +38,7 @@ def cell(value, interval: Optional[list]) -> str:
 
 
 def default_metrics(results: dict) -> List[str]:
-    from madbench.reporting.headline import HEADLINE
+    from madbench.headline import HEADLINE
 
     seen = {m for chain in results["chains"] for g in chain["generations"] for m in g["metrics"]}
     return [m for m in HEADLINE if m in seen] or sorted(seen)[:4]

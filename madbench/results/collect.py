@@ -7,10 +7,12 @@ The schema (``madbench/schemas/results.schema.json``) is the contract for
 from __future__ import annotations
 
 import json
+import time
 from importlib import resources
 from pathlib import Path
 
 from madbench.results import fileio
+from madbench.loop.callbacks import Callback
 from madbench.errors import MadbenchError
 from madbench.results.run_store import META, REFERENCE_PPL, RunStore
 
@@ -155,3 +157,21 @@ def load_results(path: Path) -> dict:
         raise MadbenchError(f"{path} {why}; re-create it from the run folder with: madbench run --resume {path.parent}")
     validate_results(data, str(path))
     return data
+
+
+class ResultsWriter(Callback):
+    """Rewrites RUN/results.json after every computed generation and hands it to the trackers (``--report-to``)."""
+
+    def __init__(self, store, cfg, chains, environment: dict, tracker=None, started: float | None = None):
+        self.store, self.cfg, self.chains, self.environment, self.tracker = store, cfg, chains, environment, tracker
+        self.started = time.perf_counter() if started is None else started  # wall_seconds counts from here
+
+    def write(self) -> dict:
+        data = collect(self.store.root, self.cfg, self.chains, self.environment, time.perf_counter() - self.started)
+        write_results(self.store.root, data)
+        if self.tracker:
+            self.tracker.on_results(data)  # each newly finished generation, step = generation
+        return data
+
+    def on_step_end(self, chain, g, meta, seconds):
+        self.write()

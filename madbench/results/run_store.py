@@ -34,7 +34,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List
 
 from madbench.results import fileio
 from madbench.data.corpus import MODEL, Doc
@@ -190,19 +190,3 @@ class RunStore:
         from madbench.results.lock import folder_lock
 
         return folder_lock(self.root, what)
-
-    # ------------------------------------------------------------------ integrity
-    def verify(self, chains=None, generations: Optional[int] = None) -> None:
-        """Raise one line naming the first damaged finished folder (of ``chains`` only, when given)."""
-        from madbench.results import integrity
-
-        if chains is None:
-            integrity.verify(self.root)
-            return
-        integrity.verify_folders(self.root, [self.gen0_dir(c.seed) for c in chains],
-                                 [self.gen_dir(c.id, g) for c in chains for g in range(generations + 1)])
-
-    def repair(self, log=print) -> int:
-        from madbench.results import integrity
-
-        return integrity.repair(self.root, log=log)
