@@ -30,7 +30,7 @@ def test_layout_is_done_and_listing(tmp_path):
     store = RunStore(tmp_path / "run")
     assert store.gen_dir(CHAIN.id, 2) == tmp_path / "run" / "chains" / CHAIN.id / "gen_002"
     assert store.gen0_dir(7) == tmp_path / "run" / "gen0" / "seed7"
-    assert store.ecosystem_file("ecosystem-replace-s0", 1) == tmp_path / "run" / "ecosystems" / "ecosystem-replace-s0" / "gen_001.json"
+    assert store.regime_file("ecosystems", "ecosystem-replace-s0", 1) == tmp_path / "run" / "ecosystems" / "ecosystem-replace-s0" / "gen_001.json"
     assert not store.generation_done(CHAIN.id, 0) and store.finished_generations(CHAIN.id, 3) == 0
     for g in (0, 1, 4):
         _finish(store, CHAIN.id, g, [{"id": f"g{g:03d}-00000", "text": "a b", "kept": True}])

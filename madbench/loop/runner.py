@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from madbench.loop import ecosystem
 from madbench.loop import steps
 from madbench.models import weights
 from madbench.loop.callbacks import Callback, CallbackList, EventLog, ProgressLog
@@ -31,7 +29,7 @@ from madbench.data.corpus import CorpusSplit, load_split
 from madbench.headline import HEADLINE  # shown in the progress log (one definition: madbench/headline.py)
 from madbench.mitigations import MitigationContext, build_mitigations
 from madbench.models.base_model import load_base, resolve_model
-from madbench.loop.regimes import parse_regime
+from madbench.loop.regimes import Chain, Regime, parse_regime, regime
 from madbench.results import integrity
 from madbench.results.run_store import RunStore
 from madbench.loop.schedules import resolve
@@ -55,29 +53,25 @@ class PhaseClock:
             self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.perf_counter() - start, 3)
 
 
-@dataclass(frozen=True)
-class Chain:
-    regime: str
-    mode: str
-    seed: int
-    mitigations: Tuple[str, ...]
-
-    @property
-    def id(self) -> str:
-        return f"{self.regime}-{self.mode}-s{self.seed}" + (f"-{'+'.join(self.mitigations)}" if self.mitigations else "")
-
-
 def plan_chains(cfg: RunConfig) -> List[Chain]:
+    """Every chain of a run: for each seed, regime and mitigation set, the regime's own plan (Regime.plan)."""
     chains = []
     for seed in cfg.loop.seeds:
         for spec in cfg.loop.regimes:
             name, mode = parse_regime(spec)
             for mset in cfg.loop.mitigations:
-                if name == ecosystem.NAME:  # one chain per member (madbench/loop/ecosystem.py)
-                    chains.extend(Chain(name, mode, s, tuple(mset)) for s in ecosystem.member_seeds(cfg, seed))
-                else:
-                    chains.append(Chain(name, mode, seed, tuple(mset)))
+                chains.extend(regime(name).plan(cfg, mode, seed, tuple(mset)))
     return chains
+
+
+def plan_steps(cfg: RunConfig, chains: List[Chain]) -> List[Tuple[Chain, int]]:
+    """(chain, generation) in run order: the chains of regimes that run chain by chain first, in plan order;
+    then each regime with an order of its own (Regime.order: an ecosystem runs generation by generation)."""
+    own = {c.regime for c in chains if type(regime(c.regime)).order is not Regime.order}
+    steps = Regime.order(None, cfg, [c for c in chains if c.regime not in own])
+    for name in dict.fromkeys(c.regime for c in chains if c.regime in own):
+        steps += regime(name).order(cfg, [c for c in chains if c.regime == name])
+    return steps
 
 
 class Runner:
@@ -102,6 +96,8 @@ class Runner:
         # what every step reads (madbench/loop/context.py); the model provider keeps each seed's reference model
         self.ctx = StepContext(cfg, self.split, self.tokenizer, self.base, self.store, self.schedule,
                                Models(self.base, cfg, self.store), self.is_main)
+        # what each seed's generation 0 trains with: its chains' regime decides (an ecosystem member's LoRA rank)
+        self.gen0_config = {c.seed: regime(c.regime).train_config(cfg, c) for c in reversed(plan_chains(cfg))}
 
     @property
     def run_dir(self) -> Path:
@@ -115,7 +111,7 @@ class Runner:
             return final
         start = time.perf_counter()
         with self.store.publishing(final, self.is_main) as tmp:
-            steps.train_gen0(self.ctx, seed, tmp, start)
+            steps.train_gen0(self.ctx, seed, self.gen0_config.get(seed, self.cfg), tmp, start)
         self.state.wait_for_everyone()
         self.callbacks.on_gen0_end(seed, time.perf_counter() - start)
         return final
@@ -165,14 +161,12 @@ class Runner:
         hooks = CallbackList([ProgressLog(self.log, HEADLINE), *callbacks] if self.is_main else [])
         hooks.on_run_begin(len(chains) * len(gens), sum(self.store.generation_done(c.id, g) for c in chains for g in gens))
         integrity.verify_chains(self.store, chains, self.cfg.loop.generations)  # never build on a damaged finished generation
-        for chain, g in ecosystem.plan_steps(self.cfg, chains):  # chain by chain; ecosystems generation by generation
+        for chain, g in plan_steps(self.cfg, chains):  # chain by chain; regimes with their own order (ecosystems) after
             self.state.wait_for_everyone()  # every process sees the same finished generations
             if self.store.generation_done(chain.id, g):
-                if chain.regime == ecosystem.NAME:  # resumed: metrics of a finished ecosystem generation
-                    ecosystem.finish_generation(self.ctx, chain, g)
+                regime(chain.regime).after_generation(self.ctx, chain, g)  # resumed: e.g. a finished ecosystem generation's metrics
                 continue
             start = time.perf_counter()
             meta = self.run_generation(chain, g)
-            if chain.regime == ecosystem.NAME:
-                ecosystem.finish_generation(self.ctx, chain, g)
+            regime(chain.regime).after_generation(self.ctx, chain, g)
             hooks.on_step_end(chain, g, meta, time.perf_counter() - start)

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
-from madbench.loop import ecosystem
 from madbench.results import integrity
 from madbench.results import fileio
 from madbench.models import weights
@@ -38,7 +37,7 @@ from madbench.loop.context import StepContext
 from madbench.metrics import MetricContext, compute_with_intervals, names_needing
 from madbench.models.scores import ScoreCache
 from madbench.mitigations import MitigationContext, loss_weights
-from madbench.loop.regimes import REGIMES, RegimeContext, apply_mode
+from madbench.loop.regimes import RegimeContext, apply_mode, regime
 from madbench.results.run_store import GEN0_RECORD, LM_EVAL, META, METRICS, MIX, SAMPLES
 from madbench.generation.sampling import generate, make_prompts
 from madbench.training.trainer import train_lora
@@ -129,10 +128,11 @@ def use_scorers(ctx: StepContext, mctx: MitigationContext, seed: int, current=No
 
 
 # ---------------------------------------------------------------------- generation 0
-def train_gen0(ctx: StepContext, seed: int, out: Path, start: float) -> None:
-    """Train generation 0 of ``seed`` on real documents into ``out`` (its record written last)."""
+def train_gen0(ctx: StepContext, seed: int, train_cfg, out: Path, start: float) -> None:
+    """Train generation 0 of ``seed`` on real documents into ``out`` (its record written last); ``train_cfg`` is
+    the config its chains' regime trains with (Regime.train_config: an ecosystem member's own LoRA rank)."""
     mix = Mix.of(0, ctx.split.pool[: ctx.cfg.data.train_docs])
-    model = weights.init_model(ctx.base, ecosystem.member_config(ctx.cfg, seed), derive_seed(seed, "lora-init", 0), None)
+    model = weights.init_model(ctx.base, train_cfg, derive_seed(seed, "lora-init", 0), None)
     result = train_lora(model, ctx.tokenizer, [d.text for d in mix.docs], ctx.cfg, derive_seed(seed, "order", 0),
                         desc=f"gen 0 seed {seed}: training")
     weights.save(result.model, ctx.models.weights_dir(out), ctx.tokenizer, ctx.base)
@@ -175,10 +175,8 @@ def build_mix(ctx: StepContext, chain: "Chain", g: int, mitigations, mctx: Mitig
     rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=ctx.schedule.real[g],
                          pool=ctx.split.pool, fresh=ctx.split.fresh, synthetic=history,
                          accumulate=chain.mode in ("accumulate", "accumulate_subsample"),
-                         real_fractions=ctx.schedule.real[1:],
-                         **(dict(peers=ecosystem.peer_history(ctx, chain, g), real_source=cfg.loop.ecosystem.real)
-                            if chain.regime == ecosystem.NAME else {}))
-    docs = apply_mode(REGIMES.get(chain.regime)(rctx), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
+                         real_fractions=ctx.schedule.real[1:])
+    docs = apply_mode(regime(chain.regime).mix(rctx, ctx, chain), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
     stats: Dict[str, dict] = {}
     for m in mitigations:
         docs, s = m.transform_mix(docs, mctx)
@@ -193,7 +191,7 @@ def train(ctx: StepContext, chain: "Chain", g: int, mix: Mix, mitigations, mctx:
     """Initialise (fresh, or from the previous generation: loop.init_from), train on the mix, save into ``out``."""
     cfg = ctx.cfg
     init = ctx.models.previous_weights(chain, g) if cfg.loop.init_from == "previous" else None
-    model = weights.init_model(ctx.base, ecosystem.member_config(cfg, chain.seed), derive_seed(chain.seed, "lora-init", g), init)
+    model = weights.init_model(ctx.base, regime(chain.regime).train_config(cfg, chain), derive_seed(chain.seed, "lora-init", g), init)
     token_weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
     result = train_lora(model, ctx.tokenizer, [d.text for d in mix.docs], cfg,
                         derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
@@ -279,7 +277,7 @@ def record(ctx: StepContext, chain: "Chain", g: int, out: Path, mix: Mix, traine
         "intervals": {**model_scores.intervals, **sample_scores.intervals},  # 95% estimator intervals
         "train_tokens": trained.train.get("train_tokens"), "train_docs": len(documents),
         "synthetic_fraction": n_syn / max(1, len(documents)),
-        **ctx.schedule.target(g, getattr(REGIMES.get(chain.regime), "mixes_real", False)),
+        **ctx.schedule.target(g, regime(chain.regime).mixes_real),
         "train": trained.train,
         "mitigations": {"mix": mix.stats, "samples": samples.stats, **({"train": trained.loss_stats} if trained.loss_stats else {})},
         "num_samples": len(samples.all), "num_kept": len(samples.kept),

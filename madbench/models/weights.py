@@ -38,7 +38,6 @@ def dirname(cfg) -> str:
 
 def check(cfg) -> None:
     """One line before any training for a method that cannot run with these settings."""
-    from madbench.config.run_config import LoraConfig
     from madbench.registry import did_you_mean
 
     method = cfg.train.method
@@ -49,7 +48,8 @@ def check(cfg) -> None:
     if cfg.sampling.backend == "vllm":
         raise MadbenchError("train.method=full cannot sample with sampling.backend=vllm (it serves LoRA adapters); "
                             "use sampling.backend=hf or train.method=lora")
-    changed = [f"lora.{k}" for k, v in vars(cfg.lora).items() if getattr(LoraConfig(), k) != v]
+    defaults = type(cfg.lora)()  # the LoraConfig defaults, without importing the config layer back
+    changed = [f"lora.{k}" for k, v in vars(cfg.lora).items() if getattr(defaults, k) != v]
     if changed:
         raise MadbenchError(f"{', '.join(changed)} only apply to train.method=lora; drop them or use train.method=lora")
 

@@ -80,17 +80,19 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "chains": out_chains,
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
-        **_ecosystems(run_dir, cfg, chains),
+        **_regime_sections(run_dir, cfg, chains),
         **({"protocol": fileio.read_json(store.protocol)} if store.protocol.is_file() else {}),
     }
 
 
-def _ecosystems(run_dir: Path, cfg, chains) -> dict:
-    """``{"ecosystems": [...]}`` when the run has the ecosystem regime (madbench/loop/ecosystem.py), else {}."""
-    from madbench.loop.ecosystem import collect as collect_ecosystems
+def _regime_sections(run_dir: Path, cfg, chains) -> dict:
+    """Each regime's own top-level section of results.json (Regime.collect: an ecosystem's ``ecosystems``)."""
+    from madbench.loop.regimes import regime
 
-    found = collect_ecosystems(Path(run_dir), cfg, chains)
-    return {"ecosystems": found} if found else {}
+    out: dict = {}
+    for name in dict.fromkeys(c.regime for c in chains):
+        out.update(regime(name).collect(RunStore(run_dir), cfg, [c for c in chains if c.regime == name]))
+    return out
 
 
 def _reference_log_ppl(gen_dir: Path) -> dict:

@@ -14,7 +14,8 @@ Run folder::
     RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
         adapter/ or model/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json  lm_eval/
         reference_ppl.json          per-sample log perplexity under generation 0 (tail_* metrics)
-    RUN/ecosystems/<id>/gen_<g>.json ecosystem regime: cross-member metrics (madbench/loop/ecosystem.py)
+    RUN/<folder>/<id>/gen_<g>.json   a regime's own files (regime_file): ecosystems/ holds an ecosystem's cross-member
+                                     metrics (madbench/loop/ecosystem.py)
     RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
     RUN/report/                      tables and figures (madbench/reporting/report.py)
     RUN/tracking/state.json          trackers' run ids and what each logged, for a resume (madbench/reporting/trackers.py)
@@ -115,8 +116,9 @@ class RunStore:
     def gen_dir(self, chain_id: str, g: int) -> Path:
         return self.chain_dir(chain_id) / _gen_name(g)
 
-    def ecosystem_file(self, ecosystem_id: str, g: int) -> Path:
-        return self.root / "ecosystems" / ecosystem_id / f"{_gen_name(g)}.json"
+    def regime_file(self, folder: str, group_id: str, g: int) -> Path:
+        """A regime's own per-generation file for a group of its chains: RUN/<folder>/<group_id>/gen_<g>.json."""
+        return self.root / folder / group_id / f"{_gen_name(g)}.json"
 
     # ------------------------------------------------------------------ reading back
     def read_samples(self, chain_id: str, g: int, kept_only: bool = True) -> List[Doc]:
