@@ -59,7 +59,7 @@ def hint(module: str) -> str:
 
 def needed_modules(cfg) -> List[str]:
     """Import names of the asset packages a resolved config reads (none for a tiny model on a text file)."""
-    from madbench.results.environment import cache_dir
+    from madbench.results.fileio import cache_dir
 
     needed = []
     converted = (cache_dir() / "models" / "smollm2-135m-instruct" / "config.json").is_file()

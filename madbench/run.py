@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from madbench.results import fileio
+from madbench.results import integrity
 from madbench.results.run_store import RunStore
 from madbench.config.run_config import RunConfig, build_config, from_dict
 from madbench.config.validation import validate
@@ -207,7 +208,7 @@ def _already_done(store: RunStore, cfg: RunConfig, chains, is_main: bool):
 
 
 def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool, report_to=()) -> int:
-    from madbench.loop.callbacks import ResultsWriter
+    from madbench.results.collect import ResultsWriter
     from madbench.results.environment import environment
     from madbench.loop.runner import Runner
 
@@ -217,8 +218,8 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
         if removed:
             log(f"madbench: removed {removed} unfinished temporary folder(s) left by an earlier attempt")
         if repair:
-            store.repair(log=log)
-        store.verify()  # before loading anything: never build on a damaged generation
+            integrity.repair(store.root, log=log)
+        integrity.verify(store.root)  # before loading anything: never build on a damaged generation
     if is_main and not store.config.is_file():
         from madbench.plugins import digests, loaded_specs, origins
 

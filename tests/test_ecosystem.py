@@ -13,10 +13,10 @@ import pytest
 from madbench.config.run_config import build_config
 from madbench.data.corpus import Doc
 from madbench.loop.ecosystem import metrics as ecosystem_metrics
-from madbench.loop.ecosystem import plan_steps
-from madbench.loop.runner import plan_chains
+from madbench.loop.ecosystem import EcosystemContext
+from madbench.loop.runner import plan_chains, plan_steps
 from madbench.config.presets import PRESETS
-from madbench.loop.regimes import REGIMES, RegimeContext
+from madbench.loop.regimes import REGIMES
 
 from conftest import madbench, signal_when, start_madbench
 
@@ -26,7 +26,7 @@ def ctx(generation, accumulate=False, real_source="fixed", members=3, train_docs
     fresh = [Doc(f"h{100 + i:06d}", f"fresh {i}") for i in range(40)]
     peers = {m: {g: [Doc(f"m{m}-g{g:03d}-{i:05d}", f"syn {m} {g} {i}") for i in range(6)] for g in range(generation)}
              for m in range(members)}
-    return RegimeContext(generation=generation, train_docs=train_docs, real_fraction=0.25, pool=pool, fresh=fresh,
+    return EcosystemContext(generation=generation, train_docs=train_docs, real_fraction=0.25, pool=pool, fresh=fresh,
                          synthetic=peers[0], accumulate=accumulate, peers=peers, real_source=real_source)
 
 

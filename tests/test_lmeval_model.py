@@ -219,7 +219,7 @@ def test_bench_lm_eval_times_both_models_on_the_same_tasks(tmp_path):
 def test_rolling_loglikelihood_reuses_the_perplexity_metrics_forward(setup):
     """madbench_wikitext's documents are held-out text the perplexity metric has just scored under BOS: their
     rolling loglikelihoods come from that pass (no token goes through the model again) and equal a fresh
-    scoring within the module's tolerance; training the model drops the memo."""
+    scoring within the module's tolerance; the memo is the ScoreCache passed along, never an attribute of the model."""
     import copy
 
     from lm_eval.api.instance import Instance
@@ -227,7 +227,7 @@ def test_rolling_loglikelihood_reuses_the_perplexity_metrics_forward(setup):
     from madbench.evaluation.lmeval_model import MadbenchLM
     from madbench.metrics import METRICS, MetricContext
     from madbench.metrics.perplexity import remembered_sequence_logp
-    from madbench.training.trainer import train_lora
+    from madbench.models.scores import ScoreCache
 
     cfg, _, tokenizer, shared_model, configs = setup
     model = copy.deepcopy(shared_model)
@@ -239,16 +239,17 @@ def test_rolling_loglikelihood_reuses_the_perplexity_metrics_forward(setup):
     try:
         fresh = MadbenchLM(model, tokenizer, batch_size=16).loglikelihood_rolling(requests)
         assert sum(counted) > 0
+        scores = ScoreCache()  # the model's explicit cache: the perplexity forward fills it, lm-eval reads it
         METRICS.spec("perplexity").fn(MetricContext(samples=[], human=texts + ["another held-out text"], model=model,
-                                                    tokenizer=tokenizer, batch_size=16))
+                                                    tokenizer=tokenizer, batch_size=16, scores=scores))
         counted.clear()
-        reused = MadbenchLM(model, tokenizer, batch_size=16).loglikelihood_rolling(requests)
+        reused = MadbenchLM(model, tokenizer, batch_size=16, scores=scores).loglikelihood_rolling(requests)
         assert sum(counted) == 0
     finally:
         hook.remove()
     print(f"{len(texts)} documents: max |rolling loglikelihood difference| {max(abs(a - b) for a, b in zip(fresh, reused)):.2e}")
     assert reused == pytest.approx(fresh, abs=ABS, rel=REL)
     ids = [tokenizer.bos_token_id] + tokenizer(texts[0], add_special_tokens=False)["input_ids"]
-    assert remembered_sequence_logp(model, ids) is not None
-    train_lora(model, tokenizer, texts[:4], build_config(cfg.to_dict(), overrides=["train.epochs=1"]), 0)
-    assert remembered_sequence_logp(model, ids) is None
+    assert remembered_sequence_logp(scores, ids) is not None
+    assert remembered_sequence_logp(ScoreCache(), ids) is None  # new weights get a new cache: nothing stale is read
+    assert not [k for k in vars(model) if k.startswith("_madbench")]  # nothing is stored on the model itself

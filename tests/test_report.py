@@ -120,8 +120,8 @@ def test_user_errors_are_one_line(smoke_run, tmp_path, capsys):
 
 
 def test_the_headline_panel_is_defined_once_and_each_view_keeps_its_columns():
-    """madbench/reporting/headline.py: the report's columns, the site's curves and the scores' metrics all come from it."""
-    from madbench.reporting import headline
+    """madbench/headline.py: the report's columns, the site's curves and the scores' metrics all come from it."""
+    from madbench import headline
     from madbench.leaderboard import scores
     from madbench.leaderboard import site
     from madbench.metrics import HEADLINE, spec

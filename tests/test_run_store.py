@@ -30,7 +30,7 @@ def test_layout_is_done_and_listing(tmp_path):
     store = RunStore(tmp_path / "run")
     assert store.gen_dir(CHAIN.id, 2) == tmp_path / "run" / "chains" / CHAIN.id / "gen_002"
     assert store.gen0_dir(7) == tmp_path / "run" / "gen0" / "seed7"
-    assert store.ecosystem_file("ecosystem-replace-s0", 1) == tmp_path / "run" / "ecosystems" / "ecosystem-replace-s0" / "gen_001.json"
+    assert store.regime_file("ecosystems", "ecosystem-replace-s0", 1) == tmp_path / "run" / "ecosystems" / "ecosystem-replace-s0" / "gen_001.json"
     assert not store.generation_done(CHAIN.id, 0) and store.finished_generations(CHAIN.id, 3) == 0
     for g in (0, 1, 4):
         _finish(store, CHAIN.id, g, [{"id": f"g{g:03d}-00000", "text": "a b", "kept": True}])
@@ -64,15 +64,15 @@ def test_verify_names_a_damaged_file_and_read_samples_carries_provenance(tmp_pat
     store = RunStore(tmp_path)
     rows = [{"id": "g001-00000", "text": "kept one", "kept": True}, {"id": "h000001", "text": "dropped", "kept": False}]
     _finish(store, CHAIN.id, 1, rows)
-    store.verify()
-    store.verify([CHAIN], 2)
+    integrity.verify(store.root)
+    integrity.verify_chains(store, [CHAIN], 2)
     docs = store.read_samples(CHAIN.id, 1)
     assert [(d.id, d.source, d.generation, d.model) for d in docs] == [("g001-00000", "model", 1, CHAIN.id)]
     assert len(store.read_samples(CHAIN.id, 1, kept_only=False)) == 2
     samples = store.gen_dir(CHAIN.id, 1) / "samples.jsonl"
     samples.write_text(samples.read_text().replace("kept one", "kept 0ne"))
     with pytest.raises(MadbenchError, match="samples.jsonl does not match its SHA-256"):
-        store.verify([CHAIN], 2)
+        integrity.verify_chains(store, [CHAIN], 2)
 
 
 def test_callbacks_log_events_and_progress(tmp_path):

@@ -172,6 +172,7 @@ def test_rare_token_mass_reuses_the_perplexity_forward(tail_run):
     from madbench.metrics import MetricContext
     from madbench.metrics.perplexity import perplexity
     from madbench.metrics.rare import current_rare_probs, encode, rare_probs, rare_token_ids
+    from madbench.models.scores import ScoreCache
 
     adapter = tail_run / "gen0" / "seed0" / "adapter"
     base_path = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
@@ -180,14 +181,14 @@ def test_rare_token_mass_reuses_the_perplexity_forward(tail_run):
     human = ["In the beginning God created the heaven and the earth.", "And God said, Let there be light: and there was light.",
              "And the evening and the morning were the first day.", "Jesus wept.",
              "And the earth was without form, and void; and darkness was upon the face of the deep."]
-    ctx = MetricContext(samples=[], human=human, model=model, tokenizer=tok, batch_size=2)
+    ctx = MetricContext(samples=[], human=human, model=model, tokenizer=tok, batch_size=2, scores=ScoreCache())
     perplexity(ctx)
     encoded = encode(tok, human)
     rare = rare_token_ids(encoded, coverage=0.5)
     calls = []
     hook = model.register_forward_hook(lambda *a: calls.append(1))
     try:
-        reused = current_rare_probs(model, ctx, encoded, rare)
+        reused = current_rare_probs(model, ctx, encoded, rare, ctx.scores)
         assert not calls  # no forward: read from the perplexity pass
         direct = rare_probs(model, tok, encoded, rare, batch_size=2)
         assert calls

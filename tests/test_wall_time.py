@@ -13,7 +13,7 @@ import json
 import pytest
 from conftest import madbench
 
-from madbench.loop.callbacks import earlier_segments
+from madbench.results.collect import earlier_segments
 
 SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]"]
 

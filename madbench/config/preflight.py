@@ -62,9 +62,9 @@ def preflight(cfg) -> dict:
     fresh = fresh_needed(cfg)
     if usable - held < fresh:
         from madbench.loop.regimes import check_fresh
-        from madbench.loop.schedules import real_fractions
+        from madbench.loop.schedules import resolve
 
-        if real_fractions(cfg) or not any(parse_regime(s)[0] == "fresh_data" for s in cfg.loop.regimes):
+        if resolve(cfg).scheduled or not any(parse_regime(s)[0] == "fresh_data" for s in cfg.loop.regimes):
             check_fresh(cfg, usable - held)  # a schedule (slices differ per generation) or an ecosystem's fresh real part
         per = fresh // max(1, cfg.loop.generations)
         can = (usable - held) // per if per else 0

@@ -79,12 +79,13 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise MadbenchError(message)
-    from madbench.loop.schedules import check as check_schedule
+    from madbench.loop.regimes import check_schedule
 
     check_schedule(cfg)
-    from madbench.loop.ecosystem import check as check_ecosystem
+    from madbench.loop.regimes import regimes_of
 
-    check_ecosystem(cfg)
+    for regime in regimes_of(cfg):  # each regime's own pre-flight checks (loop.ecosystem's, ...)
+        regime.check(cfg)
     from madbench.models.weights import check as check_method
 
     check_method(cfg)  # train.method=full: no vLLM, no lora.* options

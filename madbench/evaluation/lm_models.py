@@ -28,6 +28,9 @@ def hf_lm(model, tokenizer, batch_size: int):
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, softmax_dtype=torch.float32)
 
 
-def make_lm(kind: str, model, tokenizer, batch_size: int):
-    """The lm-eval model named by eval.lm_eval_model around an in-memory model."""
+def make_lm(kind: str, model, tokenizer, batch_size: int, scores=None):
+    """The lm-eval model named by eval.lm_eval_model around an in-memory model; madbench's own also gets the
+    generation's ScoreCache (``scores``: madbench/models/scores.py), whose perplexity forward it reuses."""
+    if kind == "madbench":
+        return LM_EVAL_MODELS.get(kind)(model, tokenizer, batch_size=batch_size, scores=scores)
     return LM_EVAL_MODELS.get(kind)(model, tokenizer, batch_size=batch_size)

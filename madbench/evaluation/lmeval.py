@@ -48,6 +48,7 @@ from typing import Dict, List
 import yaml
 
 from madbench.results import fileio
+from madbench.results.run_store import LM_EVAL_RESULTS
 from madbench.errors import MadbenchError
 from madbench.registry import Registry, did_you_mean
 
@@ -276,7 +277,7 @@ def stderr_intervals(results: dict, z: float = 1.96) -> Dict[str, list]:
 def task_intervals(out_dir: Path) -> Dict[str, list]:
     """Intervals of the task scores saved by :func:`run_tasks` in out_dir ({} when there are none): lm-eval's
     stderr where it gives one, else (its perplexities) a bootstrap over the documents of the saved samples."""
-    path = Path(out_dir) / "results.json"
+    path = Path(out_dir) / LM_EVAL_RESULTS
     if not path.is_file():
         return {}
     results = fileio.read_json(path).get("results") or {}
@@ -342,15 +343,17 @@ def _evaluate(simple_evaluate, lm, specs, builtin, cfg, include=(), limited=None
     )
 
 
-def make_lm(kind: str, model, tokenizer, batch_size: int):
-    """The lm-eval model named by eval.lm_eval_model around an in-memory model (madbench/evaluation/lm_models.py)."""
+def make_lm(kind: str, model, tokenizer, batch_size: int, scores=None):
+    """The lm-eval model named by eval.lm_eval_model around an in-memory model (madbench/evaluation/lm_models.py);
+    'madbench' reads what the model's ScoreCache ``scores`` already holds."""
     from madbench.evaluation.lm_models import make_lm as build
 
-    return build(kind, model, tokenizer, batch_size)
+    return build(kind, model, tokenizer, batch_size, scores=scores)
 
 
-def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
-    """Score the in-memory model on cfg.eval.tasks; keep lm-eval's output in out_dir; return flat metrics."""
+def run_tasks(model, tokenizer, cfg, split, out_dir, scores=None) -> Dict[str, float]:
+    """Score the in-memory model on cfg.eval.tasks; keep lm-eval's output in out_dir; return flat metrics.
+    ``scores``: the model's ScoreCache (madbench/models/scores.py), whose perplexity forward lm-eval reuses."""
     from lm_eval import simple_evaluate
     from lm_eval.utils import handle_non_serializable
 
@@ -378,7 +381,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
         # LoRA folded into the weights for scoring: the cost of the base model, same numbers.
         # lm-eval's bars (always on) and git probe go to lm_eval/stderr.txt when the output is a log file.
         with merged_lora(model), captured_stderr(out_dir / "stderr.txt"):
-            lm = make_lm(cfg.eval.lm_eval_model, model, tokenizer, cfg.eval.batch_size)
+            lm = make_lm(cfg.eval.lm_eval_model, model, tokenizer, cfg.eval.batch_size, scores)
             results = _evaluate(simple_evaluate, lm, specs, builtin, cfg, include, limited=[n for n in names if n not in local])
     except Exception as exc:
         if not builtin:
@@ -398,7 +401,7 @@ def run_tasks(model, tokenizer, cfg, split, out_dir) -> Dict[str, float]:
     results["madbench"] = {"tasks": names, "task_docs": cfg.eval.task_docs, "lm_eval_model": cfg.eval.lm_eval_model,
                            **({"include": include_record(include)} if include else {}),
                            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
-    fileio.atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, default=handle_non_serializable))
+    fileio.atomic_write_text(out_dir / LM_EVAL_RESULTS, json.dumps(results, indent=2, default=handle_non_serializable))
     for task, rows in samples.items():
         fileio.atomic_write_text(out_dir / f"samples_{task}.jsonl",
                              "".join(json.dumps(r, default=handle_non_serializable) + "\n" for r in rows))

@@ -44,9 +44,10 @@ class MadbenchLM(TemplateLM):
     """An in-memory causal LM (plain or peft) and its tokenizer, scored through madbench's forward."""
 
     def __init__(self, model, tokenizer, batch_size: int = 16, max_length: int | None = None,
-                 add_bos_token: bool | None = None):
+                 add_bos_token: bool | None = None, scores=None):
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
+        self.scores = scores  # the model's ScoreCache (madbench/models/scores.py), or None
         self.batch_size = int(batch_size)
         self.add_bos_token = add_bos_token
         self._max_length = max_length
@@ -200,7 +201,7 @@ class MadbenchLM(TemplateLM):
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         """HFLM's disjoint rolling windows (prefix token, 1 token of context); all documents' windows batched together.
 
-        A window that is a whole sequence the perplexity metric has just scored on this model (a held-out
+        A window that is a whole sequence the perplexity metric has just scored into ``scores`` (a held-out
         document under BOS: madbench_wikitext's) takes its log-probabilities from there instead of a second
         forward pass (:func:`madbench.metrics.perplexity.remembered_sequence_logp`).
         """
@@ -211,7 +212,7 @@ class MadbenchLM(TemplateLM):
             for ctx, cont in map(lm_utils.make_disjoint_window, lm_utils.get_rolling_token_windows(
                     token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
                     max_seq_len=self.max_length, context_len=1)):
-                known = remembered_sequence_logp(self.model, ctx + cont) if len(ctx) == 1 else None
+                known = remembered_sequence_logp(self.scores, ctx + cont) if len(ctx) == 1 else None
                 if known is None:
                     windows.append((None, ctx, cont))
                 owner.append(k)

@@ -36,7 +36,7 @@ import yaml
 from madbench.results import fileio
 from madbench.experiments.backends import BACKENDS, job_env, run_jobs
 from madbench.config.run_config import RunConfig, build_config, config_hash, load_file, parse_override
-from madbench.loop.ecosystem import NAME as ECOSYSTEM, ecosystem_id
+from madbench.loop.regimes import regime
 from madbench.errors import MadbenchError
 
 CHAIN_AXES = ("loop.regimes", "loop.seeds", "loop.mitigations")  # one run folder holds all of these
@@ -177,9 +177,9 @@ def make_jobs(variants: List[dict], sweep_dir: Path) -> tuple[List[dict], List[d
             if firsts or not store.gen0_done(seed):
                 gen0_jobs.append({**common, "id": f"{v['id']}/gen0-s{seed}", "kind": "gen0", "seed": seed,
                                   "chains": [_chain_dict(c) for c in firsts]})
-        groups: Dict[str, list] = {}  # ecosystem members learn from each other: one job runs them all
+        groups: Dict[str, list] = {}  # chains that learn from each other (an ecosystem's members): one job runs them all
         for c in todo:
-            groups.setdefault(ecosystem_id(c) if c.regime == ECOSYSTEM else c.id, []).append(c)
+            groups.setdefault(regime(c.regime).job(c), []).append(c)
         for key, members in groups.items():
             chain_jobs.append({**common, "id": f"{v['id']}/{key}", "kind": "chain", "seed": members[0].seed,
                                "chains": [_chain_dict(c) for c in members]})

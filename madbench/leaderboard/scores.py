@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from madbench.reporting import stats
-from madbench.reporting.headline import DIVERSITY, QUALITY  # perplexity (lower is better), distinct_2 (higher is better)
+from madbench.headline import DIVERSITY, QUALITY  # perplexity (lower is better), distinct_2 (higher is better)
 
 SCORES_VERSION = "1"
 DEGRADE_PCT = 10.0  # X of "generations until perplexity degrades by X%"

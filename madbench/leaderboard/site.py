@@ -23,7 +23,7 @@ from string import Template
 from madbench.results import fileio
 from madbench.reporting import stats
 from madbench.errors import MadbenchError
-from madbench.reporting.headline import CURVES
+from madbench.headline import CURVES
 from madbench.leaderboard import scores as scores_mod
 from madbench.leaderboard.svg import fmt, line_chart
 

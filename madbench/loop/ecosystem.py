@@ -26,21 +26,30 @@ Ecosystem metrics, per generation, from the members' kept samples, in
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
 
 from madbench.results import fileio
 from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
-from madbench.loop.regimes import REGIMES, RegimeContext, _trim, fresh_slice, parse_regime, real_count
+from madbench.loop.regimes import REGIMES, Chain, Regime, RegimeContext, _trim, fresh_slice, parse_regime, real_count
 
 NAME = "ecosystem"
 STRIDE = 1000  # member m of seed S runs as seed S + STRIDE * m
 REAL_SOURCES = ("fixed", "fresh")
+FOLDER = "ecosystems"  # RUN/ecosystems/<id>/gen_<g>.json: the metrics of each generation
 SAMPLES_PER_MEMBER = 32  # samples per member used by the ecosystem metrics (cost is quadratic)
 
 
-@REGIMES.register(NAME, mixes_real=True)
-def ecosystem(ctx: RegimeContext) -> List[Doc]:
+@dataclass(frozen=True)
+class EcosystemContext(RegimeContext):
+    """A RegimeContext with what only the ecosystem's mix reads."""
+
+    peers: Dict[int, Dict[int, List[Doc]]] = field(default_factory=dict)  # {member: {generation: kept samples}}
+    real_source: str = "fixed"  # 'fixed' (pool prefix) or 'fresh' (a new slice each generation)
+
+
+def shared_mix(ctx: EcosystemContext) -> List[Doc]:
     """K members train on shared real data plus every member's previous-generation samples (loop.ecosystem)."""
     real = fresh_slice(ctx, ctx.generation) if ctx.real_source == "fresh" else ctx.pool[: real_count(ctx)]
     per_member = []
@@ -53,13 +62,51 @@ def ecosystem(ctx: RegimeContext) -> List[Doc]:
     return real + _trim(ctx, shared)
 
 
-def plan_steps(cfg, chains) -> list:
-    """(chain, generation) in run order: chain by chain, except ecosystem members, generation by generation
-    (a member's generation g trains on every member's generation g - 1)."""
-    gens = range(cfg.loop.generations + 1)
-    plain = [c for c in chains if c.regime != NAME]
-    members = [c for c in chains if c.regime == NAME]
-    return [(c, g) for c in plain for g in gens] + [(c, g) for g in gens for c in members]
+class Ecosystem(Regime):
+    """The ecosystem as a Regime: a chain per member, run generation by generation, metrics after each generation."""
+
+    name = NAME
+    mixes_real = True
+
+    def plan(self, cfg, mode: str, seed: int, mitigations: Tuple[str, ...]) -> List[Chain]:
+        return [Chain(NAME, mode, s, mitigations) for s in member_seeds(cfg, seed)]
+
+    def order(self, cfg, chains: List[Chain]) -> list:
+        """Generation by generation: a member's generation g trains on every member's generation g - 1."""
+        return [(c, g) for g in range(cfg.loop.generations + 1) for c in chains]
+
+    def mix(self, rctx: RegimeContext, ctx, chain: Chain) -> List[Doc]:
+        fields = {f.name: getattr(rctx, f.name) for f in dataclasses.fields(RegimeContext)}
+        return shared_mix(EcosystemContext(**fields, peers=peer_history(ctx, chain, rctx.generation),
+                                           real_source=ctx.cfg.loop.ecosystem.real))
+
+    def __call__(self, rctx: EcosystemContext) -> List[Doc]:
+        return shared_mix(rctx)
+
+    def train_config(self, cfg, chain: Chain):
+        return member_config(cfg, chain.seed)
+
+    def after_generation(self, ctx, chain: Chain, g: int) -> None:
+        finish_generation(ctx, chain, g)
+
+    def collect(self, store, cfg, chains: List[Chain]) -> dict:
+        found = collect(store.root, cfg, chains)
+        return {"ecosystems": found} if found else {}
+
+    def check(self, cfg) -> None:
+        check(cfg)
+
+    def job(self, chain: Chain) -> str:
+        return ecosystem_id(chain)
+
+    def uses_fresh(self, cfg) -> bool:
+        return cfg.loop.ecosystem.real == "fresh"
+
+    def fresh_option(self, cfg) -> str:
+        return "loop.ecosystem.real=fresh"
+
+
+REGIMES.register(NAME)(Ecosystem())
 
 
 def member_seeds(cfg, seed: int) -> List[int]:
@@ -115,18 +162,16 @@ def check(cfg) -> None:
                             f"(member m of seed S runs as seed S + {STRIDE} m)")
 
 
-def peer_history(runner, chain, upto: int) -> Dict[int, Dict[int, List[Doc]]]:
+def peer_history(ctx, chain, upto: int) -> Dict[int, Dict[int, List[Doc]]]:
     """{member: {generation: kept samples}} of every member of ``chain``'s ecosystem, ids prefixed 'm<member>-'."""
     out = {}
-    for peer in members_of(runner.cfg, chain):
+    for peer in members_of(ctx.cfg, chain):
         m = member_index(peer.seed)
-        out[m] = {g: [dataclasses.replace(d, id=f"m{m}-{d.id}") for d in docs] for g, docs in runner.history(peer, upto).items()}
+        out[m] = {g: [dataclasses.replace(d, id=f"m{m}-{d.id}") for d in docs] for g, docs in ctx.history(peer, upto).items()}
     return out
 
 
 def members_of(cfg, chain) -> list:
-    from madbench.loop.runner import Chain
-
     return [Chain(chain.regime, chain.mode, s, chain.mitigations) for s in member_seeds(cfg, base_seed(chain.seed))]
 
 
@@ -157,12 +202,13 @@ def metrics(samples: Dict[int, List[str]]) -> dict:
             "members": len(samples), "samples_per_member": min((len(t) for t in sets.values()), default=0)}
 
 
-def finish_generation(runner, chain, g: int) -> None:
-    """Once every member has generation g, write the ecosystem metrics of g (atomic; skipped when present)."""
-    store = runner.store
-    path = store.ecosystem_file(ecosystem_id(chain), g)
-    peers = members_of(runner.cfg, chain)
-    if path.is_file() or not runner.is_main or not all(store.generation_done(p.id, g) for p in peers):
+def finish_generation(ctx, chain, g: int) -> None:
+    """Once every member has generation g, write the ecosystem metrics of g (atomic; skipped when present);
+    ``ctx`` is the run's StepContext (madbench/loop/context.py)."""
+    store = ctx.store
+    path = store.regime_file(FOLDER, ecosystem_id(chain), g)
+    peers = members_of(ctx.cfg, chain)
+    if path.is_file() or not ctx.is_main or not all(store.generation_done(p.id, g) for p in peers):
         return
     samples = {member_index(peer.seed): [d.text for d in store.read_samples(peer.id, g)] for peer in peers}
     fileio.write_json(path, {"generation": g, "members": [p.id for p in peers], **metrics(samples)})
@@ -180,7 +226,7 @@ def collect(run_dir, cfg, chains) -> list:
         seen.add(ecosystem_id(chain))
         gens = []
         for g in range(cfg.loop.generations + 1):
-            path = store.ecosystem_file(ecosystem_id(chain), g)
+            path = store.regime_file(FOLDER, ecosystem_id(chain), g)
             if not path.is_file():
                 break
             row = fileio.read_json(path)

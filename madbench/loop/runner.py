@@ -15,25 +15,24 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from madbench.loop import ecosystem
 from madbench.loop import steps
 from madbench.models import weights
 from madbench.loop.callbacks import Callback, CallbackList, EventLog, ProgressLog
+from madbench.loop.context import Models, StepContext
 from madbench.config.run_config import RunConfig
 from madbench.data.corpus import CorpusSplit, load_split
-from madbench.reporting.headline import HEADLINE  # shown in the progress log (one definition: madbench/reporting/headline.py)
-from madbench.metrics import MetricContext, compute_with_intervals, names_needing
+from madbench.headline import HEADLINE  # shown in the progress log (one definition: madbench/headline.py)
 from madbench.mitigations import MitigationContext, build_mitigations
 from madbench.models.base_model import load_base, resolve_model
-from madbench.loop.regimes import check_fresh, parse_regime
+from madbench.loop.regimes import Chain, Regime, parse_regime, regime
+from madbench.results import integrity
 from madbench.results.run_store import RunStore
-from madbench.loop.schedules import real_fractions
+from madbench.loop.schedules import resolve
 from madbench.loop.steps import derive_seed  # noqa: F401  (importable from here, as before)
 
 
@@ -54,29 +53,25 @@ class PhaseClock:
             self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.perf_counter() - start, 3)
 
 
-@dataclass(frozen=True)
-class Chain:
-    regime: str
-    mode: str
-    seed: int
-    mitigations: Tuple[str, ...]
-
-    @property
-    def id(self) -> str:
-        return f"{self.regime}-{self.mode}-s{self.seed}" + (f"-{'+'.join(self.mitigations)}" if self.mitigations else "")
-
-
 def plan_chains(cfg: RunConfig) -> List[Chain]:
+    """Every chain of a run: for each seed, regime and mitigation set, the regime's own plan (Regime.plan)."""
     chains = []
     for seed in cfg.loop.seeds:
         for spec in cfg.loop.regimes:
             name, mode = parse_regime(spec)
             for mset in cfg.loop.mitigations:
-                if name == ecosystem.NAME:  # one chain per member (madbench/loop/ecosystem.py)
-                    chains.extend(Chain(name, mode, s, tuple(mset)) for s in ecosystem.member_seeds(cfg, seed))
-                else:
-                    chains.append(Chain(name, mode, seed, tuple(mset)))
+                chains.extend(regime(name).plan(cfg, mode, seed, tuple(mset)))
     return chains
+
+
+def plan_steps(cfg: RunConfig, chains: List[Chain]) -> List[Tuple[Chain, int]]:
+    """(chain, generation) in run order: the chains of regimes that run chain by chain first, in plan order;
+    then each regime with an order of its own (Regime.order: an ecosystem runs generation by generation)."""
+    own = {c.regime for c in chains if type(regime(c.regime)).order is not Regime.order}
+    steps = Regime.order(None, cfg, [c for c in chains if c.regime not in own])
+    for name in dict.fromkeys(c.regime for c in chains if c.regime in own):
+        steps += regime(name).order(cfg, [c for c in chains if c.regime == name])
+    return steps
 
 
 class Runner:
@@ -94,73 +89,19 @@ class Runner:
         # side effects, main process only: the event log always; progress, results and trackers from run()
         self.callbacks = CallbackList([EventLog(self.store), *callbacks] if self.is_main else [])
         self.split: CorpusSplit = load_split(cfg)
-        check_fresh(cfg, len(self.split.fresh))  # before any training: one line when fresh slices would run out
-        self.real_fractions = real_fractions(cfg)  # contamination schedule, None when loop.synthetic_share is unset
+        self.schedule = resolve(cfg)  # the real share of every generation (fresh slices were checked in config/preflight.py)
         with self.state.main_process_first():  # builds/converts a cached model once
             self.model_path = resolve_model(cfg, self.split)
         self.tokenizer, self.base = load_base(self.model_path, cfg)
-        self._reference = {}  # seed -> generation-0 model, for verifier-style mitigations and the reference panel
+        # what every step reads (madbench/loop/context.py); the model provider keeps each seed's reference model
+        self.ctx = StepContext(cfg, self.split, self.tokenizer, self.base, self.store, self.schedule,
+                               Models(self.base, cfg, self.store), self.is_main)
+        # what each seed's generation 0 trains with: its chains' regime decides (an ecosystem member's LoRA rank)
+        self.gen0_config = {c.seed: regime(c.regime).train_config(cfg, c) for c in reversed(plan_chains(cfg))}
 
     @property
     def run_dir(self) -> Path:
         return self.store.root
-
-    # ------------------------------------------------------------------ shared helpers of the steps
-    def metric_names(self, needs: str) -> List[str]:
-        return names_needing(self.cfg.eval.metrics, needs)
-
-    def load_adapter(self, adapter_dir: Path):
-        return weights.load(self.base, self.cfg, adapter_dir)
-
-    def weights_dir(self, folder: Path) -> Path:
-        """folder/adapter (LoRA) or folder/model (train.method=full)."""
-        return folder / weights.dirname(self.cfg)
-
-    def compute_metrics(self, names: List[str], ctx: MetricContext, desc: str) -> Tuple[Dict[str, float], Dict[str, list]]:
-        """compute_with_intervals with a progress bar (one step per metric)."""
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(names), desc=desc, unit="metric", leave=False, dynamic_ncols=True, disable=None if self.is_main else True)
-
-        def step(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
-        try:
-            return compute_with_intervals(names, ctx, progress=step)
-        finally:
-            bar.close()
-
-    def use_scorers(self, mctx: MitigationContext, seed: int, current=None, load_current=None) -> None:
-        """Set ``mctx.score`` / ``mctx.score_entropy``: per-text NLL (and predictive entropy) under the 'current'
-        model (``current``, or ``load_current()`` loaded on first use) or the generation-0 'reference' model."""
-        from madbench.metrics.perplexity import per_text_nll, per_text_nll_entropy
-
-        loaded = {}
-
-        def model_for(which: str):
-            if which != "current":
-                return self.reference(seed)
-            if "model" not in loaded:
-                loaded["model"] = current if current is not None else load_current()
-            return loaded["model"]
-
-        bs = self.cfg.eval.batch_size
-        mctx.score = lambda texts, which="current": per_text_nll(model_for(which), self.tokenizer, texts, bs)
-        mctx.score_entropy = lambda texts, which="current": per_text_nll_entropy(model_for(which), self.tokenizer, texts, bs)
-
-    def previous_weights(self, chain: Chain, g: int) -> Path:
-        """The weights generation ``g`` starts from (and whose model wrote generation g - 1's samples)."""
-        return self.weights_dir(self.store.gen_dir(chain.id, g - 1) if g > 1 else self.store.gen0_dir(chain.seed))
-
-    def reference(self, seed: int):
-        if seed not in self._reference:
-            self._reference[seed] = self.load_adapter(self.weights_dir(self.store.gen0_dir(seed)))
-        return self._reference[seed]
-
-    def history(self, chain: Chain, upto: int) -> Dict[int, list]:
-        """{generation: kept samples} of a chain's generations before ``upto``."""
-        return {g: self.store.read_samples(chain.id, g) for g in range(upto)}
 
     # ------------------------------------------------------------------ generation 0
     def ensure_gen0(self, seed: int) -> Path:
@@ -170,7 +111,7 @@ class Runner:
             return final
         start = time.perf_counter()
         with self.store.publishing(final, self.is_main) as tmp:
-            steps.train_gen0(self, seed, tmp, start)
+            steps.train_gen0(self.ctx, seed, self.gen0_config.get(seed, self.cfg), tmp, start)
         self.state.wait_for_everyone()
         self.callbacks.on_gen0_end(seed, time.perf_counter() - start)
         return final
@@ -187,28 +128,30 @@ class Runner:
         return meta
 
     def _compute_generation(self, chain: Chain, g: int, tmp: Path, start: float) -> dict:
+        ctx = self.ctx
         mitigations = build_mitigations(chain.mitigations, self.cfg.mitigation_params)
         mctx = MitigationContext(generation=g, seed=chain.seed, pool=self.split.pool, tokenizer=self.tokenizer)
         clock = PhaseClock()
         if g == 0:  # the seed's shared generation 0; its samples are cached per sampling setup
-            mix, trained, model_scores = steps.reuse_gen0(self, chain.seed)
-            self.use_scorers(mctx, chain.seed, trained.model)
+            mix, trained, model_scores = steps.reuse_gen0(ctx, self.ensure_gen0(chain.seed))
+            steps.use_scorers(ctx, mctx, chain.seed, trained.model)
             mctx.model = trained.model
             with clock("sample"):
-                samples = steps.gen0_samples(self, chain, mitigations, mctx)
+                samples = steps.gen0_samples(ctx, chain, mitigations, mctx)
         else:  # mix mitigations score with the model that wrote the latest samples, loaded only if they ask
-            self.use_scorers(mctx, chain.seed, load_current=lambda: self.load_adapter(self.previous_weights(chain, g)))
-            mix = steps.build_mix(self, chain, g, mitigations, mctx)
+            previous = ctx.models.previous_weights(chain, g)
+            steps.use_scorers(ctx, mctx, chain.seed, load_current=lambda: weights.load(self.base, self.cfg, previous))
+            mix = steps.build_mix(ctx, chain, g, mitigations, mctx)
             with clock("train"):
-                trained = steps.train(self, chain, g, mix, mitigations, mctx, tmp)
+                trained = steps.train(ctx, chain, g, mix, mitigations, mctx, tmp)
             with clock("evaluate_model"):
-                model_scores = steps.evaluate_model(self, trained.model, tmp)
-            self.use_scorers(mctx, chain.seed, trained.model)
+                model_scores = steps.evaluate_model(ctx, trained.model, tmp, trained.scores)
+            steps.use_scorers(ctx, mctx, chain.seed, trained.model)
             mctx.model = trained.model
             with clock("sample"):  # includes the mitigations' sample filters (scoring, dedup)
-                samples = steps.sample(self, trained.model, chain, g, mitigations, mctx)
-        sample_scores = steps.score_samples(self, chain, g, samples, trained.model, tmp, clock)
-        return steps.record(self, chain, g, tmp, mix, trained, model_scores, samples, sample_scores, clock, start)
+                samples = steps.sample(ctx, trained.model, chain, g, mitigations, mctx)
+        sample_scores = steps.score_samples(ctx, chain, g, samples, trained, tmp, clock)
+        return steps.record(ctx, chain, g, tmp, mix, trained, model_scores, samples, sample_scores, clock, start)
 
     # ------------------------------------------------------------------ chains
     def run(self, chains: Optional[List[Chain]] = None, callbacks: Sequence[Callback] = ()) -> None:
@@ -217,15 +160,13 @@ class Runner:
         gens = range(self.cfg.loop.generations + 1)
         hooks = CallbackList([ProgressLog(self.log, HEADLINE), *callbacks] if self.is_main else [])
         hooks.on_run_begin(len(chains) * len(gens), sum(self.store.generation_done(c.id, g) for c in chains for g in gens))
-        self.store.verify(chains, self.cfg.loop.generations)  # never build on a damaged finished generation
-        for chain, g in ecosystem.plan_steps(self.cfg, chains):  # chain by chain; ecosystems generation by generation
+        integrity.verify_chains(self.store, chains, self.cfg.loop.generations)  # never build on a damaged finished generation
+        for chain, g in plan_steps(self.cfg, chains):  # chain by chain; regimes with their own order (ecosystems) after
             self.state.wait_for_everyone()  # every process sees the same finished generations
             if self.store.generation_done(chain.id, g):
-                if chain.regime == ecosystem.NAME:  # resumed: metrics of a finished ecosystem generation
-                    ecosystem.finish_generation(self, chain, g)
+                regime(chain.regime).after_generation(self.ctx, chain, g)  # resumed: e.g. a finished ecosystem generation's metrics
                 continue
             start = time.perf_counter()
             meta = self.run_generation(chain, g)
-            if chain.regime == ecosystem.NAME:
-                ecosystem.finish_generation(self, chain, g)
+            regime(chain.regime).after_generation(self.ctx, chain, g)
             hooks.on_step_end(chain, g, meta, time.perf_counter() - start)

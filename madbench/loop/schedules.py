@@ -26,7 +26,8 @@ and the scheduled one (``synthetic_share_target``).
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
 
 from madbench.errors import MadbenchError
 
@@ -93,33 +94,26 @@ def shares(spec: Any, generations: int) -> Optional[List[float]]:
     return [start + (end - start) / (1.0 + math.exp(-k * (g - mid))) for g in range(1, generations + 1)]
 
 
-def real_fractions(cfg) -> Optional[List[float]]:
-    """Real share for generations 1..G from the config's schedule, or None (then loop.real_fraction holds)."""
+@dataclass(frozen=True)
+class Schedule:
+    """The real share of every generation's mix, resolved once per run (:func:`resolve`).
+
+    ``real[g]`` for g = 0..G: generation 0 trains on real data (1.0); generations 1..G follow
+    ``loop.synthetic_share`` when it is set (``scheduled``), else ``loop.real_fraction`` throughout.
+    """
+
+    real: Tuple[float, ...]
+    scheduled: bool
+
+    def target(self, g: int, mixes_real: bool) -> dict:
+        """``{"synthetic_share_target": s}`` for a scheduled regime that mixes real data (generation 0: 0), else {}."""
+        if not self.scheduled or not mixes_real:
+            return {}
+        return {"synthetic_share_target": round(1.0 - self.real[g], 6) if g >= 1 else 0.0}
+
+
+def resolve(cfg) -> Schedule:
+    """The run's :class:`Schedule` from ``loop.synthetic_share`` (or ``loop.real_fraction``) and ``loop.generations``."""
     values = shares(cfg.loop.synthetic_share, cfg.loop.generations)
-    return None if values is None else [1.0 - s for s in values]
-
-
-def real_fraction_at(cfg, fractions: Optional[List[float]], g: int) -> float:
-    """The real share of generation g's mix: the schedule's (``fractions`` from :func:`real_fractions`) or loop.real_fraction."""
-    return fractions[g - 1] if fractions and g >= 1 else cfg.loop.real_fraction
-
-
-def schedule_target(cfg, fractions: Optional[List[float]], regime: str, g: int) -> dict:
-    """``{"synthetic_share_target": s}`` for a scheduled mixing regime (generation 0 is real: 0), else {}."""
-    from madbench.loop.regimes import REGIMES
-
-    if fractions is None or not getattr(REGIMES.get(regime), "mixes_real", False):
-        return {}
-    return {"synthetic_share_target": round(1.0 - real_fraction_at(cfg, fractions, g), 6) if g >= 1 else 0.0}
-
-
-def check(cfg) -> None:
-    """Pre-flight: the schedule parses, and some regime of the run mixes real data (or it would do nothing)."""
-    if shares(cfg.loop.synthetic_share, cfg.loop.generations) is None:
-        return
-    from madbench.loop.regimes import REGIMES, parse_regime
-
-    mixing = [name for name, fn in REGIMES.items() if getattr(fn, "mixes_real", False)]
-    if not any(parse_regime(spec)[0] in mixing for spec in cfg.loop.regimes):
-        raise MadbenchError(f"{KEY} sets the share of regimes that mix real and synthetic data ({', '.join(mixing)}); "
-                            f"loop.regimes has none of them: add one or drop {KEY}")
+    real = [cfg.loop.real_fraction] * cfg.loop.generations if values is None else [1.0 - s for s in values]
+    return Schedule((1.0, *real), values is not None)

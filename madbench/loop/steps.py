@@ -13,8 +13,10 @@ Generation g >= 1 (composed by ``loop.Runner._compute_generation``, top to botto
 
 Generation 0 is trained once per seed (:func:`train_gen0`) and reused by every chain of that
 seed (:func:`reuse_gen0`); its samples are cached per sampling setup (:func:`gen0_samples`).
-Each step takes the :class:`~madbench.loop.runner.Runner` for what a run shares (config, corpus split,
-tokenizer, base model, run folder) and writes only into the generation's temporary folder.
+Each step takes the run's frozen :class:`~madbench.loop.context.StepContext` (config, corpus split,
+tokenizer, base model, run folder, schedule, model provider) and writes only into the generation's
+temporary folder. A trained model travels with its ScoreCache (madbench/models/scores.py), so the
+perplexity forward of ``evaluate_model`` is reused by lm-eval and the rare-token metrics.
 """
 
 from __future__ import annotations
@@ -23,25 +25,25 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
-from madbench.loop import ecosystem
 from madbench.results import integrity
 from madbench.results import fileio
 from madbench.models import weights
 from madbench.config.run_config import config_hash
 from madbench.data.corpus import MODEL, Doc
 from madbench.errors import MadbenchError
-from madbench.metrics import MetricContext
+from madbench.loop.context import StepContext
+from madbench.metrics import MetricContext, compute_with_intervals, names_needing
+from madbench.models.scores import ScoreCache
 from madbench.mitigations import MitigationContext, loss_weights
-from madbench.loop.regimes import REGIMES, RegimeContext, apply_mode
+from madbench.loop.regimes import RegimeContext, apply_mode, regime
 from madbench.results.run_store import GEN0_RECORD, LM_EVAL, META, METRICS, MIX, SAMPLES
 from madbench.generation.sampling import generate, make_prompts
-from madbench.loop.schedules import real_fraction_at, schedule_target
 from madbench.training.trainer import train_lora
 
-if TYPE_CHECKING:  # the runner composes the steps; they only read its shared state
-    from madbench.loop.runner import Chain, Runner
+if TYPE_CHECKING:  # the runner composes the steps
+    from madbench.loop.runner import Chain
 
 
 def derive_seed(*parts) -> int:
@@ -68,6 +70,7 @@ class Trained:
     model: Any
     train: dict  # the train record (madbench.training.trainer.TrainStats.as_dict(), or generation 0's)
     loss_stats: Dict[str, dict] = field(default_factory=dict)  # per loss-side mitigation (token_weights)
+    scores: ScoreCache = field(default_factory=ScoreCache)  # what these weights have scored (new weights: a new cache)
 
 
 @dataclass
@@ -88,58 +91,92 @@ class Samples:
         return self.all[:n]
 
 
+# ---------------------------------------------------------------------- shared by the steps
+def compute_metrics(ctx: StepContext, names: List[str], mctx: MetricContext, desc: str) -> Tuple[Dict[str, float], Dict[str, list]]:
+    """compute_with_intervals with a progress bar (one step per metric; the main process only)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(names), desc=desc, unit="metric", leave=False, dynamic_ncols=True, disable=None if ctx.is_main else True)
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+    try:
+        return compute_with_intervals(names, mctx, progress=step)
+    finally:
+        bar.close()
+
+
+def use_scorers(ctx: StepContext, mctx: MitigationContext, seed: int, current=None, load_current=None) -> None:
+    """Set ``mctx.score`` / ``mctx.score_entropy``: per-text NLL (and predictive entropy) under the 'current'
+    model (``current``, or ``load_current()`` loaded on first use) or the generation-0 'reference' model."""
+    from madbench.metrics.perplexity import per_text_nll, per_text_nll_entropy
+
+    loaded = {}
+
+    def model_for(which: str):
+        if which != "current":
+            return ctx.models.reference(seed)
+        if "model" not in loaded:
+            loaded["model"] = current if current is not None else load_current()
+        return loaded["model"]
+
+    bs = ctx.cfg.eval.batch_size
+    mctx.score = lambda texts, which="current": per_text_nll(model_for(which), ctx.tokenizer, texts, bs)
+    mctx.score_entropy = lambda texts, which="current": per_text_nll_entropy(model_for(which), ctx.tokenizer, texts, bs)
+
+
 # ---------------------------------------------------------------------- generation 0
-def train_gen0(run: "Runner", seed: int, out: Path, start: float) -> None:
-    """Train generation 0 of ``seed`` on real documents into ``out`` (its record written last)."""
-    mix = Mix.of(0, run.split.pool[: run.cfg.data.train_docs])
-    model = weights.init_model(run.base, ecosystem.member_config(run.cfg, seed), derive_seed(seed, "lora-init", 0), None)
-    result = train_lora(model, run.tokenizer, [d.text for d in mix.docs], run.cfg, derive_seed(seed, "order", 0),
+def train_gen0(ctx: StepContext, seed: int, train_cfg, out: Path, start: float) -> None:
+    """Train generation 0 of ``seed`` on real documents into ``out`` (its record written last); ``train_cfg`` is
+    the config its chains' regime trains with (Regime.train_config: an ecosystem member's own LoRA rank)."""
+    mix = Mix.of(0, ctx.split.pool[: ctx.cfg.data.train_docs])
+    model = weights.init_model(ctx.base, train_cfg, derive_seed(seed, "lora-init", 0), None)
+    result = train_lora(model, ctx.tokenizer, [d.text for d in mix.docs], ctx.cfg, derive_seed(seed, "order", 0),
                         desc=f"gen 0 seed {seed}: training")
-    weights.save(result.model, run.weights_dir(out), run.tokenizer, run.base)
+    weights.save(result.model, ctx.models.weights_dir(out), ctx.tokenizer, ctx.base)
     fileio.write_json(out / MIX, mix.manifest)
-    scores = evaluate_model(run, result.model, out)
+    scores = evaluate_model(ctx, result.model, out, ScoreCache())
     fileio.write_json(out / GEN0_RECORD, {"metrics": scores.metrics, "intervals": scores.intervals, **result.stats.as_dict(),
                                       "seconds": time.perf_counter() - start, "integrity": integrity.record(out)})  # last
 
 
-def reuse_gen0(run: "Runner", seed: int) -> tuple[Mix, Trained, Scores]:
-    """Generation 0 of a chain: the seed's shared model, mix, train record and model scores."""
-    folder = run.ensure_gen0(seed)
-    model = run.load_adapter(run.weights_dir(folder))
+def reuse_gen0(ctx: StepContext, folder: Path) -> tuple[Mix, Trained, Scores]:
+    """Generation 0 of a chain from the seed's finished generation-0 ``folder``: model, mix, train record, model scores."""
+    model = ctx.models.load(folder)
     g0 = fileio.read_json(folder / GEN0_RECORD)
     train = {k: v for k, v in g0.items() if k.startswith(("train_", "mix_tokens"))}
     mix = Mix([], fileio.read_json(folder / MIX))
     return mix, Trained(model, train), Scores(g0["metrics"], g0.get("intervals", {}))
 
 
-def gen0_samples(run: "Runner", chain: "Chain", mitigations, mctx: MitigationContext) -> Samples:
+def gen0_samples(ctx: StepContext, chain: "Chain", mitigations, mctx: MitigationContext) -> Samples:
     """Generation-0 samples are cached per sampling setup, so plain chains share them."""
-    key = config_hash({"sampling": run.cfg.sampling, "data": run.cfg.data, "m": [(m.name, m.p) for m in mitigations]})
-    cache = run.store.gen0_sample_cache(chain.seed, key)
+    key = config_hash({"sampling": ctx.cfg.sampling, "data": ctx.cfg.data, "m": [(m.name, m.p) for m in mitigations]})
+    cache = ctx.store.gen0_sample_cache(chain.seed, key)
     if cache.is_file():
         data = fileio.read_json(cache)
         docs = {k: [Doc(d["id"], d["text"], MODEL, 0, chain.id) for d in data[k]] for k in ("all", "kept")}
         return Samples(docs["all"], docs["kept"], data["stats"])
-    samples = sample(run, mctx.model, chain, 0, mitigations, mctx)
-    if run.is_main:  # the files hold id and text only: provenance comes from where they are read
+    samples = sample(ctx, mctx.model, chain, 0, mitigations, mctx)
+    if ctx.is_main:  # the files hold id and text only: provenance comes from where they are read
         fileio.write_json(cache, {"all": [{"id": d.id, "text": d.text} for d in samples.all],
                               "kept": [{"id": d.id, "text": d.text} for d in samples.kept], "stats": samples.stats})
     return samples
 
 
 # ---------------------------------------------------------------------- generation g >= 1
-def build_mix(run: "Runner", chain: "Chain", g: int, mitigations, mctx: MitigationContext) -> Mix:
+def build_mix(ctx: StepContext, chain: "Chain", g: int, mitigations, mctx: MitigationContext) -> Mix:
     """The regime's mix (regimes.py), its mode (replace / accumulate / accumulate_subsample), then the mix mitigations."""
-    cfg = run.cfg
-    history = run.history(chain, g)
+    cfg = ctx.cfg
+    history = ctx.history(chain, g)
     mctx.history, mctx.train_docs = history, cfg.data.train_docs  # for mix-level mitigations
-    rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=real_fraction_at(cfg, run.real_fractions, g),
-                         pool=run.split.pool, fresh=run.split.fresh, synthetic=history,
+    rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=ctx.schedule.real[g],
+                         pool=ctx.split.pool, fresh=ctx.split.fresh, synthetic=history,
                          accumulate=chain.mode in ("accumulate", "accumulate_subsample"),
-                         real_fractions=tuple(run.real_fractions or ()),
-                         **(dict(peers=ecosystem.peer_history(run, chain, g), real_source=cfg.loop.ecosystem.real)
-                            if chain.regime == ecosystem.NAME else {}))
-    docs = apply_mode(REGIMES.get(chain.regime)(rctx), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
+                         real_fractions=ctx.schedule.real[1:])
+    docs = apply_mode(regime(chain.regime).mix(rctx, ctx, chain), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
     stats: Dict[str, dict] = {}
     for m in mitigations:
         docs, s = m.transform_mix(docs, mctx)
@@ -150,36 +187,36 @@ def build_mix(run: "Runner", chain: "Chain", g: int, mitigations, mctx: Mitigati
     return Mix.of(g, docs, stats)
 
 
-def train(run: "Runner", chain: "Chain", g: int, mix: Mix, mitigations, mctx: MitigationContext, out: Path) -> Trained:
+def train(ctx: StepContext, chain: "Chain", g: int, mix: Mix, mitigations, mctx: MitigationContext, out: Path) -> Trained:
     """Initialise (fresh, or from the previous generation: loop.init_from), train on the mix, save into ``out``."""
-    cfg = run.cfg
-    init = run.previous_weights(chain, g) if cfg.loop.init_from == "previous" else None
-    model = weights.init_model(run.base, ecosystem.member_config(cfg, chain.seed), derive_seed(chain.seed, "lora-init", g), init)
+    cfg = ctx.cfg
+    init = ctx.models.previous_weights(chain, g) if cfg.loop.init_from == "previous" else None
+    model = weights.init_model(ctx.base, regime(chain.regime).train_config(cfg, chain), derive_seed(chain.seed, "lora-init", g), init)
     token_weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
-    result = train_lora(model, run.tokenizer, [d.text for d in mix.docs], cfg,
+    result = train_lora(model, ctx.tokenizer, [d.text for d in mix.docs], cfg,
                         derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
                         desc=f"{chain.id} gen {g}: training", token_weights=token_weights)
     loss_stats = {}
     if result.token_stats is not None:
         loss_stats = {m.name: m.token_stats(result.token_stats.get(m.name, {})) for m in mitigations if m.acts_on_loss}
-    weights.save(result.model, run.weights_dir(out), run.tokenizer, run.base)
+    weights.save(result.model, ctx.models.weights_dir(out), ctx.tokenizer, ctx.base)
     return Trained(result.model, result.stats.as_dict(), loss_stats)
 
 
-def evaluate_model(run: "Runner", model, out: Path) -> Scores:
-    """Model metrics (needs='model') and lm-eval task scores, with 95% intervals."""
-    ctx = MetricContext(samples=[], human=[d.text for d in run.split.eval], model=model,
-                        tokenizer=run.tokenizer, batch_size=run.cfg.eval.batch_size)
-    metrics, intervals = run.compute_metrics(run.metric_names("model"), ctx, "evaluating model")
-    if run.cfg.eval.tasks:
+def evaluate_model(ctx: StepContext, model, out: Path, scores: ScoreCache) -> Scores:
+    """Model metrics (needs='model') and lm-eval task scores, with 95% intervals; ``scores`` is the model's ScoreCache."""
+    mctx = MetricContext(samples=[], human=[d.text for d in ctx.split.eval], model=model,
+                         tokenizer=ctx.tokenizer, batch_size=ctx.cfg.eval.batch_size, scores=scores)
+    metrics, intervals = compute_metrics(ctx, names_needing(ctx.cfg.eval.metrics, "model"), mctx, "evaluating model")
+    if ctx.cfg.eval.tasks:
         from madbench.evaluation.lmeval import run_tasks, task_intervals
 
-        metrics.update(run_tasks(model, run.tokenizer, run.cfg, run.split, out / LM_EVAL))
+        metrics.update(run_tasks(model, ctx.tokenizer, ctx.cfg, ctx.split, out / LM_EVAL, scores))
         intervals.update(task_intervals(out / LM_EVAL))
     return Scores(metrics, intervals)
 
 
-def sample(run: "Runner", model, chain: "Chain", g: int, mitigations, mctx: MitigationContext) -> Samples:
+def sample(ctx: StepContext, model, chain: "Chain", g: int, mitigations, mctx: MitigationContext) -> Samples:
     """Sample a generation's synthetic docs; the mitigations' filters keep some (madbench/mitigations/compose.py)."""
     from madbench.mitigations.compose import compose_samples
 
@@ -188,40 +225,45 @@ def sample(run: "Runner", model, chain: "Chain", g: int, mitigations, mctx: Miti
 
     def draw(n: int, rnd: int) -> List[Doc]:  # round 0 is what a chain without filters samples
         gen = g if rnd == 0 else f"{g}.{rnd}"
-        prompts = make_prompts(run.cfg, run.split.pool, n, chain.seed, gen)
+        prompts = make_prompts(ctx.cfg, ctx.split.pool, n, chain.seed, gen)
         seed = derive_seed(chain.seed, "sample", g) if rnd == 0 else derive_seed(chain.seed, "sample", g, "top-up", rnd)
-        texts = generate(model, run.tokenizer, prompts, run.cfg, seed, processors,
+        texts = generate(model, ctx.tokenizer, prompts, ctx.cfg, seed, processors,
                          desc=f"{chain.id} gen {g}: sampling" + (f" (top-up {rnd})" if rnd else ""))
         new = [Doc(f"g{g:03d}-{len(drawn) + i:05d}", t, MODEL, g, chain.id) for i, t in enumerate(texts)]
         drawn.extend(new)
         return new
 
-    docs, kept, stats = compose_samples(draw, mitigations, mctx, run.cfg.sampling.num_samples, where=f"chain {chain.id} gen {g}: ")
+    docs, kept, stats = compose_samples(draw, mitigations, mctx, ctx.cfg.sampling.num_samples, where=f"chain {chain.id} gen {g}: ")
     return Samples(docs, kept, stats)
 
 
-def score_samples(run: "Runner", chain: "Chain", g: int, samples: Samples, model, out: Path, clock) -> Scores:
+def score_samples(ctx: StepContext, chain: "Chain", g: int, samples: Samples, trained: Trained, out: Path, clock) -> Scores:
     """Sample metrics (needs='samples' / 'human') and the generation-0 reference panel (madbench/metrics/tail.py)."""
-    texts = [d.text for d in samples.scored(run.cfg.sampling.num_samples)]
+    cfg = ctx.cfg
+    texts = [d.text for d in samples.scored(cfg.sampling.num_samples)]
     with clock("evaluate_samples"):
-        ctx = MetricContext(samples=texts, human=[d.text for d in run.split.eval],
-                            tokenizer=run.tokenizer, batch_size=run.cfg.eval.batch_size)
-        metrics, intervals = run.compute_metrics(run.metric_names("samples") + run.metric_names("human"), ctx, "evaluating samples")
-    names = run.metric_names("reference")
+        mctx = MetricContext(samples=texts, human=[d.text for d in ctx.split.eval],
+                             tokenizer=ctx.tokenizer, batch_size=cfg.eval.batch_size)
+        names = names_needing(cfg.eval.metrics, "samples") + names_needing(cfg.eval.metrics, "human")
+        metrics, intervals = compute_metrics(ctx, names, mctx, "evaluating samples")
+    names = names_needing(cfg.eval.metrics, "reference")
     if names:
         from madbench.metrics.tail import reference_panel
 
         with clock("evaluate_reference"):
-            reference = run.reference(chain.seed)  # at generation 0 the chain's model is the reference: score once
-            values, panel_intervals = reference_panel(names, texts, [d.text for d in run.split.eval], reference,
-                                                      reference if g == 0 else model, run.tokenizer, run.cfg.eval.batch_size,
-                                                      None if g == 0 else run.store.gen_dir(chain.id, 0), run.cfg.sampling.num_samples, out)
+            # at generation 0 the chain's model is the reference: score once
+            reference, ref_scores = ctx.models.reference(chain.seed), ctx.models.reference_scores(chain.seed)
+            current, current_scores = (reference, ref_scores) if g == 0 else (trained.model, trained.scores)
+            values, panel_intervals = reference_panel(names, texts, [d.text for d in ctx.split.eval], reference, current,
+                                                      ctx.tokenizer, cfg.eval.batch_size,
+                                                      None if g == 0 else ctx.store.gen_dir(chain.id, 0), cfg.sampling.num_samples,
+                                                      out, ref_scores, current_scores)
             metrics.update(values)
             intervals.update(panel_intervals)
     return Scores(metrics, intervals)
 
 
-def record(run: "Runner", chain: "Chain", g: int, out: Path, mix: Mix, trained: Trained, model_scores: Scores, samples: Samples,
+def record(ctx: StepContext, chain: "Chain", g: int, out: Path, mix: Mix, trained: Trained, model_scores: Scores, samples: Samples,
            sample_scores: Scores, clock, start: float) -> dict:
     """Write the generation's files; meta.json (with the integrity record of the others) last. Returns meta."""
     kept_ids = {d.id for d in samples.kept}
@@ -235,11 +277,11 @@ def record(run: "Runner", chain: "Chain", g: int, out: Path, mix: Mix, trained: 
         "intervals": {**model_scores.intervals, **sample_scores.intervals},  # 95% estimator intervals
         "train_tokens": trained.train.get("train_tokens"), "train_docs": len(documents),
         "synthetic_fraction": n_syn / max(1, len(documents)),
-        **schedule_target(run.cfg, run.real_fractions, chain.regime, g),
+        **ctx.schedule.target(g, regime(chain.regime).mixes_real),
         "train": trained.train,
         "mitigations": {"mix": mix.stats, "samples": samples.stats, **({"train": trained.loss_stats} if trained.loss_stats else {})},
         "num_samples": len(samples.all), "num_kept": len(samples.kept),
-        "num_scored": len(samples.scored(run.cfg.sampling.num_samples)),
+        "num_scored": len(samples.scored(ctx.cfg.sampling.num_samples)),
         "seconds": time.perf_counter() - start,
         "timing": clock.seconds,  # per phase; generation 0 reuses the shared training and model evaluation
     }

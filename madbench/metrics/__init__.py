@@ -12,7 +12,7 @@ texts), 'model' (the in-memory model), 'human' (held-out human text too), 'refer
 A metric returns None where it is undefined (for example HD-D of fewer than 42 words).
 Each name has a frozen :class:`MetricSpec` (specs.py); read it with ``spec(name)``
 and select by what metrics read with ``names_needing(names, needs)``. The headline
-panel (quality, diversity and the rest, shown first everywhere) is ``madbench/reporting/headline.py``.
+panel (quality, diversity and the rest, shown first everywhere) is ``madbench/headline.py``.
 
 The panel: lexical.py (distinct-n, entropy, Zipf, compression), richness.py (MTLD,
 HD-D), repetition.py (self-BLEU, looping 4-grams, duplicates), semantic.py (embedding
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from madbench.errors import MadbenchError
-from madbench.reporting.headline import DIVERSITY, HEADLINE, QUALITY  # noqa: F401  (the headline panel, re-exported)
+from madbench.headline import DIVERSITY, HEADLINE, QUALITY  # noqa: F401  (the headline panel, re-exported)
 from madbench.registry import did_you_mean
 from madbench.metrics.specs import NEEDS, MetricRegistry, MetricSpec  # noqa: F401  (re-exported)
 
@@ -43,6 +43,7 @@ class MetricContext:
     tokenizer: Any = None
     batch_size: int = 16
     cache: Dict[str, Any] = field(default_factory=dict)  # shared between metrics of one evaluation
+    scores: Any = None  # the model's ScoreCache (madbench/models/scores.py): what its weights already scored
 
 
 def spec(name: str) -> MetricSpec:

@@ -35,28 +35,22 @@ def per_text_nll_entropy(model, tokenizer, texts, batch_size: int = 16, max_leng
     return [(total / count, ent / count) if count else (float("inf"), float("inf")) for total, count, ent in rows]
 
 
-TARGET_LOGP = "_madbench_target_logp"  # memo on a model: (texts, max_length) -> each text's target log-probabilities
-SCORED_IDS = "_madbench_scored_ids"  # memo on a model: BOS + token ids -> log-probabilities of ids[1:]
+TARGET_LOGP = "target_logp"  # ScoreCache table: (texts, max_length) -> each text's target log-probabilities
+SEQUENCE_LOGP = "sequence_logp"  # ScoreCache table: BOS + token ids -> log-probabilities of ids[1:]
 
 
-def remembered_target_logp(model, texts, max_length: int = 512):
-    """Per-text log-probabilities of every target token of ``texts`` (BOS-prefixed, as scored here), kept by the
-    perplexity metric's forward pass on this model object, or None: the rare-token metrics read them instead of
-    running the same forward again (madbench/metrics/rare.py)."""
-    return model.__dict__.get(TARGET_LOGP, {}).get((tuple(texts), max_length))
+def remembered_target_logp(scores, texts, max_length: int = 512):
+    """Per-text log-probabilities of every target token of ``texts`` (BOS-prefixed, as scored here), kept in the
+    model's :class:`~madbench.models.scores.ScoreCache` ``scores`` by the perplexity metric's forward pass, or None:
+    the rare-token metrics read them instead of running the same forward again (madbench/metrics/rare.py)."""
+    return None if scores is None else scores.get(TARGET_LOGP, (tuple(texts), max_length))
 
 
-def remembered_sequence_logp(model, ids):
+def remembered_sequence_logp(scores, ids):
     """Log-probabilities of ``ids[1:]`` given everything before, for a sequence (BOS + tokens) that the
-    perplexity metric scored on this model object, or None. lm-eval's rolling loglikelihood of a held-out
-    document is exactly this sum (madbench/evaluation/lmeval_model.py), so it is not computed twice."""
-    return model.__dict__.get(SCORED_IDS, {}).get(tuple(ids))
-
-
-def forget_scores(model) -> None:
-    """Drop the memos of :func:`remembered_target_logp` / :func:`remembered_sequence_logp` (the weights change)."""
-    model.__dict__.pop(TARGET_LOGP, None)
-    model.__dict__.pop(SCORED_IDS, None)
+    perplexity metric scored into ``scores`` (the model's ScoreCache), or None. lm-eval's rolling loglikelihood
+    of a held-out document is exactly this sum (madbench/evaluation/lmeval_model.py), so it is not computed twice."""
+    return None if scores is None else scores.get(SEQUENCE_LOGP, tuple(ids))
 
 
 @torch.no_grad()
@@ -123,7 +117,8 @@ def perplexity(ctx) -> float:
     logp, ids = [None] * len(ctx.human), []
     rows = ctx.cache["perplexity:rows"] = _nll_rows(ctx.model, ctx.tokenizer, ctx.human, ctx.batch_size, 512, logp_out=logp,
                                                     ids_out=ids)
-    ctx.model.__dict__[TARGET_LOGP] = {(tuple(ctx.human), 512): logp}  # this model's latest scoring only
-    ctx.model.__dict__[SCORED_IDS] = {tuple(i): lp for i, lp in zip(ids, logp)}
+    if ctx.scores is not None:  # this model's latest scoring only
+        ctx.scores.replace(TARGET_LOGP, {(tuple(ctx.human), 512): logp})
+        ctx.scores.replace(SEQUENCE_LOGP, {tuple(i): lp for i, lp in zip(ids, logp)})
     total, count = sum(r[0] for r in rows), sum(r[1] for r in rows)  # as token_nll; rows kept for the interval
     return math.exp(total / max(1, count))

@@ -122,21 +122,24 @@ def _per_doc(ctx):
         encoded = encode(ctx.tokenizer, ctx.human)
         rare = rare_token_ids(encoded)
         current = ctx.cache.get("current_model") or ctx.model
-        memo = ctx.model.__dict__.setdefault("_madbench_rare_mass", {})  # the reference model lives for the whole run
         key = hash((tuple(map(tuple, encoded)), ctx.batch_size))
-        if key not in memo:
-            memo[key] = rare_probs(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size)
+        reference = ctx.scores.get("rare_probs", key) if ctx.scores is not None else None  # the reference lives all run
+        if reference is None:
+            reference = rare_probs(ctx.model, ctx.tokenizer, encoded, rare, ctx.batch_size)
+            if ctx.scores is not None:
+                ctx.scores.put("rare_probs", key, reference)
         # at generation 0 the chain's model is generation 0 itself: its probabilities are the reference's
-        ctx.cache["rare_probs"] = (memo[key] if current is ctx.model else current_rare_probs(current, ctx, encoded, rare), memo[key])
+        ctx.cache["rare_probs"] = (reference if current is ctx.model else current_rare_probs(current, ctx, encoded, rare), reference)
     return ctx.cache["rare_probs"]
 
 
-def current_rare_probs(model, ctx, encoded, rare: Set[int]) -> List[List[float]]:
+def current_rare_probs(model, ctx, encoded, rare: Set[int], scores=None) -> List[List[float]]:
     """The generation's model's rare-token probabilities: read from its perplexity forward on the same held-out
-    texts when that ran on this model object (evaluate_model does, before the samples are scored), else computed."""
+    texts when that ran into the model's ScoreCache ``scores`` (evaluate_model does, before the samples are
+    scored; ``ctx.cache["current_scores"]`` when not given), else computed."""
     from madbench.metrics.perplexity import remembered_target_logp
 
-    logp = remembered_target_logp(model, ctx.human)
+    logp = remembered_target_logp(scores if scores is not None else ctx.cache.get("current_scores"), ctx.human)
     if logp is None or any(row is None or len(row) != len(seq) - 1 for row, seq in zip(logp, encoded)):
         return rare_probs(model, ctx.tokenizer, encoded, rare, ctx.batch_size)
     return [[math.exp(row[i - 1]) for i in range(1, len(seq)) if seq[i] in rare] for row, seq in zip(logp, encoded)]

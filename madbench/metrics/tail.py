@@ -40,12 +40,14 @@ def log_ppl(ctx) -> List[float]:
     if "log_ppl" not in ctx.cache:
         from madbench.metrics.perplexity import per_text_nll
 
-        # memo on the model: chains of a seed share generation 0's samples and score them with the same reference
-        memo = ctx.model.__dict__.setdefault("_madbench_log_ppl", {})
+        # kept in the reference's ScoreCache: chains of a seed share generation 0's samples and score them with it
         key = (tuple(ctx.samples), ctx.batch_size)
-        if key not in memo:
-            memo[key] = [float(v) for v in per_text_nll(ctx.model, ctx.tokenizer, ctx.samples, ctx.batch_size) if math.isfinite(v)]
-        ctx.cache["log_ppl"] = list(memo[key])
+        values = ctx.scores.get("log_ppl", key) if ctx.scores is not None else None
+        if values is None:
+            values = [float(v) for v in per_text_nll(ctx.model, ctx.tokenizer, ctx.samples, ctx.batch_size) if math.isfinite(v)]
+            if ctx.scores is not None:
+                ctx.scores.put("log_ppl", key, values)
+        ctx.cache["log_ppl"] = list(values)
     return ctx.cache["log_ppl"]
 
 
@@ -117,7 +119,7 @@ def tail_w1_log_ppl(ctx):
 
 
 def reference_panel(names, texts, human, reference, current, tokenizer, batch_size: int, gen0_dir, num_samples: int,
-                    out_dir) -> tuple:
+                    out_dir, reference_scores=None, current_scores=None) -> tuple:
     """Compute the ``needs="reference"`` metrics ``names`` for a generation's samples ``texts``: (values, 95% intervals).
 
     ``gen0_dir`` is the chain's generation-0 folder (None at generation 0): its ``reference_ppl.json``
@@ -125,24 +127,26 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
     Writes the per-sample log perplexities to ``out_dir/reference_ppl.json``.
     """
     from madbench.results import fileio
+    from madbench.results.run_store import REFERENCE_PPL, SAMPLES
     from madbench.metrics import MetricContext, compute_metrics
 
     def ctx(samples, g0=None):
         return MetricContext(samples=samples, human=list(human), model=reference, tokenizer=tokenizer,
-                             batch_size=batch_size, cache={"g0_log_ppl": g0, "current_model": current})
+                             batch_size=batch_size, scores=reference_scores,
+                             cache={"g0_log_ppl": g0, "current_model": current, "current_scores": current_scores})
 
     g0 = None
     if gen0_dir is not None:
-        saved = gen0_dir / "reference_ppl.json"
+        saved = gen0_dir / REFERENCE_PPL
         if saved.is_file():
             g0 = fileio.read_json(saved)["log_ppl"]
         else:
-            g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / "samples.jsonl")[:num_samples]]))
+            g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / SAMPLES)[:num_samples]]))
     from madbench.metrics.rare import rare_intervals
 
     c = ctx(list(texts), g0)
     metrics = compute_metrics(names, c)
-    fileio.write_json(out_dir / "reference_ppl.json", {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
+    fileio.write_json(out_dir / REFERENCE_PPL, {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
     intervals = {**tail_intervals([n for n in names if metrics.get(n) is not None], c), **rare_intervals(names, c)}
     return metrics, intervals
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from madbench.models.attention import use_fast_attention
-from madbench.results.environment import cache_dir  # noqa: F401  (models.cache_dir: backends, tests)
+from madbench.results.fileio import cache_dir  # noqa: F401  (models.cache_dir: backends, tests)
 from madbench.download import hint
 from madbench.errors import MadbenchError
 from madbench.results.fileio import atomic_dir, commit_dir

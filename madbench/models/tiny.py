@@ -16,8 +16,7 @@ import random
 import torch
 
 from madbench.config.run_config import config_hash
-from madbench.results.environment import cache_dir
-from madbench.results.fileio import atomic_dir, commit_dir, write_json
+from madbench.results.fileio import atomic_dir, cache_dir, commit_dir, write_json
 from madbench.training.packing import full_blocks, pack
 
 SIZES = {

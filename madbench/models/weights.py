@@ -3,7 +3,7 @@
     madbench run --preset smoke                       # train.method=lora (default): RUN/.../adapter/
     madbench run --preset smoke train.method=full     # every weight fine-tuned:     RUN/.../model/
 
-``lora`` (default): a peft adapter on the shared frozen base (:func:`madbench.training.trainer.make_peft_model`),
+``lora`` (default): a peft adapter on the shared frozen base (:func:`make_peft_model`),
 saved as ``adapter/``; unchanged from earlier versions.
 
 ``full``: the whole model is trained, as in every study madbench cites (Shumailov et al. 2024,
@@ -38,7 +38,6 @@ def dirname(cfg) -> str:
 
 def check(cfg) -> None:
     """One line before any training for a method that cannot run with these settings."""
-    from madbench.config.run_config import LoraConfig
     from madbench.registry import did_you_mean
 
     method = cfg.train.method
@@ -51,15 +50,30 @@ def check(cfg) -> None:
     if not backend(cfg.sampling.backend).full_weights:
         raise MadbenchError(f"train.method=full cannot sample with sampling.backend={cfg.sampling.backend} (it serves LoRA adapters); "
                             "use sampling.backend=hf or train.method=lora")
-    changed = [f"lora.{k}" for k, v in vars(cfg.lora).items() if getattr(LoraConfig(), k) != v]
+    defaults = type(cfg.lora)()  # the LoraConfig defaults, without importing the config layer back
+    changed = [f"lora.{k}" for k, v in vars(cfg.lora).items() if getattr(defaults, k) != v]
     if changed:
         raise MadbenchError(f"{', '.join(changed)} only apply to train.method=lora; drop them or use train.method=lora")
 
 
+def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
+    """A fresh trainable LoRA model on a copy of ``base``; or continue ``init_adapter``."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    # Share the frozen base tensors instead of copying 270 MB per generation: peft only adds
+    # LoRA modules, and nothing here writes to base weights (merging for sampling swaps in
+    # new tensors, see madbench.models.inference.merged_lora). Modules and buffers are still copied.
+    model = copy.deepcopy(base, memo={id(p): p for p in base.parameters()})
+    if init_adapter:
+        return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
 def init_model(base, cfg, seed: int, init: Optional[Path]):
     """A trainable model for one generation: a new/continued LoRA adapter, or a full copy of the weights."""
-    from madbench.training.trainer import make_peft_model
-
     if cfg.train.method == "lora":
         return make_peft_model(base, cfg, seed, str(init) if init else None)
     torch.manual_seed(seed)
@@ -70,8 +84,6 @@ def init_model(base, cfg, seed: int, init: Optional[Path]):
 
 def load(base, cfg, folder: Path):
     """A generation's saved weights as an eval-mode model (generation 0 for reference scoring, resumed runs)."""
-    from madbench.training.trainer import make_peft_model
-
     if cfg.train.method == "lora":
         return make_peft_model(base, cfg, 0, str(folder))
     return load_full(folder, base).eval()

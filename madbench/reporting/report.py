@@ -22,7 +22,7 @@ from madbench.reporting import plots
 from madbench.reporting import uncertainty
 from madbench.config.dotted import flatten
 from madbench.errors import MadbenchError
-from madbench.reporting.headline import REPORT_ORDER
+from madbench.headline import REPORT_ORDER
 from madbench.results.run_store import RunStore
 from madbench.reporting.stats import aggregate_chains, group_label, group_key, last_generation_table
 

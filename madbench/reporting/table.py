@@ -38,7 +38,7 @@ def cell(value, interval: Optional[list]) -> str:
 
 
 def default_metrics(results: dict) -> List[str]:
-    from madbench.reporting.headline import HEADLINE
+    from madbench.headline import HEADLINE
 
     seen = {m for chain in results["chains"] for g in chain["generations"] for m in g["metrics"]}
     return [m for m in HEADLINE if m in seen] or sorted(seen)[:4]
@@ -58,7 +58,7 @@ def table(results: dict, metrics: List[str], last: bool = False) -> str:
 
 
 def shares(run_dir: Path, results: dict) -> str:
-    from madbench.results.run_store import LM_EVAL, RunStore
+    from madbench.results.run_store import LM_EVAL, LM_EVAL_RESULTS, RunStore
 
     store = RunStore(run_dir)
     total, lm_eval, n = dict.fromkeys(PHASES, 0.0), 0.0, 0
@@ -70,7 +70,7 @@ def shares(run_dir: Path, results: dict) -> str:
             n += 1
             for phase in PHASES:
                 total[phase] += timing.get(phase, 0.0)
-            lm = store.gen_dir(chain["id"], gen["generation"]) / LM_EVAL / "results.json"
+            lm = store.gen_dir(chain["id"], gen["generation"]) / LM_EVAL / LM_EVAL_RESULTS
             if lm.is_file():
                 lm_eval += json.loads(lm.read_text())["madbench"]["seconds"]
     seconds = sum(total.values())
@@ -83,9 +83,10 @@ def shares(run_dir: Path, results: dict) -> str:
 def main(args) -> int:
     from madbench.errors import MadbenchError
     from madbench.results.collect import load_results
+    from madbench.results.run_store import RunStore
 
     for run_dir in args.run_dirs:
-        if not (Path(run_dir) / "results.json").is_file():
+        if not RunStore(run_dir).results.is_file():
             raise MadbenchError(f"{run_dir} has no results.json; give a run folder (made by madbench run)")
         results = load_results(run_dir)
         if args.timing:

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence
 
 from madbench.results import fileio
+from madbench.results.run_store import RunStore
 from madbench.errors import MadbenchError
 from madbench.registry import Registry, did_you_mean
 
 from madbench.reporting.tracker_backends import (  # noqa: F401  (a tracker's protocol and the built-in ones)
     DiskTracker, MlflowTracker, TensorBoardTracker, Tracker, TrackerSettings, WandbTracker, _mlflow_key)
 
-STATE = Path("tracking") / "state.json"  # under the run folder
 _OPEN: Dict[str, "GenerationLogger"] = {}  # run folder -> the logger this process holds open there
 
 
@@ -75,7 +75,7 @@ def previous(run_dir: Path) -> List[str]:
 
 
 def _read_state(run_dir: Path) -> Dict[str, dict]:
-    path = run_dir / STATE
+    path = RunStore(run_dir).tracking_state
     if not path.is_file():
         return {}
     try:
@@ -182,7 +182,7 @@ class GenerationLogger:
         self._release()
 
     def _save(self) -> None:
-        fileio.write_json(self.run_dir / STATE, {"version": 1, "trackers": self.state})
+        fileio.write_json(RunStore(self.run_dir).tracking_state, {"version": 1, "trackers": self.state})
 
     def _close(self, name: str, abort: bool = False) -> None:
         tracker = self.trackers.pop(name)

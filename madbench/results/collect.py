@@ -7,12 +7,14 @@ The schema (``madbench/schemas/results.schema.json``) is the contract for
 from __future__ import annotations
 
 import json
+import time
 from importlib import resources
 from pathlib import Path
 
 from madbench.results import fileio
+from madbench.loop.callbacks import Callback
 from madbench.errors import MadbenchError
-from madbench.results.run_store import META, RunStore
+from madbench.results.run_store import META, REFERENCE_PPL, RunStore
 
 SCHEMA_VERSION = "1.0"
 
@@ -78,22 +80,24 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
         "chains": out_chains,
         "complete": all(c["complete"] for c in out_chains),
         "wall_seconds": wall_seconds,
-        **_ecosystems(run_dir, cfg, chains),
+        **_regime_sections(run_dir, cfg, chains),
         **({"protocol": fileio.read_json(store.protocol)} if store.protocol.is_file() else {}),
     }
 
 
-def _ecosystems(run_dir: Path, cfg, chains) -> dict:
-    """``{"ecosystems": [...]}`` when the run has the ecosystem regime (madbench/loop/ecosystem.py), else {}."""
-    from madbench.loop.ecosystem import collect as collect_ecosystems
+def _regime_sections(run_dir: Path, cfg, chains) -> dict:
+    """Each regime's own top-level section of results.json (Regime.collect: an ecosystem's ``ecosystems``)."""
+    from madbench.loop.regimes import regime
 
-    found = collect_ecosystems(Path(run_dir), cfg, chains)
-    return {"ecosystems": found} if found else {}
+    out: dict = {}
+    for name in dict.fromkeys(c.regime for c in chains):
+        out.update(regime(name).collect(RunStore(run_dir), cfg, [c for c in chains if c.regime == name]))
+    return out
 
 
 def _reference_log_ppl(gen_dir: Path) -> dict:
     """Per-sample log perplexity under generation 0 (the report's tail density figure), when measured."""
-    path = gen_dir / "reference_ppl.json"
+    path = gen_dir / REFERENCE_PPL
     if not path.is_file():
         return {}
     return {"reference_log_ppl": [round(v, 4) for v in fileio.read_json(path)["log_ppl"]]}
@@ -155,3 +159,38 @@ def load_results(path: Path) -> dict:
         raise MadbenchError(f"{path} {why}; re-create it from the run folder with: madbench run --resume {path.parent}")
     validate_results(data, str(path))
     return data
+
+
+def earlier_segments(results_path) -> list:
+    """Wall seconds of the earlier segments recorded in an existing results.json ([] for a new run).
+
+    A results.json from before ``wall_segments`` existed counts as one segment of its ``wall_seconds``.
+    """
+    try:
+        data = fileio.read_json(results_path)
+    except (OSError, ValueError):
+        return []
+    if isinstance(data.get("wall_segments"), list):
+        return [float(s) for s in data["wall_segments"]]
+    return [float(data["wall_seconds"])] if isinstance(data.get("wall_seconds"), (int, float)) else []
+
+
+class ResultsWriter(Callback):
+    """Rewrites RUN/results.json after every computed generation and hands it to the trackers (``--report-to``)."""
+
+    def __init__(self, store, cfg, chains, environment: dict, tracker=None, started: float | None = None):
+        self.store, self.cfg, self.chains, self.environment, self.tracker = store, cfg, chains, environment, tracker
+        self.started = time.perf_counter() if started is None else started  # this segment's wall time counts from here
+        self.earlier = earlier_segments(store.results)  # a resumed or re-run folder keeps the time already spent
+
+    def write(self) -> dict:
+        segments = [*self.earlier, round(time.perf_counter() - self.started, 2)]
+        data = collect(self.store.root, self.cfg, self.chains, self.environment, round(sum(segments), 2))
+        data["wall_segments"] = segments  # one entry per `madbench run` / resume that worked on this folder
+        write_results(self.store.root, data)
+        if self.tracker:
+            self.tracker.on_results(data)  # each newly finished generation, step = generation
+        return data
+
+    def on_step_end(self, chain, g, meta, seconds):
+        self.write()

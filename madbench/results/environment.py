@@ -1,4 +1,4 @@
-"""What produced a result: library versions, git commit, device, host; and where madbench caches models."""
+"""What produced a result: library versions, git commit, device, host"""
 
 from __future__ import annotations
 
@@ -8,11 +8,6 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-
-
-def cache_dir() -> Path:
-    """``$MADBENCH_CACHE`` (default ``~/.cache/madbench``): converted and tiny models (models.py, tiny.py)."""
-    return Path(os.environ.get("MADBENCH_CACHE", Path.home() / ".cache" / "madbench"))
 
 
 PACKAGES = ("madbench", "torch", "transformers", "peft", "accelerate", "datasets", "evaluate", "lm_eval", "tokenizers", "numpy")

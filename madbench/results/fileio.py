@@ -143,3 +143,8 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def cache_dir() -> Path:
+    """``$MADBENCH_CACHE`` (default ``~/.cache/madbench``): converted and tiny models (models/base_model.py, tiny.py)."""
+    return Path(os.environ.get("MADBENCH_CACHE", Path.home() / ".cache" / "madbench"))

@@ -154,6 +154,12 @@ def verify_folders(run_dir: Path, gen0_folders: List[Path], gen_folders: List[Pa
         raise MadbenchError(explain(run_dir, damages))
 
 
+def verify_chains(store: RunStore, chains, generations: int) -> None:
+    """:func:`verify_folders` for the generation 0 and generations 0..``generations`` of ``chains``."""
+    verify_folders(store.root, [store.gen0_dir(c.seed) for c in chains],
+                   [store.gen_dir(c.id, g) for c in chains for g in range(generations + 1)])
+
+
 def explain(run_dir: Path, damages: List[Damage]) -> str:
     first = damages[0]
     more = f" (and {len(damages) - 1} more damaged folder(s))" if len(damages) > 1 else ""

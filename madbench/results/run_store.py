@@ -14,9 +14,11 @@ Run folder::
     RUN/chains/<chain>/gen_<g>/      one folder per generation, published atomically:
         adapter/ or model/ (g >= 1)  mix.json  samples.jsonl  metrics.json  meta.json  lm_eval/
         reference_ppl.json          per-sample log perplexity under generation 0 (tail_* metrics)
-    RUN/ecosystems/<id>/gen_<g>.json ecosystem regime: cross-member metrics (madbench/loop/ecosystem.py)
+    RUN/<folder>/<id>/gen_<g>.json   a regime's own files (regime_file): ecosystems/ holds an ecosystem's cross-member
+                                     metrics (madbench/loop/ecosystem.py)
     RUN/results.json                 everything, schema-checked (schemas/results.schema.json)
     RUN/report/                      tables and figures (madbench/reporting/report.py)
+    RUN/tracking/state.json          trackers' run ids and what each logged, for a resume (madbench/reporting/trackers.py)
     RUN/damaged/<time>/              what --repair moved aside
 
 A generation folder appears only when complete (written to a temporary sibling and renamed,
@@ -33,7 +35,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List
 
 from madbench.results import fileio
 from madbench.data.corpus import MODEL, Doc
@@ -44,6 +46,9 @@ SAMPLES = "samples.jsonl"
 MIX = "mix.json"
 METRICS = "metrics.json"
 LM_EVAL = "lm_eval"  # lm-eval's own output folder inside a generation folder
+LM_EVAL_RESULTS = "results.json"  # lm-eval's results inside LM_EVAL (madbench/evaluation/lmeval.py)
+REFERENCE_PPL = "reference_ppl.json"  # per-sample log perplexity under generation 0 (madbench/metrics/tail.py)
+TRACKING_STATE = "tracking/state.json"  # under the run folder: trackers' run ids and what each logged (reporting/trackers.py)
 RECORDS = (META, GEN0_RECORD)  # never listed in an integrity record (they hold it)
 _GEN = "gen_"
 _SEED = "seed"
@@ -80,6 +85,10 @@ class RunStore:
         return self.root / "results.json"
 
     @property
+    def tracking_state(self) -> Path:
+        return self.root / TRACKING_STATE
+
+    @property
     def report_dir(self) -> Path:
         return self.root / "report"
 
@@ -107,8 +116,9 @@ class RunStore:
     def gen_dir(self, chain_id: str, g: int) -> Path:
         return self.chain_dir(chain_id) / _gen_name(g)
 
-    def ecosystem_file(self, ecosystem_id: str, g: int) -> Path:
-        return self.root / "ecosystems" / ecosystem_id / f"{_gen_name(g)}.json"
+    def regime_file(self, folder: str, group_id: str, g: int) -> Path:
+        """A regime's own per-generation file for a group of its chains: RUN/<folder>/<group_id>/gen_<g>.json."""
+        return self.root / folder / group_id / f"{_gen_name(g)}.json"
 
     # ------------------------------------------------------------------ reading back
     def read_samples(self, chain_id: str, g: int, kept_only: bool = True) -> List[Doc]:
@@ -182,19 +192,3 @@ class RunStore:
         from madbench.results.lock import folder_lock
 
         return folder_lock(self.root, what)
-
-    # ------------------------------------------------------------------ integrity
-    def verify(self, chains=None, generations: Optional[int] = None) -> None:
-        """Raise one line naming the first damaged finished folder (of ``chains`` only, when given)."""
-        from madbench.results import integrity
-
-        if chains is None:
-            integrity.verify(self.root)
-            return
-        integrity.verify_folders(self.root, [self.gen0_dir(c.seed) for c in chains],
-                                 [self.gen_dir(c.id, g) for c in chains for g in range(generations + 1)])
-
-    def repair(self, log=print) -> int:
-        from madbench.results import integrity
-
-        return integrity.repair(self.root, log=log)

@@ -11,7 +11,6 @@ whole model for ``train.method=full`` (see :mod:`madbench.models.weights`).
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -22,23 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from madbench.models.base_model import bf16_supported
+from madbench.models.weights import make_peft_model  # noqa: F401  (where it lived: bench, tests)
 from madbench.training.packing import pack, target_tokens  # noqa: F401  (training.pack: bench, tests)
-
-
-def make_peft_model(base, cfg, seed: int, init_adapter: str | None):
-    """A fresh trainable LoRA model on a copy of ``base``; or continue ``init_adapter``."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    # Share the frozen base tensors instead of copying 270 MB per generation: peft only adds
-    # LoRA modules, and nothing here writes to base weights (merging for sampling swaps in
-    # new tensors, see madbench.models.inference.merged_lora). Modules and buffers are still copied.
-    model = copy.deepcopy(base, memo={id(p): p for p in base.parameters()})
-    if init_adapter:
-        return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
-    torch.manual_seed(seed)
-    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
 
 
 def warmup_cosine(optimizer, warmup_steps: int, total_steps: int):
@@ -134,11 +118,9 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     """
     from accelerate import Accelerator
 
-    from madbench.metrics.perplexity import forget_scores
     from madbench.models.weights import memory, reset_peak
 
     reset_peak()
-    forget_scores(model)  # scores memoised by the evaluation of these weights no longer hold
     t = cfg.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
     blocks, labels = pack(tokenizer, texts, t.seq_len)

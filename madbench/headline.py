@@ -1,6 +1,6 @@
 """The headline panel: the few metrics every view shows first, defined once.
 
-    from madbench.reporting.headline import HEADLINE, QUALITY, DIVERSITY   # also re-exported by madbench.metrics
+    from madbench.headline import HEADLINE, QUALITY, DIVERSITY   # also re-exported by madbench.metrics
     madbench report RUN          # headline.png and the tables: REPORT_ORDER
     madbench leaderboard build   # the curve cards (CURVES) and the scores (QUALITY, DIVERSITY)
 
