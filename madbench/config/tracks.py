@@ -104,7 +104,8 @@ def resolve(name: str, config_file=None, overrides=()):
 
 def human_share(chain: dict) -> float:
     """Mean share of human documents in the chain's training mixes after generation 0 (0 for pure self-training)."""
-    fractions = [1.0 - g["synthetic_fraction"] for g in chain["generations"] if g["generation"] >= 1]
+    fractions = [1.0 - g["synthetic_fraction"] for g in chain["generations"]
+                 if g["generation"] >= 1 and isinstance(g.get("synthetic_fraction"), (int, float))]
     return sum(fractions) / len(fractions) if fractions else 0.0
 
 

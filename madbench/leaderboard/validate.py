@@ -37,6 +37,9 @@ from madbench.leaderboard.bundle import Invalid
 # A metric beyond this magnitude is not a measurement, and no chart or score can draw it honestly
 # (perplexity of an untrained 50k-vocabulary model is about 5e4).
 MAX_MAGNITUDE = 1e12
+# Relative scores divide by generation 0: a non-zero value below this magnitude would turn a change of a
+# fraction into a degradation of 1e290 % (whose statistics overflow); no metric madbench computes is that small.
+MIN_MAGNITUDE = 1e-12
 
 
 @dataclass
@@ -98,6 +101,10 @@ def check_names(data: dict) -> None:
                 if isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
                     raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}",
                                   f"{value!r} has a magnitude over {MAX_MAGNITUDE:g}: not a metric value a chart can draw")
+                if isinstance(value, (int, float)) and value and abs(value) < MIN_MAGNITUDE:
+                    raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}",
+                                  f"{value!r} is non-zero with a magnitude under {MIN_MAGNITUDE:g}: relative scores divide "
+                                  "by it; write 0 or the measured value")
             for key, (low, high) in (gen.get("intervals") or {}).items():
                 if key not in gen["metrics"] or not (math.isfinite(low) and math.isfinite(high) and low <= high):
                     raise Invalid(f"chains/{i}/generations/{j}/intervals/{key}",
@@ -122,6 +129,11 @@ def check_track(data: dict) -> None:
     changed = protocol_diff(data["config"], TRACKS.get(name))
     if changed:
         raise Invalid("config", f"differs from track {name}'s protocol at: {', '.join(changed[:12])}" + (" ..." if len(changed) > 12 else ""))
+    for i, chain in enumerate(data["chains"]):
+        for j, gen in enumerate(chain["generations"]):
+            if gen["generation"] >= 1 and not isinstance(gen.get("synthetic_fraction"), (int, float)):
+                raise Invalid(f"chains/{i}/generations/{j}/synthetic_fraction",
+                              "missing: a track ranks the human data each mitigation adds, so every generation records it")
     if not any(not c["mitigations"] for c in data["chains"]) or all(not c["mitigations"] for c in data["chains"]):
         raise Invalid("chains", f"a track {name} submission needs the unmitigated baseline and at least one mitigation")
 
@@ -152,6 +164,20 @@ def check_consistency(data: dict) -> None:
                                   f"stored {have.get(stat)!r} but the per-generation data gives {value!r}")
 
 
+def check_renders(data: dict) -> None:
+    """The last guard of "whatever validates builds": render the submission's page and track rows as build will."""
+    from madbench.leaderboard import site, tracks_view
+
+    try:
+        site.render_submission(data)
+        site.render_index([data])
+        if "track" in data:
+            tracks_view.track_rows([data], data["track"])
+    except Exception as exc:  # noqa: BLE001 (a file the site cannot draw is refused here, not in the build)
+        raise Invalid("(top level)", f"the site cannot render it ({type(exc).__name__}: {str(exc)[:120]}); "
+                      "please report this with the file")
+
+
 def check_data(data: dict) -> None:
     """Every check of a parsed submission, in order; raises the first :class:`Invalid`."""
     check_schema(data)
@@ -159,6 +185,7 @@ def check_data(data: dict) -> None:
     check_names(data)
     check_track(data)
     check_consistency(data)
+    check_renders(data)
 
 
 def check_file(path: Path, max_bytes: int = bundle.MAX_BYTES) -> Checked:

@@ -1,0 +1,108 @@
+"""Issue 28, case 1: whatever `leaderboard validate` accepts, `leaderboard build` renders.
+
+    .venv/bin/python -m pytest -q tests/test_faults_pipeline.py
+
+hypothesis is not installed in the project's venv, so a seeded generator draws schema-valid
+submissions from the shipped ones: extreme legal metric values (1e-294, 5e-324, +-1e12, 0),
+optional generation fields dropped, generations cut, a track declared or not. Each one is
+validated; every one that validates must build the site without raising.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from conftest import ROOT, madbench
+from madbench.leaderboard import bundle
+from madbench.leaderboard import scores
+from madbench.leaderboard import site
+from madbench.leaderboard.validate import check_file
+
+SUBS = ROOT / "leaderboard" / "submissions"
+SHIPPED = SUBS / "smoke-tiny-761528f493e4.json"
+TRACK = SUBS / "track-tiny-fs-tiny-2b5b44f45927.json"
+EXTREME = [0.0, 1e-294, -1e-294, 5e-324, 1e12, -1e12, 1e-12, 3.5, 117.97, 0.5, 1.0, 999999999999.0, 2.2250738585072014e-308]
+OPTIONAL = ["train_tokens", "train_docs", "synthetic_fraction", "num_samples", "num_kept", "seconds", "train_loss_last",
+            "mitigations", "intervals"]
+
+
+def rebuilt(data: dict) -> dict:
+    """Re-derive summary, scores and hash the way madbench submit would."""
+    data["summary"] = bundle.summary(data["config"], data["chains"])
+    data["scores"] = scores.scores_block(data["chains"], data["metrics_info"])
+    data["content_hash"] = bundle.content_hash(data)
+    return data
+
+
+def forged(rng: random.Random) -> dict:
+    data = json.loads((TRACK if rng.random() < 0.5 else SHIPPED).read_text())
+    rate = rng.choice([0.0, 0.05, 0.15, 0.4])  # how much of this file is forged
+    for chain in data["chains"]:
+        if rng.random() < rate:
+            chain["generations"] = chain["generations"][:rng.randint(1, len(chain["generations"]))]
+        for gen in chain["generations"]:
+            for key in list(gen["metrics"]):
+                if rng.random() < rate:
+                    gen["metrics"][key] = rng.choice(EXTREME + [None])
+            for key in OPTIONAL:
+                if key in gen and rng.random() < rate:
+                    del gen[key]
+    try:
+        return rebuilt(data)
+    except ValueError:  # a value the canonical JSON cannot hold: submit itself would refuse it
+        return None
+
+
+def test_whatever_validates_builds(tmp_path):
+    rng = random.Random(28)
+    built = 0
+    for i in range(80):
+        data = forged(rng)
+        if data is None:
+            continue
+        path = tmp_path / f"sub-{i}.json"
+        path.write_text(json.dumps(data))
+        checked = check_file(path)  # never raises
+        if checked.ok:
+            site.build([checked.data], tmp_path / "site")
+            built += 1
+    assert built >= 10  # the generator reaches valid files, not only refusals
+
+
+def test_track_submission_without_synthetic_fraction_validates_and_builds_or_is_refused(tmp_path):
+    """The observed case: the optional field dropped from a track submission; before, build died with KeyError."""
+    data = json.loads(TRACK.read_text())
+    for chain in data["chains"]:
+        for gen in chain["generations"]:
+            gen.pop("synthetic_fraction", None)
+    path = tmp_path / "nofrac.json"
+    path.write_text(json.dumps(rebuilt(data)))
+    checked = check_file(path)
+    if checked.ok:
+        site.build([checked.data], tmp_path / "site")
+    else:
+        assert "synthetic_fraction" in str(checked.error)
+
+
+@pytest.mark.slow
+def test_tiny_generation0_perplexity_is_one_line(tmp_path):
+    """A generation-0 perplexity of 1e-294 (inside the 1e12 cap): validate died with OverflowError in fsum."""
+    data = json.loads(SHIPPED.read_text())
+    for chain in data["chains"]:
+        chain["generations"][0]["metrics"]["perplexity"] = 1e-294
+    try:
+        data = rebuilt(data)
+    except (OverflowError, ValueError):
+        data["content_hash"] = bundle.content_hash(data)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "tiny.json").write_text(json.dumps(data))
+    (subs / "good.json").write_text(SHIPPED.read_text())
+    proc = madbench("leaderboard", "validate", subs)
+    assert "Traceback" not in proc.stderr and proc.returncode == 1, proc.stderr
+    assert "tiny.json" in proc.stderr
+    proc = madbench("leaderboard", "build", "--submissions", subs, "--out", tmp_path / "site")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
