@@ -106,3 +106,49 @@ def test_tiny_generation0_perplexity_is_one_line(tmp_path):
     assert "tiny.json" in proc.stderr
     proc = madbench("leaderboard", "build", "--submissions", subs, "--out", tmp_path / "site")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def _track_forgery(edit) -> dict:
+    data = json.loads(TRACK.read_text())
+    edit(data)
+    return rebuilt(data)
+
+
+def _drop_generations_and_keys(d):
+    """The observed attack: protocol keys deleted and 1 of 4 generations kept (ranked #1 at -50.5% at 43094ef)."""
+    del d["config"]["loop"]["generations"], d["config"]["loop"]["seeds"], d["config"]["train"]["learning_rate"]
+    for c in d["chains"]:
+        c["generations"] = c["generations"][:2]
+
+
+def _other_regime(d):
+    for c in d["chains"]:
+        c["regime"] = "fresh_data"
+
+
+def _incomplete(d):
+    d["run"]["complete"] = False
+    d["chains"][3]["complete"] = False
+
+
+def _value_to_object(d):
+    d["config"]["loop"]["generations"] = {"value": 4}
+
+
+def _one_seed(d):
+    d["chains"] = [c for c in d["chains"] if c["seed"] == 0]
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (_drop_generations_and_keys, "loop.generations"),
+    (_other_regime, "chains"),
+    (_incomplete, "incomplete"),
+    (_value_to_object, "loop.generations"),
+    (_one_seed, "chains"),
+], ids=["dropped-keys", "other-regime", "incomplete", "value-to-object", "one-seed"])
+def test_track_submission_must_follow_the_protocol(tmp_path, edit, needle):
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(_track_forgery(edit)))
+    checked = check_file(path)
+    assert not checked.ok and needle in str(checked.error), checked.line()
+    assert check_file(TRACK).ok  # the shipped track submission still validates

@@ -121,7 +121,7 @@ def check_track(data: dict) -> None:
     if "track" not in data:
         return  # open
     from madbench.registry import did_you_mean
-    from madbench.config.tracks import TRACKS, protocol_diff
+    from madbench.config.tracks import TRACKS, chain_diff, protocol_diff
 
     name = data["track"]
     if name not in TRACKS:
@@ -129,6 +129,9 @@ def check_track(data: dict) -> None:
     changed = protocol_diff(data["config"], TRACKS.get(name))
     if changed:
         raise Invalid("config", f"differs from track {name}'s protocol at: {', '.join(changed[:12])}" + (" ..." if len(changed) > 12 else ""))
+    wrong = chain_diff(data, TRACKS.get(name))
+    if wrong:
+        raise Invalid("chains", f"do not follow track {name}'s protocol: {'; '.join(wrong)}")
     for i, chain in enumerate(data["chains"]):
         for j, gen in enumerate(chain["generations"]):
             if gen["generation"] >= 1 and not isinstance(gen.get("synthetic_fraction"), (int, float)):
