@@ -152,3 +152,39 @@ def test_track_submission_must_follow_the_protocol(tmp_path, edit, needle):
     checked = check_file(path)
     assert not checked.ok and needle in str(checked.error), checked.line()
     assert check_file(TRACK).ok  # the shipped track submission still validates
+
+
+def _copy_of_shipped(submitter: str, created: str) -> dict:
+    data = json.loads(SHIPPED.read_text())
+    data["submitter"], data["created"] = submitter, created
+    data["content_hash"] = bundle.content_hash(data)
+    return data
+
+
+def test_copy_saved_first_by_name_is_refused_by_created_time(tmp_path):
+    """A copy with another submitter saved as 0-copy.json knocked out the original at 43094ef (file-name order)."""
+    from madbench.leaderboard.validate import check_many
+
+    (tmp_path / "smoke.json").write_text(SHIPPED.read_text())
+    (tmp_path / "0-copy.json").write_text(json.dumps(_copy_of_shipped("copier", "2099-01-01T00:00:00+00:00")))
+    copy, original = check_many(sorted(tmp_path.glob("*.json")))
+    assert original.ok, original.line()
+    assert not copy.ok and "smoke.json" in str(copy.error) and "submitted earlier" in str(copy.error)
+
+
+@pytest.mark.slow
+def test_git_history_beats_a_forged_created_time(tmp_path):
+    """The copy claims an earlier `created`; the repository's history says the original came first."""
+    import subprocess
+
+    from madbench.leaderboard.validate import check_many
+
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "smoke.json").write_text(SHIPPED.read_text())
+    git("add", "smoke.json")
+    git("-c", "user.name=m", "-c", "user.email=m@x", "commit", "-qm", "original")
+    (tmp_path / "0-copy.json").write_text(json.dumps(_copy_of_shipped("copier", "2000-01-01T00:00:00+00:00")))
+    copy, original = check_many(sorted(tmp_path.glob("*.json")))
+    assert original.ok, original.line()
+    assert not copy.ok and "smoke.json" in str(copy.error) and "not committed" in str(copy.error)

@@ -202,20 +202,60 @@ def check_file(path: Path, max_bytes: int = bundle.MAX_BYTES) -> Checked:
 
 
 def check_many(paths, max_bytes: int = bundle.MAX_BYTES) -> list[Checked]:
-    """Check every file; the later of two files with the same content hash or the same run is a duplicate."""
-    out, hashes, runs = [], {}, {}
-    for path in paths:
-        item = check_file(path, max_bytes)
-        if item.ok:
-            digest, run = item.data["content_hash"], bundle.run_fingerprint(item.data)
-            if digest in hashes:
-                item.error = Invalid("content_hash", f"duplicate of {hashes[digest]}")
-            elif run in runs:
-                item.error = Invalid("chains", f"the same run (config and metrics) as {runs[run]}")
-            else:
-                hashes[digest], runs[run] = path, path
-        out.append(item)
+    """Check every file; of two files with the same content hash or the same run, the one submitted later (by the
+    repository's history, then the recorded ``created`` time, then the file name) is the duplicate."""
+    out = [check_file(path, max_bytes) for path in paths]
+    added = _git_added([c.path for c in out if c.ok])
+    hashes, runs = {}, {}
+    for item in sorted((c for c in out if c.ok), key=lambda c: _submitted(c, added)):
+        digest, run = item.data["content_hash"], bundle.run_fingerprint(item.data)
+        earlier = hashes.get(digest) or runs.get(run)
+        if earlier is not None:
+            what = "duplicate of" if digest in hashes else "the same run (config and metrics) as"
+            item.error = Invalid("content_hash" if digest in hashes else "chains",
+                                 f"{what} {earlier.path}, submitted earlier ({_when(earlier, added)}; this file: "
+                                 f"{_when(item, added)}); the earlier submission keeps its place")
+        else:
+            hashes[digest], runs[run] = item, item
     return out
+
+
+def _submitted(item: Checked, added: dict) -> tuple:
+    """Sort key: first commit time in git (a file not committed yet is the newest), then ``created``, then the name."""
+    return (added.get(Path(item.path).resolve(), float("inf")), str(item.data.get("created", "")), str(item.path))
+
+
+def _when(item: Checked, added: dict) -> str:
+    at = added.get(Path(item.path).resolve())
+    import datetime
+
+    git = (f"committed {datetime.datetime.fromtimestamp(at, datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+           if at is not None else "not committed")
+    return f"{git}, created {item.data.get('created', '?')}"
+
+
+def _git_added(paths) -> dict:
+    """{resolved path: unix time of the commit that added it} from one ``git log`` per folder; {} outside git."""
+    import subprocess
+
+    found: dict = {}
+    for folder in sorted({Path(p).resolve().parent for p in paths}):
+        try:
+            top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                                 text=True, timeout=30)
+            if top.returncode:
+                continue
+            log = subprocess.run(["git", "-C", str(folder), "log", "--diff-filter=A", "--format=@%ct", "--name-only",
+                                  "--", "."], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        root, when = Path(top.stdout.strip()), None
+        for line in log.stdout.splitlines():
+            if line.startswith("@"):
+                when = int(line[1:])
+            elif line.strip() and when is not None:
+                found[(root / line.strip()).resolve()] = when  # git log is newest first: the oldest stays
+    return found
 
 
 def submission_files(folder: Path) -> list[Path]:
