@@ -177,15 +177,24 @@ def check_ranges(cfg) -> None:
             raise MadbenchError(f"{key} = {value!r} is outside {span} ({why})")
 
 
-_NAME_BAD = re.compile(r"[/\\\x00-\x1f\x7f]")
+# path separators, control characters, bidi overrides/isolates and zero-width characters (a name that reads as another)
+_NAME_BAD = re.compile(r"[/\\\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def hidden_characters(text: str) -> bool:
+    """True when ``text`` holds bidi overrides or zero-width characters (it would display as something else)."""
+    return bool(_HIDDEN.search(text))
+
+
+_HIDDEN = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def check_name(name: str, what: str = "name") -> None:
     """A run or sweep name becomes a folder name: no path separators, no '..', no control characters."""
     if not name or name in (".", "..") or ".." in name or _NAME_BAD.search(name) or len(name) > 200:
         safe = re.sub(r"[^A-Za-z0-9._+=,-]+", "-", name.replace("..", ".")).strip("-.")[:80] or "run"
-        raise MadbenchError(f"{what} {name[:80]!r} is not a plain name (it becomes a folder: no '/', '\\', '..' or "
-                            f"control characters); use for example {what}={safe}, and --output-dir to choose where it goes")
+        raise MadbenchError(f"{what} {ascii(name[:80])} is not a plain name (it becomes a folder: no '/', '\\', '..', "
+                            f"control, bidi-override or zero-width characters); use for example {what}={safe}, and --output-dir to choose where it goes")
 
 
 def check_file_size(path: Path) -> None:

@@ -83,7 +83,14 @@ def check_names(data: dict) -> None:
     from madbench.mitigations import MITIGATIONS
     from madbench.loop.regimes import REGIMES
 
+    from madbench.config.limits import hidden_characters
+
     declared = set(data["metrics_info"])
+    for field, text in [("run/name", data["run"]["name"]), ("submitter", data["submitter"]),
+                        *((f"chains/{i}/id", c["id"]) for i, c in enumerate(data["chains"]))]:
+        if hidden_characters(str(text)):
+            raise Invalid(field, f"{ascii(str(text)[:80])} holds bidi-override or zero-width characters (it would read "
+                                 "as another name); use plain text")
     for i, chain in enumerate(data["chains"]):
         if chain["regime"] not in REGIMES:
             raise Invalid(f"chains/{i}/regime", f"unknown regime '{chain['regime']}'; known: {', '.join(REGIMES.names())}")

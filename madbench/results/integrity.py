@@ -67,6 +67,8 @@ def try_read_json(path: Path) -> tuple[Optional[dict], Optional[str]]:
         return None, "is not text (binary or corrupted)"
     except json.JSONDecodeError as exc:
         return None, f"is not valid JSON (truncated? line {exc.lineno} column {exc.colno})"
+    except RecursionError:
+        return None, "nests too deeply to be a madbench file"
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror})"
     if not isinstance(data, dict):
