@@ -72,3 +72,40 @@ def test_load_results_refuses_and_resume_recollects(run):
         load_results(run)
     madbench("run", "--resume", run, check=True)
     assert load_results(run)["chains"][0]["generations"][0]["metrics"]["perplexity"] < 300
+
+
+def flip_byte_in_text(path: Path) -> None:
+    """One letter of a sample text changed: still valid JSON, so only a checksum sees it."""
+    raw = path.read_text()
+    at = raw.index('"text": "') + len('"text": "') + 2
+    path.write_text(raw[:at] + ("x" if raw[at] != "x" else "y") + raw[at + 1:])
+
+
+@pytest.mark.slow
+def test_gen0_sample_cache_is_checked_on_resume_and_repaired(run):
+    """A flipped byte in gen0/seed*/samples-*.json was trained on after a resume at 43094ef."""
+    before = json.loads((run / "results.json").read_text())["chains"][0]["generations"]
+    cache = sorted(run.glob("gen0/seed*/samples-*.json"))[0]
+    flip_byte_in_text(cache)
+    one_line(madbench("run", "--resume", run), str(cache.name), "--repair")
+    madbench("run", "--resume", run, "--repair", check=True)
+    after = json.loads((run / "results.json").read_text())["chains"][0]["generations"]
+    assert [g["metrics"] for g in after] == [g["metrics"] for g in before]  # recomputed bit for bit
+
+
+@pytest.mark.slow
+def test_ecosystem_file_damage_is_one_line_and_repaired(tmp_path):
+    """A truncated ecosystems/*/gen_*.json gave a traceback on every resume, --repair did not fix it; an edited
+    value flowed into results.json."""
+    run = tmp_path / "eco"
+    madbench("run", "--preset", "smoke", "loop.regimes=[ecosystem]", "loop.ecosystem.members=2", "loop.generations=1",
+             "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]", "--output-dir", run, check=True)
+    path = sorted(run.glob("ecosystems/*/gen_*.json"))[-1]
+    good = json.loads(path.read_text())
+    edited = {**good, "cross_self_bleu": 0.0}
+    path.write_text(json.dumps(edited))
+    one_line(madbench("run", "--resume", run), path.name, "--repair")
+    path.write_text(path.read_text()[:20])  # truncated
+    one_line(madbench("run", "--resume", run), path.name, "--repair")
+    madbench("run", "--resume", run, "--repair", check=True)
+    assert json.loads(path.read_text()) == good
