@@ -124,3 +124,12 @@ def test_cli_one_line(tmp_path, args, word):
         assert proc.returncode == 0, proc.stderr[-2000:]
     else:
         assert proc.returncode == 2 and word in proc.stderr, proc.stderr[-2000:]
+
+
+def test_docs_list_every_bound_and_range():
+    """docs/hardening.md is written from the same table: a key added to it must appear there too."""
+    from conftest import ROOT
+
+    page = (ROOT / "docs" / "hardening.md").read_text()
+    missing = [k for k in [*RANGES, *BOUNDS] if f"`{k}`" not in page]
+    assert not missing, missing
