@@ -136,6 +136,8 @@ def check_track(data: dict) -> None:
     changed = protocol_diff(data["config"], TRACKS.get(name))
     if changed:
         raise Invalid("config", f"differs from track {name}'s protocol at: {', '.join(changed[:12])}" + (" ..." if len(changed) > 12 else ""))
+    if not any(not c["mitigations"] for c in data["chains"]) or all(not c["mitigations"] for c in data["chains"]):
+        raise Invalid("chains", f"a track {name} submission needs the unmitigated baseline and at least one mitigation")
     wrong = chain_diff(data, TRACKS.get(name))
     if wrong:
         raise Invalid("chains", f"do not follow track {name}'s protocol: {'; '.join(wrong)}")
@@ -144,8 +146,6 @@ def check_track(data: dict) -> None:
             if gen["generation"] >= 1 and not isinstance(gen.get("synthetic_fraction"), (int, float)):
                 raise Invalid(f"chains/{i}/generations/{j}/synthetic_fraction",
                               "missing: a track ranks the human data each mitigation adds, so every generation records it")
-    if not any(not c["mitigations"] for c in data["chains"]) or all(not c["mitigations"] for c in data["chains"]):
-        raise Invalid("chains", f"a track {name} submission needs the unmitigated baseline and at least one mitigation")
 
 
 def check_consistency(data: dict) -> None:
