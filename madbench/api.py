@@ -104,8 +104,8 @@ class Results:
 
 def _generation(data: dict) -> GenerationResult:
     names = {f.name for f in dataclasses.fields(GenerationResult)}
-    return GenerationResult(**{k: v for k, v in data.items() if k in names and k != "mitigations"},
-                            mitigations=data.get("mitigations", {}))
+    values = {k: data.get(k) for k in names if k != "mitigations"}  # optional fields of an older file: None
+    return GenerationResult(**values, mitigations=data.get("mitigations", {}))
 
 
 def load_results(run_dir: Union[str, Path]) -> Results:
@@ -117,7 +117,7 @@ def load_results(run_dir: Union[str, Path]) -> Results:
     chains = tuple(ChainResult(id=c["id"], regime=c["regime"], mode=c["mode"], seed=c["seed"],
                                mitigations=tuple(c["mitigations"]), complete=c["complete"],
                                generations=tuple(_generation(g) for g in c["generations"])) for c in data["chains"])
-    return Results(path=path if path.is_dir() else path.parent, run_name=data["run_name"], config=data["config"],
+    return Results(path=path if path.is_dir() else path.parent, run_name=data.get("run_name") or str(data["config"].get("name", "")), config=data["config"],
                    config_hash=data["config_hash"], environment=data["environment"],
                    metrics_info=data.get("metrics_info", {}), chains=chains, complete=data["complete"],
                    wall_seconds=data.get("wall_seconds"))

@@ -111,6 +111,13 @@ def main(argv=None) -> int:
     except MadbenchError as exc:
         print(f"madbench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `madbench table RUN | head`: the reader left; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
+    except PermissionError as exc:
+        print(f"madbench: error: no permission to write {exc.filename or 'a file'} ({exc.strerror}); choose a folder "
+              "you can write to (--out / --output-dir) or fix its permissions", file=sys.stderr)
+        return 2
     except Exception as exc:
         from madbench.errors import disk_full_message, is_disk_full
 

@@ -44,6 +44,29 @@ BOUNDS = {
     "lora.r": 65_536,
     "eval.task_docs": 10_000_000,
     "eval.batch_size": 65_536,
+    # derived quantities: what the values above multiply into
+    "sampling.requested": 1_000_000,  # samples drawn per generation: num_samples x every filter's oversampling
+    "train.attention_cells": 1 << 33,  # train.batch_size x train.seq_len^2: the attention scores of one step
+    "sweep.variants": 10_000,  # product of a sweep file's grid axes
+}
+
+# dotted key -> (low, high, low_inclusive, high_inclusive, why): the legal range of every bounded number.
+# NaN and infinities are refused for every float of a config (and every number of mitigation_params).
+RANGES = {
+    "train.learning_rate": (0.0, 10.0, False, True, "a step size; 0 or less does not train"),
+    "train.weight_decay": (0.0, 10.0, True, True, "a decay factor"),
+    "train.warmup_steps": (0, 10_000_000, True, True, "a count of steps"),
+    "lora.alpha": (0.0, 1e6, False, True, "LoRA's scale alpha/r must be positive"),
+    "lora.dropout": (0.0, 1.0, True, False, "a probability below 1 (1 drops everything)"),
+    "sampling.temperature": (1e-3, 1e3, True, True, "logits / temperature overflow to inf below 1e-3"),
+    "sampling.top_k": (0, 10_000_000, True, True, "0 = off, else the number of tokens kept"),
+    "sampling.repetition_penalty": (0.0, 100.0, False, True, "a divisor of logits; 0 divides by zero"),
+    "sampling.num_beams": (1, None, True, True, "1 = sampling, more = beam search"),
+    "sampling.batch_size": (1, None, True, True, "samples per decode batch"),
+    "eval.batch_size": (1, None, True, True, "documents per evaluation batch"),
+    "data.doc_words": (1, None, True, True, "words per passage"),
+    "data.prompt_words": (1, None, True, True, "words of a real document used as a prompt"),
+    "data.max_docs": (0, None, True, True, "0 = the whole corpus"),
 }
 
 
@@ -59,32 +82,119 @@ def bounds() -> dict:
 
 
 def _value(cfg, key: str) -> tuple:
-    """(value, unit) of a bounded key: a list counts its entries."""
+    """(value, unit) of a bounded key: a list counts its entries; derived keys are computed."""
     if key == "chains":
-        return len(cfg.loop.seeds) * len(cfg.loop.regimes) * len(cfg.loop.mitigations), " chains"
+        members = cfg.loop.ecosystem.members if any(r.split("/")[0] == "ecosystem" for r in cfg.loop.regimes) else 1
+        chains = len(cfg.loop.seeds) * len(cfg.loop.regimes) * len(cfg.loop.mitigations)
+        return chains * max(1, members), " chains" + (f" (x {members} ecosystem members)" if members > 1 else "")
+    if key == "sampling.requested":
+        return requested_samples(cfg), " samples per generation (num_samples x the filters' oversampling)"
+    if key == "train.attention_cells":
+        return cfg.train.batch_size * cfg.train.seq_len ** 2, " (train.batch_size x train.seq_len^2)"
+    if key == "sweep.variants":
+        return 0, ""  # checked by check_variants, before a sweep plans them
     section, _, name = key.partition(".")
     value = getattr(getattr(cfg, section), name)
     return (len(value), " entries") if isinstance(value, (tuple, list)) else (value, "")
 
 
+def requested_samples(cfg) -> float:
+    """The most samples any mitigation set asks for per generation (num_samples x its filters' oversampling)."""
+    from madbench.mitigations import build_mitigations
+    from madbench.mitigations.compose import oversample_factor
+
+    worst = 1.0
+    for mset in cfg.loop.mitigations:
+        try:
+            worst = max(worst, oversample_factor(build_mitigations(mset, cfg.mitigation_params)))
+        except (ZeroDivisionError, OverflowError):
+            worst = float("inf")
+    return cfg.sampling.num_samples * worst
+
+
+def _over(key: str, value, unit: str, bound: int) -> None:
+    if isinstance(value, (int, float)) and value > bound:
+        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+        raise MadbenchError(
+            f"{key} = {shown}{unit} is over madbench's bound of {bound} (so a typo cannot hang a run or exhaust "
+            f"memory); to ask for it deliberately, set {ENV}={key}={int(value) if value < 1e18 else value}")
+
+
 def check_bounds(cfg) -> None:
-    for key, bound in bounds().items():
+    limits = bounds()
+    check_ranges(cfg)
+    for key, bound in limits.items():
+        if key in ("sampling.requested",):
+            continue  # needs the mitigations' parameters checked first: validate calls check_derived
         value, unit = _value(cfg, key)
-        if isinstance(value, (int, float)) and value > bound:
-            raise MadbenchError(
-                f"{key} = {value}{unit} is over madbench's bound of {bound} (so a typo cannot hang a run or exhaust "
-                f"memory); to ask for it deliberately, set {ENV}={key}={value}")
+        _over(key, value, unit, bound)
+    for i, rank in enumerate(cfg.loop.ecosystem.lora_ranks):  # parameters per ecosystem member
+        _over(f"loop.ecosystem.lora_ranks[{i}]", rank, " (a member's LoRA rank, bounded as lora.r)", limits["lora.r"])
 
 
-_NAME_BAD = re.compile(r"[/\\\x00-\x1f\x7f]")
+def check_derived(cfg) -> None:
+    """Bounds of quantities that need the mitigations built: samples requested after oversampling and filtering."""
+    value, unit = _value(cfg, "sampling.requested")
+    _over("sampling.requested", value, unit, bounds()["sampling.requested"])
+
+
+def check_variants(count: int) -> None:
+    """A sweep's grid multiplies out to ``count`` variants: refused past the bound before any is planned."""
+    _over("sweep.variants", count, " variants (the product of the grid's axes)", bounds()["sweep.variants"])
+
+
+def _finite(value, key: str) -> None:
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MadbenchError(f"{key} = {value} is not a finite number; give a plain number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _finite(v, f"{key}[{i}]")
+
+
+def check_ranges(cfg) -> None:
+    """NaN and infinities nowhere, every key of :data:`RANGES` inside its range: one line naming the key and why."""
+    import dataclasses
+
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(section):
+            for g in dataclasses.fields(section):
+                _finite(getattr(section, g.name), f"{f.name}.{g.name}")
+        else:
+            _finite(section, f.name)
+    for key, (low, high, low_in, high_in, why) in RANGES.items():
+        section, _, name = key.partition(".")
+        value = getattr(getattr(cfg, section), name)
+        ok = (low is None or (value >= low if low_in else value > low)) and \
+             (high is None or (value <= high if high_in else value < high))
+        if not ok:
+            span = f"{'[' if low_in else '('}{low:g}, {'...' if high is None else f'{high:g}'}{']' if high_in else ')'}"
+            raise MadbenchError(f"{key} = {value!r} is outside {span} ({why})")
+
+
+# path separators, control characters, bidi overrides/isolates and zero-width characters (a name that reads as another)
+_NAME_BAD = re.compile(r"[/\\\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def hidden_characters(text: str) -> bool:
+    """True when ``text`` holds bidi overrides or zero-width characters (it would display as something else)."""
+    return bool(_HIDDEN.search(text))
+
+
+_HIDDEN = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def check_name(name: str, what: str = "name") -> None:
     """A run or sweep name becomes a folder name: no path separators, no '..', no control characters."""
     if not name or name in (".", "..") or ".." in name or _NAME_BAD.search(name) or len(name) > 200:
         safe = re.sub(r"[^A-Za-z0-9._+=,-]+", "-", name.replace("..", ".")).strip("-.")[:80] or "run"
-        raise MadbenchError(f"{what} {name[:80]!r} is not a plain name (it becomes a folder: no '/', '\\', '..' or "
-                            f"control characters); use for example {what}={safe}, and --output-dir to choose where it goes")
+        raise MadbenchError(f"{what} {ascii(name[:80])} is not a plain name (it becomes a folder: no '/', '\\', '..', "
+                            f"control, bidi-override or zero-width characters); use for example {what}={safe}, and --output-dir to choose where it goes")
 
 
 def check_file_size(path: Path) -> None:

@@ -41,6 +41,31 @@ def fresh_needed(cfg) -> int:
     return needed(cfg)
 
 
+# the linear layers of a Llama block (the embedded models, and any folder whose config.json says model_type llama)
+LLAMA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def check_target_modules(cfg, kind: str) -> None:
+    """lora.target_modules name layers the model has (known without loading it for Llama models)."""
+    import json
+    from pathlib import Path
+
+    if cfg.train.method != "lora":
+        return
+    llama = kind == "embedded"
+    if kind == "folder":
+        try:
+            llama = json.loads((Path(cfg.model.name).expanduser() / "config.json").read_text()).get("model_type") == "llama"
+        except (OSError, ValueError, AttributeError):
+            llama = False
+    unknown = [m for m in cfg.lora.target_modules if m not in LLAMA_MODULES]
+    if llama and unknown:
+        from madbench.registry import did_you_mean
+
+        raise MadbenchError(f"lora.target_modules has '{unknown[0]}', not a layer of a Llama model;"
+                            f"{did_you_mean(unknown[0], LLAMA_MODULES)} choose from {', '.join(LLAMA_MODULES)}")
+
+
 def preflight(cfg) -> dict:
     """Raise one MadbenchError naming what to fix; return facts for the plan (passages, needs)."""
     from madbench.config.validation import validate
@@ -50,7 +75,8 @@ def preflight(cfg) -> dict:
 
     validate(cfg)
     missing_for(cfg)  # model, corpus and embedder packages: one line naming `madbench download`
-    check_model_name(cfg.model.name)
+    kind = check_model_name(cfg.model.name)
+    check_target_modules(cfg, kind)
     d = cfg.data
     total = corpus_passages(cfg)
     usable = min(total, d.max_docs) if d.max_docs else total

@@ -62,10 +62,42 @@ def protocol(config: dict) -> Dict[str, Any]:
 
 
 def protocol_diff(config: dict, tr: Track) -> List[str]:
-    """Dotted keys where ``config`` departs from the track's protocol. Keys only one side has are ignored: a
-    config field added to madbench later has its old behaviour as default, so older submissions still follow."""
+    """Dotted keys where ``config`` departs from the track's protocol. A key the config lacks counts as its default
+    (how madbench reads an older config), so deleting a key is a departure unless the protocol holds the default;
+    a value turned into a mapping (``loop.generations.x``) is a departure of the key it replaced."""
+    from madbench.config.run_config import RunConfig
+
     mine, theirs = protocol(config), protocol(tr.config().to_dict())
-    return sorted(k for k in theirs if k in mine and _plain(mine[k]) != _plain(theirs[k]))
+    defaults = protocol(RunConfig().to_dict())
+    changed = {k for k in theirs if _plain(mine.get(k, defaults.get(k, _MISSING))) != _plain(theirs[k])}
+    changed |= {p for k in mine if k not in theirs for p in theirs if k.startswith(p + ".")}
+    return sorted(changed)
+
+
+_MISSING = object()
+
+
+def chain_diff(data: dict, tr: Track) -> List[str]:
+    """How a track submission's chains depart from the protocol: every regime x seed x mitigation set of the config,
+    each complete with every generation; an empty list when they match."""
+    from madbench.loop.regimes import parse_regime
+
+    cfg = tr.config()
+    sets = {tuple(m) for m in (data["config"].get("loop") or {}).get("mitigations") or [[]]
+            if isinstance(m, (list, tuple))} | {()}
+    wanted = {(*parse_regime(r), seed, m) for r in cfg.loop.regimes for seed in cfg.loop.seeds for m in sets}
+    have = [(c["regime"], c["mode"], c["seed"], tuple(c["mitigations"])) for c in data["chains"]]
+    out = []
+    if set(have) != wanted or len(have) != len(wanted):
+        extra, missing = sorted(set(have) - wanted), sorted(wanted - set(have))
+        out.append(f"chains are not regimes {list(cfg.loop.regimes)} x seeds {list(cfg.loop.seeds)} x the config's "
+                   f"mitigation sets (missing {len(missing)}, unexpected {len(extra)}, {len(have)} chains)")
+    short = [c["id"] for c in data["chains"] if not c.get("complete") or
+             [g["generation"] for g in c["generations"]] != list(range(cfg.loop.generations + 1))]
+    if short or not data["run"].get("complete"):
+        out.append(f"the run is incomplete ({', '.join(short[:3]) or 'run.complete is false'}): every chain needs "
+                   f"generations 0..{cfg.loop.generations}; incomplete runs are not ranked")
+    return out
 
 
 def _plain(v):
@@ -104,7 +136,8 @@ def resolve(name: str, config_file=None, overrides=()):
 
 def human_share(chain: dict) -> float:
     """Mean share of human documents in the chain's training mixes after generation 0 (0 for pure self-training)."""
-    fractions = [1.0 - g["synthetic_fraction"] for g in chain["generations"] if g["generation"] >= 1]
+    fractions = [1.0 - g["synthetic_fraction"] for g in chain["generations"]
+                 if g["generation"] >= 1 and isinstance(g.get("synthetic_fraction"), (int, float))]
     return sum(fractions) / len(fractions) if fractions else 0.0
 
 

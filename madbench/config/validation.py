@@ -18,7 +18,7 @@ def validate(cfg: RunConfig) -> None:
     """Check values and names against the registries; raise one clear line."""
     from madbench import mitigations  # noqa: F401  (registers names)
     from madbench.loop import regimes  # noqa: F401  (registers the regimes)
-    from madbench.config.limits import check_bounds, check_name
+    from madbench.config.limits import check_bounds, check_derived, check_name
 
     check_name(cfg.name, "name")  # it becomes the run folder's name
     check_bounds(cfg)  # before anything is planned: sizes that would hang or exhaust memory
@@ -35,6 +35,7 @@ def validate(cfg: RunConfig) -> None:
         if not isinstance(params, dict):
             raise MadbenchError(f"mitigation_params.{name} must map parameter names to values, got {params!r}")
         cls(**params)  # unknown names (with a did-you-mean) and out-of-range values fail here, before anything runs
+    check_derived(cfg)  # samples requested after every filter's oversampling
     for name in cfg.eval.metrics:
         METRICS.get(name)
     from madbench.evaluation.lm_models import LM_EVAL_MODELS
@@ -74,6 +75,7 @@ def validate(cfg: RunConfig) -> None:
         (cfg.model.dtype in ("auto", "float32", "bfloat16"), "model.dtype must be auto, float32 or bfloat16"),
         (cfg.train.mixed_precision in ("auto", "no", "bf16"), "train.mixed_precision must be auto, no or bf16"),
         (cfg.lora.r > 0, "lora.r must be > 0"),
+        (len(cfg.lora.target_modules) > 0, "lora.target_modules must name at least one module, e.g. [q_proj,v_proj]"),
         (cfg.eval.task_docs >= 0, "eval.task_docs must be >= 0 (0 = all held-out documents)"),
     ]
     for ok, message in checks:

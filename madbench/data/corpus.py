@@ -114,6 +114,8 @@ def corpus_files(corpus: str) -> List[Path]:
     else:
         files = [path]
     for file in files:
+        if not file.is_file():  # a FIFO, a socket or a device: reading it could block forever
+            raise MadbenchError(f"corpus '{file}' is not a regular file (a pipe or a device?); save the text to a file")
         if file.suffix not in TEXT_SUFFIXES:
             raise MadbenchError(f"corpus '{corpus}' is not a .txt, .jsonl or .json file; give a text corpus "
                                 f"(blank-line separated .txt, or JSONL with a 'text' field) or a folder of them")

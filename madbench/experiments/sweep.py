@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import re
 import sys
 import time
@@ -109,6 +110,9 @@ def plan(spec: dict, overrides=()) -> List[dict]:
     chain_axes = {k: v for k, v in grid.items() if k in CHAIN_AXES}
     other = {k: v for k, v in grid.items() if k not in CHAIN_AXES}
     preset = PRESETS.get(spec.get("preset") or "default")()
+    from madbench.config.limits import check_variants as check_count
+
+    check_count(math.prod(len(v) if isinstance(v, (list, tuple)) else 1 for v in other.values()))  # before building any
     variants, seen = [], set()
     for combo in itertools.product(*other.values()):
         axes = dict(zip(other, combo))

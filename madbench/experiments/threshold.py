@@ -28,6 +28,20 @@ from madbench.errors import MadbenchError
 from madbench.results.run_store import RunStore
 
 
+def finite(text: str) -> float:
+    """argparse type: a finite number (nan and inf refused with one line by argparse)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def add_arguments(p) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides applied to every point")
     p.add_argument("--preset", default="tiny", help="starting config (default: %(default)s)")
@@ -35,10 +49,10 @@ def add_arguments(p) -> None:
     p.add_argument("--regime", default="fresh_data", help="a regime that mixes real data: fresh_data, synthetic_augmentation, "
                    "ecosystem, with /replace or /accumulate (default: %(default)s)")
     p.add_argument("--metric", default="perplexity", help="metric compared between the last generation and generation 0 (default: %(default)s)")
-    p.add_argument("--tolerance", type=float, default=0.05, help="allowed relative change of --metric (default: %(default)s)")
+    p.add_argument("--tolerance", type=finite, default=0.05, help="allowed relative change of --metric (default: %(default)s)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per point (default: %(default)s)")
-    p.add_argument("--low", type=float, default=0.0, help="smallest real share searched (default: %(default)s)")
-    p.add_argument("--high", type=float, default=0.9, help="largest real share searched; must hold (default: %(default)s)")
+    p.add_argument("--low", type=finite, default=0.0, help="smallest real share searched (default: %(default)s)")
+    p.add_argument("--high", type=finite, default=0.9, help="largest real share searched; must hold (default: %(default)s)")
     p.add_argument("--steps", type=int, default=3, help="bisection steps after the two ends (default: %(default)s)")
     p.add_argument("--output-dir", default="runs/threshold", help="folder of the points and threshold.json (default: %(default)s)")
 

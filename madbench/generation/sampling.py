@@ -26,6 +26,8 @@ import random
 from typing import List
 
 import torch
+
+from madbench.errors import MadbenchError
 from tqdm.auto import tqdm
 
 from madbench.data.corpus import Doc
@@ -67,6 +69,13 @@ def _processors(s, extra):
     return LogitsProcessorList(procs)
 
 
+class NonFiniteLogits(MadbenchError):
+    def __init__(self):
+        super().__init__("the model's next-token scores hold NaN or inf, so no token can be drawn: the weights diverged "
+                         "(train.learning_rate too high?) or a logits change overflowed (sampling.temperature too small, "
+                         "a mitigation's logit bias such as watermark_filter.delta too large); lower them and resume")
+
+
 def nucleus_sample(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """Draw one token per row from softmax(scores) restricted to the top-p nucleus.
 
@@ -87,6 +96,8 @@ def nucleus_sample(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     out, ok = _inverse_cdf_draw(probs, cdf, top_p)
     while not bool(ok.all()):
         rows = (~ok).nonzero()[:, 0]
+        if not bool(torch.isfinite(cdf[rows, -1]).all()):  # a NaN row is never accepted: it would loop forever
+            raise NonFiniteLogits()
         drawn, accepted = _inverse_cdf_draw(probs[rows], cdf[rows], top_p)
         out[rows[accepted]] = drawn[accepted]
         ok[rows[accepted]] = True

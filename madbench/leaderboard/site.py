@@ -254,6 +254,9 @@ def build(subs: list[dict], out: Path) -> Path:
     a build that fails half-way leaves the previous site as it was.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MadbenchError(f"{out} is a file, not a folder; --out names the folder the site is written to "
+                            "(nothing was changed)")
     if out.exists():
         if out.is_dir() and any(out.iterdir()) and not (out / "assets" / "leaderboard.js").is_file():
             raise MadbenchError(f"{out} is not empty and is not a leaderboard site; pick an empty or new folder for --out")

@@ -37,6 +37,9 @@ from madbench.leaderboard.bundle import Invalid
 # A metric beyond this magnitude is not a measurement, and no chart or score can draw it honestly
 # (perplexity of an untrained 50k-vocabulary model is about 5e4).
 MAX_MAGNITUDE = 1e12
+# Relative scores divide by generation 0: a non-zero value below this magnitude would turn a change of a
+# fraction into a degradation of 1e290 % (whose statistics overflow); no metric madbench computes is that small.
+MIN_MAGNITUDE = 1e-12
 
 
 @dataclass
@@ -80,7 +83,14 @@ def check_names(data: dict) -> None:
     from madbench.mitigations import MITIGATIONS
     from madbench.loop.regimes import REGIMES
 
+    from madbench.config.limits import hidden_characters
+
     declared = set(data["metrics_info"])
+    for field, text in [("run/name", data["run"]["name"]), ("submitter", data["submitter"]),
+                        *((f"chains/{i}/id", c["id"]) for i, c in enumerate(data["chains"]))]:
+        if hidden_characters(str(text)):
+            raise Invalid(field, f"{ascii(str(text)[:80])} holds bidi-override or zero-width characters (it would read "
+                                 "as another name); use plain text")
     for i, chain in enumerate(data["chains"]):
         if chain["regime"] not in REGIMES:
             raise Invalid(f"chains/{i}/regime", f"unknown regime '{chain['regime']}'; known: {', '.join(REGIMES.names())}")
@@ -98,6 +108,10 @@ def check_names(data: dict) -> None:
                 if isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
                     raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}",
                                   f"{value!r} has a magnitude over {MAX_MAGNITUDE:g}: not a metric value a chart can draw")
+                if isinstance(value, (int, float)) and value and abs(value) < MIN_MAGNITUDE:
+                    raise Invalid(f"chains/{i}/generations/{j}/metrics/{key}",
+                                  f"{value!r} is non-zero with a magnitude under {MIN_MAGNITUDE:g}: relative scores divide "
+                                  "by it; write 0 or the measured value")
             for key, (low, high) in (gen.get("intervals") or {}).items():
                 if key not in gen["metrics"] or not (math.isfinite(low) and math.isfinite(high) and low <= high):
                     raise Invalid(f"chains/{i}/generations/{j}/intervals/{key}",
@@ -114,7 +128,7 @@ def check_track(data: dict) -> None:
     if "track" not in data:
         return  # open
     from madbench.registry import did_you_mean
-    from madbench.config.tracks import TRACKS, protocol_diff
+    from madbench.config.tracks import TRACKS, chain_diff, protocol_diff
 
     name = data["track"]
     if name not in TRACKS:
@@ -124,6 +138,14 @@ def check_track(data: dict) -> None:
         raise Invalid("config", f"differs from track {name}'s protocol at: {', '.join(changed[:12])}" + (" ..." if len(changed) > 12 else ""))
     if not any(not c["mitigations"] for c in data["chains"]) or all(not c["mitigations"] for c in data["chains"]):
         raise Invalid("chains", f"a track {name} submission needs the unmitigated baseline and at least one mitigation")
+    wrong = chain_diff(data, TRACKS.get(name))
+    if wrong:
+        raise Invalid("chains", f"do not follow track {name}'s protocol: {'; '.join(wrong)}")
+    for i, chain in enumerate(data["chains"]):
+        for j, gen in enumerate(chain["generations"]):
+            if gen["generation"] >= 1 and not isinstance(gen.get("synthetic_fraction"), (int, float)):
+                raise Invalid(f"chains/{i}/generations/{j}/synthetic_fraction",
+                              "missing: a track ranks the human data each mitigation adds, so every generation records it")
 
 
 def check_consistency(data: dict) -> None:
@@ -152,6 +174,20 @@ def check_consistency(data: dict) -> None:
                                   f"stored {have.get(stat)!r} but the per-generation data gives {value!r}")
 
 
+def check_renders(data: dict) -> None:
+    """The last guard of "whatever validates builds": render the submission's page and track rows as build will."""
+    from madbench.leaderboard import site, tracks_view
+
+    try:
+        site.render_submission(data)
+        site.render_index([data])
+        if "track" in data:
+            tracks_view.track_rows([data], data["track"])
+    except Exception as exc:  # noqa: BLE001 (a file the site cannot draw is refused here, not in the build)
+        raise Invalid("(top level)", f"the site cannot render it ({type(exc).__name__}: {str(exc)[:120]}); "
+                      "please report this with the file")
+
+
 def check_data(data: dict) -> None:
     """Every check of a parsed submission, in order; raises the first :class:`Invalid`."""
     check_schema(data)
@@ -159,6 +195,7 @@ def check_data(data: dict) -> None:
     check_names(data)
     check_track(data)
     check_consistency(data)
+    check_renders(data)
 
 
 def check_file(path: Path, max_bytes: int = bundle.MAX_BYTES) -> Checked:
@@ -172,20 +209,60 @@ def check_file(path: Path, max_bytes: int = bundle.MAX_BYTES) -> Checked:
 
 
 def check_many(paths, max_bytes: int = bundle.MAX_BYTES) -> list[Checked]:
-    """Check every file; the later of two files with the same content hash or the same run is a duplicate."""
-    out, hashes, runs = [], {}, {}
-    for path in paths:
-        item = check_file(path, max_bytes)
-        if item.ok:
-            digest, run = item.data["content_hash"], bundle.run_fingerprint(item.data)
-            if digest in hashes:
-                item.error = Invalid("content_hash", f"duplicate of {hashes[digest]}")
-            elif run in runs:
-                item.error = Invalid("chains", f"the same run (config and metrics) as {runs[run]}")
-            else:
-                hashes[digest], runs[run] = path, path
-        out.append(item)
+    """Check every file; of two files with the same content hash or the same run, the one submitted later (by the
+    repository's history, then the recorded ``created`` time, then the file name) is the duplicate."""
+    out = [check_file(path, max_bytes) for path in paths]
+    added = _git_added([c.path for c in out if c.ok])
+    hashes, runs = {}, {}
+    for item in sorted((c for c in out if c.ok), key=lambda c: _submitted(c, added)):
+        digest, run = item.data["content_hash"], bundle.run_fingerprint(item.data)
+        earlier = hashes.get(digest) or runs.get(run)
+        if earlier is not None:
+            what = "duplicate of" if digest in hashes else "the same run (config and metrics) as"
+            item.error = Invalid("content_hash" if digest in hashes else "chains",
+                                 f"{what} {earlier.path}, submitted earlier ({_when(earlier, added)}; this file: "
+                                 f"{_when(item, added)}); the earlier submission keeps its place")
+        else:
+            hashes[digest], runs[run] = item, item
     return out
+
+
+def _submitted(item: Checked, added: dict) -> tuple:
+    """Sort key: first commit time in git (a file not committed yet is the newest), then ``created``, then the name."""
+    return (added.get(Path(item.path).resolve(), float("inf")), str(item.data.get("created", "")), str(item.path))
+
+
+def _when(item: Checked, added: dict) -> str:
+    at = added.get(Path(item.path).resolve())
+    import datetime
+
+    git = (f"committed {datetime.datetime.fromtimestamp(at, datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+           if at is not None else "not committed")
+    return f"{git}, created {item.data.get('created', '?')}"
+
+
+def _git_added(paths) -> dict:
+    """{resolved path: unix time of the commit that added it} from one ``git log`` per folder; {} outside git."""
+    import subprocess
+
+    found: dict = {}
+    for folder in sorted({Path(p).resolve().parent for p in paths}):
+        try:
+            top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                                 text=True, timeout=30)
+            if top.returncode:
+                continue
+            log = subprocess.run(["git", "-C", str(folder), "log", "--diff-filter=A", "--format=@%ct", "--name-only",
+                                  "--", "."], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        root, when = Path(top.stdout.strip()), None
+        for line in log.stdout.splitlines():
+            if line.startswith("@"):
+                when = int(line[1:])
+            elif line.strip() and when is not None:
+                found[(root / line.strip()).resolve()] = when  # git log is newest first: the oldest stays
+    return found
 
 
 def submission_files(folder: Path) -> list[Path]:

@@ -211,11 +211,14 @@ def finish_generation(ctx, chain, g: int) -> None:
     if path.is_file() or not ctx.is_main or not all(store.generation_done(p.id, g) for p in peers):
         return
     samples = {member_index(peer.seed): [d.text for d in store.read_samples(peer.id, g)] for peer in peers}
-    fileio.write_json(path, {"generation": g, "members": [p.id for p in peers], **metrics(samples)})
+    from madbench.results.integrity import write_checked_json
+
+    write_checked_json(path, {"generation": g, "members": [p.id for p in peers], **metrics(samples)})
 
 
 def collect(run_dir, cfg, chains) -> list:
     """The results.json ``ecosystems`` section: one entry per ecosystem, its members and metrics per generation."""
+    from madbench.results.integrity import read_checked_json
     from madbench.results.run_store import RunStore
 
     store = RunStore(run_dir)
@@ -229,7 +232,9 @@ def collect(run_dir, cfg, chains) -> list:
             path = store.regime_file(FOLDER, ecosystem_id(chain), g)
             if not path.is_file():
                 break
-            row = fileio.read_json(path)
+            row, why = read_checked_json(path)
+            if why:
+                raise MadbenchError(f"{path} {why}; recompute it with: madbench run --resume {run_dir} --repair")
             gens.append({k: row[k] for k in ("generation", "cross_self_bleu", "embedding_distance")})
         out.append({"id": ecosystem_id(chain), "members": [p.id for p in members_of(cfg, chain)], "generations": gens})
     return out

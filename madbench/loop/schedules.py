@@ -91,7 +91,15 @@ def shares(spec: Any, generations: int) -> Optional[List[float]]:
         return [start + (end - start) * (g - 1) / span for g in range(1, generations + 1)]
     mid = _number(parts[2], "MID") if len(parts) > 2 else (generations + 1) / 2
     k = _number(parts[3], "K") if len(parts) > 3 else 1.0
-    return [start + (end - start) / (1.0 + math.exp(-k * (g - mid))) for g in range(1, generations + 1)]
+    return [start + (end - start) / (1.0 + _exp(-k * (g - mid))) for g in range(1, generations + 1)]
+
+
+def _exp(x: float) -> float:
+    """math.exp, but inf where it overflows (a steep K: the share is START before MID and END after)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 @dataclass(frozen=True)

@@ -156,12 +156,14 @@ def gen0_samples(ctx: StepContext, chain: "Chain", mitigations, mctx: Mitigation
     key = config_hash({"sampling": ctx.cfg.sampling, "data": ctx.cfg.data, "m": [(m.name, m.p) for m in mitigations]})
     cache = ctx.store.gen0_sample_cache(chain.seed, key)
     if cache.is_file():
-        data = fileio.read_json(cache)
+        data, why = integrity.read_checked_json(cache)
+        if why:
+            raise MadbenchError(f"{cache} {why}; recompute it with: madbench run --resume {ctx.store.root} --repair")
         docs = {k: [Doc(d["id"], d["text"], MODEL, 0, chain.id) for d in data[k]] for k in ("all", "kept")}
         return Samples(docs["all"], docs["kept"], data["stats"])
     samples = sample(ctx, mctx.model, chain, 0, mitigations, mctx)
     if ctx.is_main:  # the files hold id and text only: provenance comes from where they are read
-        fileio.write_json(cache, {"all": [{"id": d.id, "text": d.text} for d in samples.all],
+        integrity.write_checked_json(cache, {"all": [{"id": d.id, "text": d.text} for d in samples.all],
                               "kept": [{"id": d.id, "text": d.text} for d in samples.kept], "stats": samples.stats})
     return samples
 

@@ -56,7 +56,12 @@ def importance_weights(human_scores: List[float], strength: float) -> List[float
     if std == 0:
         return [1.0] * len(human_scores)
     low = min(finite)  # an unscorable (empty) document counts as the least human-like seen
-    return [math.exp(strength * ((s if math.isfinite(s) else low) - mean) / std) for s in human_scores]
+    logs = [strength * ((s if math.isfinite(s) else low) - mean) / std for s in human_scores]
+    try:
+        return [math.exp(x) for x in logs]
+    except OverflowError:  # a large strength: the same relative weights, scaled so that the largest is 1
+        top = max(logs)
+        return [math.exp(x - top) for x in logs]
 
 
 @MITIGATIONS.register("detector_resample")

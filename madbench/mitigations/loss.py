@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from madbench.errors import MadbenchError
+
 from madbench.mitigations import MITIGATIONS, Mitigation
 
 
@@ -29,7 +31,9 @@ class TruncatedCE(Mitigation):
     params = {"gamma": 0.3}
 
     def check(self):
-        self._fraction("gamma")
+        if self._fraction("gamma") < 1e-6:  # float32 holds no smaller threshold: log(gamma) would be -inf
+            raise MadbenchError(f"mitigation_params.truncated_ce.gamma = {self.p['gamma']} is below 1e-6 "
+                                "(a float32 probability threshold that small is 0); use a value in [1e-6, 1]")
 
     def token_weights(self, logits, targets, ctx):
         valid = targets != -100

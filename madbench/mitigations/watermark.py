@@ -156,6 +156,11 @@ class WatermarkFilter(Mitigation):
             raise MadbenchError(f"mitigation_params.watermark_filter.action must be one of {', '.join(ACTIONS)}, got {self.p['action']!r}")
         if float(self.p["gamma"]) >= 1.0:
             raise MadbenchError("mitigation_params.watermark_filter.gamma must be below 1")
+        if not abs(float(self.p["delta"])) <= 100.0:  # NaN and inf fail too: logits + inf are NaN
+            raise MadbenchError(f"mitigation_params.watermark_filter.delta = {self.p['delta']} must be a number in "
+                                "[-100, 100] (a logit bias; 2-10 is usual)")
+        if not math.isfinite(float(self.p["z_threshold"])):
+            raise MadbenchError(f"mitigation_params.watermark_filter.z_threshold = {self.p['z_threshold']} must be a finite number")
 
     def green(self, tokenizer) -> GreenList:
         return GreenList(self.p["key"], self.p["gamma"], len(tokenizer))

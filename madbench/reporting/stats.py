@@ -39,16 +39,25 @@ def clean(values: Iterable) -> list[float]:
     return out
 
 
+def fsum(values) -> float:
+    """math.fsum, but a sum (or a square) past the float range is inf where math.fsum or ** raise OverflowError."""
+    try:
+        values = list(values)
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf if not isinstance(values, list) else sum(values)
+
+
 def seed_summary(values: list[float]) -> dict:
     """{"mean", "std", "n", "ci95_low", "ci95_high"} over seeds; None when no value is left."""
     xs = clean(values)
     n = len(xs)
     if n == 0:
         return {"mean": None, "std": None, "n": 0, "ci95_low": None, "ci95_high": None}
-    mean = math.fsum(xs) / n
+    mean = fsum(xs) / n
     if n == 1:
         return {"mean": mean, "std": 0.0, "n": 1, "ci95_low": mean, "ci95_high": mean}
-    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    std = math.sqrt(fsum((x - mean) ** 2 for x in xs) / (n - 1)) if math.isfinite(mean) else math.inf
     half = _t975(n - 1) * std / math.sqrt(n)
     return {"mean": mean, "std": std, "n": n, "ci95_low": mean - half, "ci95_high": mean + half}
 
@@ -99,9 +108,9 @@ def hedges_g(a: list[float], b: list[float]) -> float | None:
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return None
-    ma, mb = math.fsum(a) / na, math.fsum(b) / nb
-    ssa = math.fsum((x - ma) ** 2 for x in a)
-    ssb = math.fsum((x - mb) ** 2 for x in b)
+    ma, mb = fsum(a) / na, fsum(b) / nb
+    ssa = fsum((x - ma) ** 2 for x in a)
+    ssb = fsum((x - mb) ** 2 for x in b)
     pooled = math.sqrt((ssa + ssb) / (na + nb - 2))
     if pooled == 0:
         return None
@@ -155,8 +164,8 @@ def relative_shift(a: list[float], b: list[float]) -> float | None:
         return None
     if min(a + b) > 0:
         return math.exp(math.fsum(map(math.log, b)) / len(b) - math.fsum(map(math.log, a)) / len(a)) - 1
-    ma = math.fsum(a) / len(a)
-    return (math.fsum(b) / len(b) - ma) / abs(ma) if ma else None
+    ma = fsum(a) / len(a)
+    return (fsum(b) / len(b) - ma) / abs(ma) if ma else None
 
 
 def compare(a: list[float], b: list[float], higher_is_better: bool | None) -> dict:

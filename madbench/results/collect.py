@@ -140,7 +140,10 @@ def _family_direction(key: str):
 
 
 def write_results(run_dir: Path, data: dict) -> Path:
+    from madbench.results.evidence import stamp
+
     path = RunStore(run_dir).results
+    data = stamp(run_dir, data)
     validate_results(data, str(path))
     fileio.write_json(path, data)
     return path
@@ -158,6 +161,9 @@ def load_results(path: Path) -> dict:
     if why:
         raise MadbenchError(f"{path} {why}; re-create it from the run folder with: madbench run --resume {path.parent}")
     validate_results(data, str(path))
+    from madbench.results.evidence import check
+
+    check(path, data)  # a digit changed after collection, or folders changed since
     return data
 
 

@@ -67,11 +67,39 @@ def try_read_json(path: Path) -> tuple[Optional[dict], Optional[str]]:
         return None, "is not text (binary or corrupted)"
     except json.JSONDecodeError as exc:
         return None, f"is not valid JSON (truncated? line {exc.lineno} column {exc.colno})"
+    except RecursionError:
+        return None, "nests too deeply to be a madbench file"
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror})"
     if not isinstance(data, dict):
         return None, "does not hold a JSON object"
     return data, None
+
+
+CHECKSUM = "content_sha256"  # the key under which a checked JSON file holds the digest of the rest of it
+
+
+def _digest(data: dict) -> str:
+    body = {k: v for k, v in data.items() if k != CHECKSUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_checked_json(path: Path, data: dict) -> None:
+    """Write ``data`` atomically with the SHA-256 of its content inside (the generation-0 sample cache, ecosystem files)."""
+    from madbench.results import fileio
+
+    fileio.write_json(path, {**data, CHECKSUM: _digest(data)})
+
+
+def read_checked_json(path: Path) -> tuple[Optional[dict], Optional[str]]:
+    """(data without the checksum, None) or (None, why): unreadable, or content that no longer matches its checksum.
+    A file written before checksums existed is read as it is."""
+    data, why = try_read_json(path)
+    if why:
+        return None, why
+    if CHECKSUM in data and data[CHECKSUM] != _digest(data):
+        return None, "does not match its SHA-256 checksum (edited or corrupted)"
+    return {k: v for k, v in data.items() if k != CHECKSUM}, None
 
 
 def _check_files(folder: Path, integrity: dict) -> Optional[Damage]:
@@ -133,7 +161,7 @@ def check_gen0(folder: Path) -> Optional[Damage]:
         if damage:
             return damage
     for cache in sorted(folder.glob("samples-*.json")):  # generation-0 sample caches, written after the folder
-        _, why = try_read_json(cache)
+        _, why = read_checked_json(cache)
         if why:
             return Damage(folder, cache, why)
     return None
@@ -143,13 +171,26 @@ def scan(run_dir: Path) -> List[Damage]:
     """Every damaged finished folder of a run (unfinished ones, without their record, are not damage)."""
     store = RunStore(run_dir)
     out = [d for d in map(check_gen0, store.finished_gen0_folders()) if d]
-    return out + [d for d in map(check_generation, store.finished_generation_folders()) if d]
+    out += [d for d in map(check_generation, store.finished_generation_folders()) if d]
+    return out + check_ecosystem_files(run_dir)
+
+
+def check_ecosystem_files(run_dir: Path) -> List[Damage]:
+    """Ecosystem metric files (RUN/ecosystems/<id>/gen_XXX.json) that are unreadable or fail their checksum:
+    each is its own 'folder' (repair moves the file; resuming writes it again from the members' samples)."""
+    out = []
+    for path in sorted((Path(run_dir) / "ecosystems").glob("*/*.json")):
+        _, why = read_checked_json(path)
+        if why:
+            out.append(Damage(path, path, why))
+    return out
 
 
 def verify_folders(run_dir: Path, gen0_folders: List[Path], gen_folders: List[Path]) -> None:
     """:func:`verify` restricted to some finished folders (the chains a job runs)."""
     damages = [d for d in map(check_gen0, dict.fromkeys(f for f in gen0_folders if (f / GEN0_RECORD).exists())) if d]
     damages += [d for d in map(check_generation, (f for f in gen_folders if (f / META).exists())) if d]
+    damages += check_ecosystem_files(run_dir)
     if damages:
         raise MadbenchError(explain(run_dir, damages))
 
@@ -183,6 +224,8 @@ def dependents(run_dir: Path, damage: Damage) -> List[Path]:
     """The folders to recompute for one damage: the folder itself and every later one built on it."""
     store = RunStore(run_dir)
     folder = damage.folder
+    if folder.is_file():  # an ecosystem metric file: nothing is built on it
+        return [folder]
     if store.is_gen0_folder(folder):  # generation 0 of a seed: every chain of that seed starts from it
         seed = store.seed_of_gen0(folder)
         out = [folder]
