@@ -87,8 +87,6 @@ def _value(cfg, key: str) -> tuple:
         members = cfg.loop.ecosystem.members if any(r.split("/")[0] == "ecosystem" for r in cfg.loop.regimes) else 1
         chains = len(cfg.loop.seeds) * len(cfg.loop.regimes) * len(cfg.loop.mitigations)
         return chains * max(1, members), " chains" + (f" (x {members} ecosystem members)" if members > 1 else "")
-    if key == "sampling.requested":
-        return requested_samples(cfg), " samples per generation (num_samples x the filters' oversampling)"
     if key == "train.attention_cells":
         return cfg.train.batch_size * cfg.train.seq_len ** 2, " (train.batch_size x train.seq_len^2)"
     if key == "sweep.variants":
@@ -96,20 +94,6 @@ def _value(cfg, key: str) -> tuple:
     section, _, name = key.partition(".")
     value = getattr(getattr(cfg, section), name)
     return (len(value), " entries") if isinstance(value, (tuple, list)) else (value, "")
-
-
-def requested_samples(cfg) -> float:
-    """The most samples any mitigation set asks for per generation (num_samples x its filters' oversampling)."""
-    from madbench.mitigations import build_mitigations
-    from madbench.mitigations.compose import oversample_factor
-
-    worst = 1.0
-    for mset in cfg.loop.mitigations:
-        try:
-            worst = max(worst, oversample_factor(build_mitigations(mset, cfg.mitigation_params)))
-        except (ZeroDivisionError, OverflowError):
-            worst = float("inf")
-    return cfg.sampling.num_samples * worst
 
 
 def _over(key: str, value, unit: str, bound: int) -> None:
@@ -132,10 +116,11 @@ def check_bounds(cfg) -> None:
         _over(f"loop.ecosystem.lora_ranks[{i}]", rank, " (a member's LoRA rank, bounded as lora.r)", limits["lora.r"])
 
 
-def check_derived(cfg) -> None:
-    """Bounds of quantities that need the mitigations built: samples requested after oversampling and filtering."""
-    value, unit = _value(cfg, "sampling.requested")
-    _over("sampling.requested", value, unit, bounds()["sampling.requested"])
+def check_derived(requested: float) -> None:
+    """Bounds of quantities that need the mitigations built (config/validation.py computes them): ``requested``,
+    the samples asked for per generation after every filter's oversampling."""
+    _over("sampling.requested", requested, " samples per generation (num_samples x the filters' oversampling)",
+          bounds()["sampling.requested"])
 
 
 def check_variants(count: int) -> None:

@@ -14,6 +14,20 @@ from madbench.errors import MadbenchError
 from madbench.registry import did_you_mean
 
 
+def requested_samples(cfg) -> float:
+    """The most samples any mitigation set asks for per generation (num_samples x its filters' oversampling)."""
+    from madbench.mitigations import build_mitigations
+    from madbench.mitigations.compose import oversample_factor
+
+    worst = 1.0
+    for mset in cfg.loop.mitigations:
+        try:
+            worst = max(worst, oversample_factor(build_mitigations(mset, cfg.mitigation_params)))
+        except (ZeroDivisionError, OverflowError):
+            worst = float("inf")
+    return cfg.sampling.num_samples * worst
+
+
 def validate(cfg: RunConfig) -> None:
     """Check values and names against the registries; raise one clear line."""
     from madbench import mitigations  # noqa: F401  (registers names)
@@ -35,7 +49,7 @@ def validate(cfg: RunConfig) -> None:
         if not isinstance(params, dict):
             raise MadbenchError(f"mitigation_params.{name} must map parameter names to values, got {params!r}")
         cls(**params)  # unknown names (with a did-you-mean) and out-of-range values fail here, before anything runs
-    check_derived(cfg)  # samples requested after every filter's oversampling
+    check_derived(requested_samples(cfg))  # samples requested after every filter's oversampling
     for name in cfg.eval.metrics:
         METRICS.get(name)
     from madbench.evaluation.lm_models import LM_EVAL_MODELS
