@@ -213,12 +213,13 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
     from madbench.loop.runner import Runner
 
     store = RunStore(run_dir)
+    repaired = 0
     if is_main:
         removed = store.remove_stale_temps()  # partial folders of a killed or failed earlier attempt
         if removed:
             log(f"madbench: removed {removed} unfinished temporary folder(s) left by an earlier attempt")
         if repair:
-            integrity.repair(store.root, log=log)
+            repaired = integrity.repair(store.root, log=log)
         integrity.verify(store.root)  # before loading anything: never build on a damaged generation
     if is_main and not store.config.is_file():
         from madbench.plugins import digests, loaded_specs, origins
@@ -233,7 +234,8 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
         from madbench.reporting.trackers import GenerationLogger
 
         tracker = GenerationLogger(report_to, run_dir, cfg, log)
-    done = _already_done(store, cfg, chains, is_main)
+    # after a repair the loop runs: regimes rewrite their own files (an ecosystem's metrics) in after_generation
+    done = None if repaired else _already_done(store, cfg, chains, is_main)
     if done is not None:  # a finished run resumed or re-run: record the segment, load no model, redraw no plots
         results = ResultsWriter(store, cfg, chains, done, tracker, started=start)
         results.write()
