@@ -97,6 +97,15 @@ def config_markdown() -> str:
     return "\n".join(lines)
 
 
+def _relative_to_checkout(path: Path) -> str:
+    """A default path as the docs show it: relative to the checkout, so the page is the same on every machine."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def _option_cells(action: argparse.Action) -> list:
     flags = ", ".join(f"`{s}`" for s in action.option_strings) or f"`{action.metavar or action.dest}`"
     if action.nargs == 0:
@@ -111,6 +120,8 @@ def _option_cells(action: argparse.Action) -> list:
     if action.choices:
         arg = (arg + " " if arg else "") + "one of " + ", ".join(f"`{c}`" for c in action.choices)
     default = action.default
+    if isinstance(default, (str, Path)) and Path(str(default)).is_absolute():
+        default = _relative_to_checkout(Path(default))
     shown = "" if default in (None, False, [], argparse.SUPPRESS) or action.nargs == 0 else f"`{default}`"
     help_text = (action.help or "").replace("%(default)s", str(default)).replace("%%", "%")
     return [flags, arg, shown, " ".join(help_text.split())]
