@@ -33,7 +33,7 @@ def test_verdicts_need_a_margin_beyond_the_seed_spread_and_a_stable_reference():
     assert by["baseline"]["ok"]  # 100 -> 130: the baseline collapses
     assert by["mix_real"]["ok"] and by["mix_real"]["verdict"].startswith("beats")
     assert not by["accumulate"]["ok"] and "seed spread" in by["accumulate"]["verdict"]
-    ref = {"format": 2, "seeds": [0, 1, 2],
+    ref = {"format": 2, "seeds": [100, 101, 102],
            "values": {"baseline": {"perplexity": [129.5, 130.5, 130.0], "distinct_2": [0.5] * 3, "type_token_ratio": [0.2] * 3},
                       "mix_real": {"perplexity": [140.0, 141.0, 139.0], "distinct_2": [0.5] * 3, "type_token_ratio": [0.2] * 3}}}
     rows = evaluate({"chains": base + clear}, ["mix_real"], ref)
@@ -173,3 +173,18 @@ def test_a_plugins_regress_gets_its_own_default_folder_and_a_missing_reference_i
     assert f"madbench regress --update --reference {tmp_path / 'mine.json'}" in proc.stderr
     help_text = madbench("regress", "--help").stdout  # the help names the packaged file where it is
     assert "madbench/experiments/regress_reference.json" in help_text and "madbench/regress_reference.json" not in help_text
+
+
+def test_drift_check_leaves_the_runs_own_seeds_out_of_the_reference():
+    """On the reference's processor a shared seed reproduces its reference value exactly, which breaks the
+    permutation test's independence (issue 27): the check uses only the reference seeds the run did not."""
+    from madbench.experiments.drift import independent
+
+    reference = _pooled(_record("seeds0-7.json"), _record("seeds8-15.json"))
+    assert independent([1.0, 2.0, 3.0], [0, 1, 2], {1}) == [1.0, 3.0]
+    rows = _drift(evaluate(_draw(_record("seeds0-7.json")), ["mix_real"], reference))
+    assert len(rows) == 6 and all(r["ok"] for r in rows.values())
+    assert all("8 seed(s) shared with the reference left out of it" in r["verdict"] for r in rows.values())
+    # the reference side holds seeds 8-15 only: its mean is the mean of seeds8-15.json
+    other = _record("seeds8-15.json")["values"]["baseline"]["perplexity"]
+    assert rows[("baseline", "perplexity")]["reference"] == pytest.approx(sum(other) / len(other))

@@ -6,12 +6,23 @@ corpus-like text and can collapse within a few generations. Built once per
 (corpus, size) and cached under ``$MADBENCH_CACHE/models/tiny-*``.
 
     madbench run model.name=tiny
+    python scripts/build_tiny_models.py      # rebuild the packaged ones (madbench/models/pretrained/)
+
+Pretraining is deterministic on one processor kind but not across kinds: torch's AVX2 and AVX-512
+kernels round differently, and 400 steps turn that into another model (measured: the same build under
+``ATEN_CPU_CAPABILITY=default`` and ``avx2`` gave different weights, identical tokenizers). A benchmark
+whose every seed starts from one base model would then shift as a whole between machines, which
+``madbench regress``'s drift check rightly calls a regression. So the base models of the smoke and tiny
+presets (the tests and ``madbench regress``) ship with madbench, built once
+(``madbench_tiny.json`` says on which processor), and every machine starts from the same bytes; other
+corpora and sizes are still built here.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import torch
 
@@ -19,11 +30,24 @@ from madbench.config.run_config import config_hash
 from madbench.results.fileio import atomic_dir, cache_dir, commit_dir, write_json
 from madbench.training.packing import full_blocks, pack
 
+PACKAGED = Path(__file__).resolve().parent / "pretrained"  # tiny-<size>-<key>/: see the module docstring
 SIZES = {
     # name: (vocab, hidden, layers, heads, intermediate, pretrain steps, seq, batch)
     "small": (1024, 64, 2, 4, 192, 200, 64, 16),
     "base": (2048, 128, 4, 4, 384, 400, 96, 16),
 }
+
+
+def folder_name(cfg) -> str:
+    """``tiny-<size>-<hash of what the pretraining reads>``: the corpus split and the size's spec."""
+    key = config_hash({"corpus": cfg.data.corpus, "doc_words": cfg.data.doc_words, "split_seed": cfg.data.split_seed,
+                       "eval_docs": cfg.data.eval_docs, "max_docs": cfg.data.max_docs, "size": SIZES[cfg.model.tiny_size], "v": 2})
+    return f"tiny-{cfg.model.tiny_size}-{key}"
+
+
+def packaged_folder(cfg) -> Path:
+    """Where the shipped model of this config would be (it exists for the smoke and tiny presets)."""
+    return PACKAGED / folder_name(cfg)
 
 
 def build_tiny_model(cfg, split):
@@ -33,17 +57,32 @@ def build_tiny_model(cfg, split):
         from madbench.registry import did_you_mean
 
         raise MadbenchError(f"unknown model.tiny_size '{size}';{did_you_mean(size, SIZES)} use one of {', '.join(SIZES)}")
-    key = config_hash({"corpus": cfg.data.corpus, "doc_words": cfg.data.doc_words, "split_seed": cfg.data.split_seed,
-                       "eval_docs": cfg.data.eval_docs, "max_docs": cfg.data.max_docs, "size": SIZES[size], "v": 2})
-    target = cache_dir() / "models" / f"tiny-{size}-{key}"
+    packaged = packaged_folder(cfg)
+    if (packaged / "config.json").is_file():
+        return packaged
+    target = cache_dir() / "models" / packaged.name
     if (target / "config.json").is_file():
         return target
     texts = [d.text for d in split.pool + split.fresh]
     tmp = atomic_dir(target)
     _build(texts, SIZES[size], tmp)
-    write_json(tmp / "madbench_tiny.json", {"size": size, "spec": SIZES[size], "docs": len(texts)})
+    write_json(tmp / "madbench_tiny.json", tiny_record(size, len(texts)))
     commit_dir(tmp, target)
     return target
+
+
+def read_record(folder) -> dict:
+    """The ``madbench_tiny.json`` of a built or packaged tiny model."""
+    from madbench.results.fileio import read_json
+
+    return read_json(Path(folder) / "madbench_tiny.json")
+
+
+def tiny_record(size: str, docs: int) -> dict:
+    """What ``madbench_tiny.json`` says of a built model: its spec, and the processor and torch that pretrained it."""
+    from madbench.results.environment import processor
+
+    return {"size": size, "spec": SIZES[size], "docs": docs, "built_on": processor()["kind"], "torch": torch.__version__}
 
 
 def _build(texts, spec, out_dir) -> None:
