@@ -2,7 +2,11 @@
 
     python -m pytest -q -m "not slow" tests        # the fast inner loop (docs/developing.md)
 
-The smoke run uses the tiny model (built offline in seconds) and the real CLI,
+Under pytest-xdist (the README's test command: ``-n 2``) each worker runs single-threaded torch (two
+workers on two cores), and the session fixtures that cost a minute or more (the smoke run, the fresh
+venv) are built once for all workers (:func:`once_per_session`).
+
+The smoke run uses the tiny model (shipped with madbench) and the real CLI,
 so every test that needs results.json reads files a real run wrote. Helpers a test file imports
 (``from conftest import ...``): :func:`madbench` (the CLI in a subprocess), :func:`cli` (the CLI in
 this process), :func:`one_line_error`, :func:`tiny_model`, :func:`start_madbench` and :func:`signal_when`
@@ -13,12 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker, before torch is imported (subprocesses inherit it)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
 from fresh_venv import fresh_venv  # noqa: F401  (session fixture: an empty venv with the wheel, tests/fresh_venv.py)
@@ -28,8 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session", autouse=True)
 def madbench_cache(tmp_path_factory):
-    if "MADBENCH_CACHE" not in os.environ:
-        os.environ["MADBENCH_CACHE"] = str(tmp_path_factory.mktemp("madbench-cache"))
+    if "MADBENCH_CACHE" not in os.environ:  # one cache for all xdist workers (models are published atomically, once)
+        shared = tmp_path_factory.getbasetemp().parent / "madbench-cache" if os.environ.get("PYTEST_XDIST_WORKER") else None
+        os.environ["MADBENCH_CACHE"] = str(shared or tmp_path_factory.mktemp("madbench-cache"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -128,9 +137,32 @@ def tiny_with_adapter():
     return cfg, split, tokenizer, model.eval()
 
 
+def once_per_session(tmp_path_factory, name: str, make):
+    """``make(folder) -> JSON value``, run once per test session however many xdist workers share it: the first
+    worker to ask builds it under a file lock in the session's shared temporary root, the others read its value."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return make(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent  # one per session, shared by its workers
+    done = root / f"{name}.json"
+    with FileLock(str(root / f"{name}.lock")):
+        if done.is_file():
+            return json.loads(done.read_text())
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        value = make(folder)
+        done.write_text(json.dumps(value))
+        return value
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, madbench_cache) -> Path:
     """A finished `madbench run --preset smoke` folder (3 regimes x 3 generations, tiny model)."""
-    out = tmp_path_factory.mktemp("runs") / "smoke"
-    madbench("run", "--preset", "smoke", "--output-dir", out, check=True)
-    return out
+    def make(folder: Path) -> str:
+        out = folder / "smoke"
+        madbench("run", "--preset", "smoke", "--output-dir", out, check=True)
+        return str(out)
+
+    return Path(once_per_session(tmp_path_factory, "smoke-run", make))

@@ -80,7 +80,7 @@ def test_ci_runs_exactly_the_readmes_test_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Run the tests", 1)[1]
     command = section.split("```bash\n", 1)[1].split("\n", 1)[0]
-    assert command == "bash scripts/setup.sh && .venv/bin/python -m pytest -q tests"
+    assert command == "bash scripts/setup.sh && .venv/bin/python -m pytest -q -n 2 tests"
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if not line.startswith("#")]
     assert any(line.startswith(command + " ") or line == command for line in ci), f".ci/run does not run: {command}"
 

@@ -21,7 +21,7 @@ from madbench.models.attention import use_fast_attention
 from madbench.results.fileio import cache_dir  # noqa: F401  (models.cache_dir: backends, tests)
 from madbench.download import hint
 from madbench.errors import MadbenchError
-from madbench.results.fileio import atomic_dir, commit_dir
+from madbench.results.fileio import atomic_dir, publish_cached
 from madbench.registry import BUILTIN, Registry
 
 EMBEDDED = {
@@ -104,7 +104,7 @@ def convert_smollm2() -> Path:
     tmp = atomic_dir(target)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    commit_dir(tmp, target)
+    publish_cached(tmp, target)
     return target
 
 

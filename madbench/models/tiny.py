@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from madbench.config.run_config import config_hash
-from madbench.results.fileio import atomic_dir, cache_dir, commit_dir, write_json
+from madbench.results.fileio import atomic_dir, cache_dir, publish_cached, write_json
 from madbench.training.packing import full_blocks, pack
 
 PACKAGED = Path(__file__).resolve().parent / "pretrained"  # tiny-<size>-<key>/: see the module docstring
@@ -67,7 +67,7 @@ def build_tiny_model(cfg, split):
     tmp = atomic_dir(target)
     _build(texts, SIZES[size], tmp)
     write_json(tmp / "madbench_tiny.json", tiny_record(size, len(texts)))
-    commit_dir(tmp, target)
+    publish_cached(tmp, target)
     return target
 
 

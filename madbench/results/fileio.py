@@ -126,6 +126,23 @@ def commit_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
     os.replace(tmp, final)
 
 
+def publish_cached(tmp: str | os.PathLike, final: str | os.PathLike, marker: str = "config.json") -> Path:
+    """Publish a finished cache folder unless another process published the same one meanwhile (two runs or
+    test workers building one model at once): then the temporary copy is dropped and the published one kept,
+    never replaced under a reader's feet."""
+    final = Path(final)
+    if (final / marker).is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return final
+    try:
+        commit_dir(tmp, final)
+    except OSError:  # the other process renamed its copy into place between the check and the rename
+        if not (final / marker).is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
