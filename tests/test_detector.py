@@ -144,3 +144,21 @@ def test_a_chain_records_the_detector_every_generation(tmp_path):
         manifest = json.loads((out / "chains" / chain["id"] / f"gen_{g['generation']:03d}" / "mix.json").read_text())
         share = sum(d["source"] == "real" for d in manifest["documents"]) / len(manifest["documents"])
         assert round(share, 4) == stats["real_share_after"]  # the recorded share is the mix it trained on
+
+
+def test_drayson_draw_on_real_scores_of_the_tiny_model(tiny):
+    """Binoculars scores of 16 real passages and 16 of the model's own samples: 48 draws, each document at most
+    3 times; a quota of every copy takes each document exactly 3 times (no replacement)."""
+    from madbench.generation.sampling import generate, make_prompts
+    from madbench.metrics.perplexity import per_text_nll_entropy
+
+    cfg, split, tokenizer, model = tiny
+    human = [d.text for d in split.pool[:16]]
+    samples = generate(model, tokenizer, make_prompts(cfg, split.pool, 16, 0, 1), cfg, seed=3)
+    scores = [nll / ent for nll, ent in per_text_nll_entropy(model, tokenizer, human + samples)]
+    weights = importance_weights(scores, 10)
+    drawn = drayson_draw(weights, 1.5, 3, "real")
+    copies = [drawn.count(i) for i in range(32)]
+    assert len(drawn) == 48 and max(copies) <= 3 and 16 <= len(set(drawn)) <= 32
+    assert copies.count(3) >= 8  # bias 10 concentrates the draw: the cap binds for the highest-scored documents
+    assert sorted(drayson_draw(weights, 3, 3, "real")) == sorted(list(range(32)) * 3)
