@@ -14,7 +14,7 @@ import pytest
 from madbench.data.corpus import HUMAN, MODEL, Doc
 from madbench.errors import MadbenchError
 from madbench.mitigations import MitigationContext, build_mitigations
-from madbench.mitigations.detector import auroc, importance_weights
+from madbench.mitigations.detector import auroc, drayson_draw, human_probability, importance_weights
 
 from conftest import madbench, tiny_model
 
@@ -27,12 +27,27 @@ def test_auroc_known_answers():
     assert auroc([1, 2], [True, True]) is None  # one kind only: undefined, recorded as None
 
 
-def test_importance_weights_are_exp_of_the_standardised_score():
-    w = importance_weights([1.0, 2.0, 3.0], strength=1.0)
-    assert w == pytest.approx([math.exp(-1), 1.0, math.exp(1)])
-    assert importance_weights([5.0, 5.0], 2.0) == [1.0, 1.0]
-    assert importance_weights([1.0, 3.0], 0.0) == [1.0, 1.0]
+def test_importance_weights_are_the_human_probability_to_the_bias():
+    p = human_probability([1.0, 2.0, 3.0])  # z = -1, 0, 1
+    assert p == pytest.approx([1 / (1 + math.exp(1)), 0.5, 1 / (1 + math.exp(-1))])
+    assert importance_weights([1.0, 2.0, 3.0], bias=10) == pytest.approx([(q / p[2]) ** 10 for q in p])
+    assert importance_weights([5.0, 5.0], 10) == [1.0, 1.0]
+    assert importance_weights([1.0, 3.0], 0.0) == [1.0, 1.0]  # bias 0: uniform
     assert importance_weights([1.0, float("inf"), 3.0], 1.0)[1] == importance_weights([1.0, float("inf"), 3.0], 1.0)[0]
+
+
+def test_drayson_draw_upsamples_without_replacement_and_caps_copies():
+    """Real binoculars-like scores of 32 documents, the paper's defaults: 48 draws, none more than 3 copies."""
+    scores = [0.9 + 0.02 * i for i in range(16)] + [1.2 + 0.03 * i for i in range(16)]
+    weights = importance_weights(scores, 10)
+    drawn = drayson_draw(weights, 1.5, 3, "seed")
+    counts = {i: drawn.count(i) for i in set(drawn)}
+    assert len(drawn) == 48 and max(counts.values()) == 3  # the cap binds: the most human-like are taken 3 times
+    assert sum(c == 3 for c in counts.values()) >= 10
+    # without replacement from 3 copies each: a quota of all 96 copies takes every document exactly 3 times
+    assert sorted(drayson_draw(weights, 3, 3, "seed")) == sorted(list(range(32)) * 3)
+    # the same seed draws the same mix; another draws another
+    assert drawn == drayson_draw(weights, 1.5, 3, "seed") != drayson_draw(weights, 1.5, 3, "other")
 
 
 def fake_ctx(score_of):
@@ -50,32 +65,39 @@ def test_resampling_up_weights_human_like_documents_and_records_the_detector():
         by_text[d.text] = 1.3 if d.is_human else 0.9
     m = build_mitigations(["detector_resample"], {})[0]
     out, stats = m.transform_mix(docs, ctx)
-    assert len(out) == len(docs) and stats["mix_docs"] == 100
+    assert len(out) == stats["drawn_docs"] == 150 and stats["mix_docs"] == 100  # upsampled 1.5x
     assert stats["auroc"] == 1.0 and stats["real_share_before"] == 0.5
-    # z = +-1 (sample std of two equal halves is ~1.005): human weight e / (e + 1/e) = 0.88 of the draws, expected
-    assert 0.8 <= stats["real_share_after"] <= 0.95
+    # bias 10 on P(human) = sigmoid(+-1): a human copy weighs (0.731 / 0.269) ** 10 = 22,000 times a synthetic one,
+    # so the 150 draws take all 150 human copies (50 documents x 3) first
+    assert stats["real_share_after"] == 1.0 and stats["distinct_docs"] == 50 and stats["max_copies_drawn"] == 3
     assert stats["real_share_after"] == round(sum(d.is_human for d in out) / len(out), 4)
     assert stats["mean_score_human"] == 1.3 and stats["mean_score_synthetic"] == 0.9
-    # strength 0: uniform draws, the same real share in expectation
-    flat = build_mitigations(["detector_resample"], {"detector_resample": {"strength": 0}})[0]
+    # bias 0: uniform draws without replacement, the same real share in expectation
+    flat = build_mitigations(["detector_resample"], {"detector_resample": {"bias": 0}})[0]
     _, s0 = flat.transform_mix(docs, ctx)
     assert 0.35 <= s0["real_share_after"] <= 0.65 and s0["effective_sample_share"] == 1.0
     # a detector that is wrong the other way round down-weights the human documents, and says so
     for d in docs:
         by_text[d.text] = 0.9 if d.is_human else 1.3
     _, bad = m.transform_mix(docs, ctx)
-    assert bad["auroc"] == 0.0 and bad["real_share_after"] < 0.2
+    assert bad["auroc"] == 0.0 and bad["real_share_after"] == 0.0
     # the same seed and generation draw the same mix
     assert [d.id for d in m.transform_mix(docs, ctx)[0]] == [d.id for d in m.transform_mix(docs, ctx)[0]]
 
 
 def test_bad_parameters_fail_with_one_line():
-    with pytest.raises(MadbenchError, match="strength must be a number >= 0"):
-        build_mitigations(["detector_resample"], {"detector_resample": {"strength": -1}})
+    with pytest.raises(MadbenchError, match="bias must be a number >= 0"):
+        build_mitigations(["detector_resample"], {"detector_resample": {"bias": -1}})
+    with pytest.raises(MadbenchError, match="max_copies must be an integer, got 1.5"):
+        build_mitigations(["detector_resample"], {"detector_resample": {"max_copies": 1.5}})
+    with pytest.raises(MadbenchError, match="max_copies must be an integer >= 1, got 0"):
+        build_mitigations(["detector_resample"], {"detector_resample": {"max_copies": 0}})
+    with pytest.raises(MadbenchError, match=r"upsample = 4 must be in \(0, max_copies = 3\]"):
+        build_mitigations(["detector_resample"], {"detector_resample": {"upsample": 4}})
     with pytest.raises(MadbenchError, match="scorer must be one of binoculars, ratio"):
         build_mitigations(["detector_resample"], {"detector_resample": {"scorer": "roberta"}})
-    with pytest.raises(MadbenchError, match="did you mean 'strength'"):
-        build_mitigations(["detector_resample"], {"detector_resample": {"strenght": 1}})
+    with pytest.raises(MadbenchError, match="did you mean 'upsample'"):
+        build_mitigations(["detector_resample"], {"detector_resample": {"upsampel": 1}})
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +138,27 @@ def test_a_chain_records_the_detector_every_generation(tmp_path):
     gens = chain["generations"]
     for g in gens[1:]:
         stats = g["mitigations"]["mix"]["detector_resample"]
-        assert stats["mix_docs"] == g["train_docs"] == 24 and stats["real_share_before"] == 0.5
-        assert 0.0 <= stats["auroc"] <= 1.0 and 1 <= stats["distinct_docs"] <= 24
+        # Drayson's draw: 24 documents upsampled 1.5x without replacement, none more than 3 times
+        assert stats["mix_docs"] == 24 and stats["drawn_docs"] == g["train_docs"] == 36 and stats["real_share_before"] == 0.5
+        assert 0.0 <= stats["auroc"] <= 1.0 and 12 <= stats["distinct_docs"] <= 24 and stats["max_copies_drawn"] <= 3
         manifest = json.loads((out / "chains" / chain["id"] / f"gen_{g['generation']:03d}" / "mix.json").read_text())
         share = sum(d["source"] == "real" for d in manifest["documents"]) / len(manifest["documents"])
         assert round(share, 4) == stats["real_share_after"]  # the recorded share is the mix it trained on
+
+
+def test_drayson_draw_on_real_scores_of_the_tiny_model(tiny):
+    """Binoculars scores of 16 real passages and 16 of the model's own samples: 48 draws, each document at most
+    3 times; a quota of every copy takes each document exactly 3 times (no replacement)."""
+    from madbench.generation.sampling import generate, make_prompts
+    from madbench.metrics.perplexity import per_text_nll_entropy
+
+    cfg, split, tokenizer, model = tiny
+    human = [d.text for d in split.pool[:16]]
+    samples = generate(model, tokenizer, make_prompts(cfg, split.pool, 16, 0, 1), cfg, seed=3)
+    scores = [nll / ent for nll, ent in per_text_nll_entropy(model, tokenizer, human + samples)]
+    weights = importance_weights(scores, 10)
+    drawn = drayson_draw(weights, 1.5, 3, "real")
+    copies = [drawn.count(i) for i in range(32)]
+    assert len(drawn) == 48 and max(copies) <= 3 and 16 <= len(set(drawn)) <= 32
+    assert copies.count(3) >= 8  # bias 10 concentrates the draw: the cap binds for the highest-scored documents
+    assert sorted(drayson_draw(weights, 3, 3, "real")) == sorted(list(range(32)) * 3)

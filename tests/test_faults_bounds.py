@@ -71,13 +71,14 @@ def test_steep_logistic_schedule_plans():
     assert shares("logistic:0.1:0.9:2:1000", 3)[0] == pytest.approx(0.1)
 
 
-def test_detector_weights_survive_a_large_strength():
-    """strength=1000 overflowed math.exp at generation 1; the weights keep their order, the largest is 1."""
-    from madbench.mitigations.detector import importance_weights
+def test_detector_weights_survive_a_large_bias():
+    """strength=1000 overflowed math.exp at generation 1; with bias 1000 the weights keep their order, the largest
+    is 1, and none is 0 (a draw without replacement must still be able to fill its quota)."""
+    from madbench.mitigations.detector import drayson_draw, importance_weights
 
     w = importance_weights([0.1, 0.5, 0.9, 2.0], 1000.0)
-    assert w == sorted(w) and w[-1] == 1.0 and all(math.isfinite(x) for x in w)
-    assert importance_weights([0.1, 0.5, 0.9], 1.0) == [math.exp(1.0 * (s - 0.5) / 0.4) for s in (0.1, 0.5, 0.9)]
+    assert w == sorted(w) and w[-1] == 1.0 and all(math.isfinite(x) and x > 0 for x in w)
+    assert sorted(drayson_draw(w, 3, 3, "s")) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
 
 
 def test_nucleus_sample_refuses_nan_rows_instead_of_hanging():

@@ -49,8 +49,10 @@ def test_weighted_loss_matches_the_model_loss_and_the_masked_mean(tiny):
         reference = model(input_ids=batch, labels=batch).loss
         ones, _ = weighted_lm_loss(model, batch, batch, lambda logits, targets: (None, {}))
         assert ones.item() == pytest.approx(reference.item(), rel=1e-5)
-        m = build_mitigations(["truncated_ce"], {"truncated_ce": {"gamma": 0.3}})[0]
+        m = build_mitigations(["truncated_ce"], {"truncated_ce": {"gamma": 0.3, "average": "kept"}})[0]
         masked, counts = weighted_lm_loss(model, batch, batch, loss_weights([m], None))
+        over_all = build_mitigations(["truncated_ce"], {"truncated_ce": {"gamma": 0.3}})[0]  # ForTIFAI's loss.mean()
+        zeros_counted, _ = weighted_lm_loss(model, batch, batch, loss_weights([over_all], None))
         # independent: the mean NLL of the tokens whose target probability is <= gamma
         logp = torch.log_softmax(model(input_ids=batch).logits[:, :-1].float(), -1)
         target_logp = logp.gather(-1, batch[:, 1:].unsqueeze(-1)).squeeze(-1)
@@ -59,6 +61,14 @@ def test_weighted_loss_matches_the_model_loss_and_the_masked_mean(tiny):
     assert counts["truncated_ce"]["truncated"] == int((~kept).sum())
     assert masked.item() == pytest.approx((-target_logp[kept]).mean().item(), rel=1e-5)
     assert masked.item() > reference.item()  # the confident (low-loss) tokens left the average
+    # average=all (the default): the same kept NLLs summed, divided by every target token (a truncated one is 0)
+    assert zeros_counted.item() == pytest.approx((-target_logp[kept]).sum().item() / kept.numel(), rel=1e-5)
+    assert zeros_counted.item() < masked.item()
+
+
+def test_bad_average_is_one_line():
+    with pytest.raises(MadbenchError, match="average must be one of all, kept, got 'al' did you mean 'all'"):
+        build_mitigations(["truncated_ce"], {"truncated_ce": {"average": "al"}})
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ def test_gerstgrasser2024_shortened_runs_the_three_data_modes(tmp_path):
     assert mixes["replace"].count("real") == 0 and mixes["accumulate"].count("real") == 8
 
 
-@pytest.mark.parametrize("sweep, variants", [("mad2024", 2), ("drayson2025", 5)])
+@pytest.mark.parametrize("sweep, variants", [("mad2024", 2), ("drayson2025", 6)])
 def test_sweep_files_resolve(tmp_path, sweep, variants):
     proc = madbench("sweep", "--config", ROOT / "sweeps" / f"{sweep}.yaml", "--dry-run", "--output-dir", tmp_path / sweep)
     assert proc.returncode == 0, proc.stderr

@@ -57,10 +57,10 @@ DEFAULT_SEEDS = (0, 1, 2, 3, 4, 5, 6, 7)  # 8 seeds: 95% intervals narrow enough
 # and they are disjoint from DEFAULT_SEEDS, so that the check compares two independent samples (issue 27)
 REFERENCE_SEEDS = tuple(range(100, 116))
 DEFAULT_GENERATIONS = 6
-# mitigations that clear the baseline's seed spread on the tiny model (truncated_ce: interval gap +5.2% at
-# seeds 0-7, +4.5% at 8-15, as mix_real's); verifier_filter and dedup do not at this scale (see docs/mitigations.md), so
-# they are checked only on request (--mitigations)
-DEFAULT_MITIGATIONS = ("mix_real", "accumulate", "surprise_filter", "watermark_filter", "truncated_ce")
+# mitigations that clear the baseline's seed spread on the tiny model; verifier_filter, dedup and truncated_ce (at
+# ForTIFAI's gamma 0.99; its old default 0.3 was tuned on the regression seeds) do not at this scale (see
+# docs/mitigations.md), so they are checked only on request (--mitigations)
+DEFAULT_MITIGATIONS = ("mix_real", "accumulate", "surprise_filter", "watermark_filter")
 REGIME = "fully_synthetic"
 SINGLE_SEED_MIN_EFFECT = 0.02  # with one seed there is no interval: "beats" needs a 2% relative improvement
 PROTOCOL_FREE = ("name", "seed", "loop.seeds", "mitigation_params")  # keys that do not change the benchmark

@@ -18,7 +18,8 @@ Hooks, all optional:
 ``token_weights`` is the training-side stage (generations >= 1; generation 0 is shared
 by every chain of a seed and always trains on the plain loss). ``logits`` [B, T-1, V]
 (float, no grad) predict ``targets`` [B, T-1] (-100 = ignored); the step's loss becomes
-sum(w * nll) / sum(w). Its counts are summed over the generation's steps and passed
+sum(w * nll) / sum(w) (or / the number of target tokens where a mitigation's
+``loss_over_all_tokens()`` says so). Its counts are summed over the generation's steps and passed
 through ``token_stats(totals)`` into results.json under ``mitigations.train.<name>``.
 A chain with no mitigation overriding it trains exactly as before (same code path).
 
@@ -146,6 +147,10 @@ class Mitigation:
         """The recorded stats from ``token_weights``' counts summed over a generation (default: the sums)."""
         return totals
 
+    def loss_over_all_tokens(self) -> bool:
+        """True: the step's loss is sum(w * nll) / (target tokens), not / sum(w) (a weight-0 token counts as 0)."""
+        return False
+
     @property
     def acts_on_loss(self) -> bool:
         return type(self).token_weights is not Mitigation.token_weights
@@ -166,6 +171,7 @@ def loss_weights(mitigations: List[Mitigation], ctx: MitigationContext):
             counts[m.name] = c
         return combined, counts
 
+    weights.over_all_tokens = any(m.loss_over_all_tokens() for m in active)  # the loss divides by every token
     return weights
 
 

@@ -50,7 +50,9 @@ def weighted_lm_loss(model, input_ids, labels, token_weights):
 
     ``logits`` [B, T-1, V] (float, detached) predict ``targets`` [B, T-1] (labels shifted; -100 = ignored).
     The loss is the weighted mean of the token NLLs, sum(w * nll) / sum(w), so a 0/1 mask averages over the
-    tokens it keeps (0 when it keeps none). Used only when a mitigation acts on the loss.
+    tokens it keeps (0 when it keeps none); a ``token_weights`` with ``over_all_tokens`` set divides by every
+    target token instead (ForTIFAI's ``loss.mean()``: a masked token counts as a zero). Used only when a
+    mitigation acts on the loss.
     """
     logits = model(input_ids=input_ids).logits[:, :-1].float()
     targets = labels[:, 1:]
@@ -60,7 +62,8 @@ def weighted_lm_loss(model, input_ids, labels, token_weights):
     with torch.no_grad():
         weights, counts = token_weights(logits.detach(), targets)
     weights = valid.float() if weights is None else weights.float() * valid
-    return (nll * weights).sum() / weights.sum().clamp_min(1e-6), counts
+    denominator = valid.sum() if getattr(token_weights, "over_all_tokens", False) else weights.sum()
+    return (nll * weights).sum() / denominator.clamp_min(1e-6), counts
 
 
 def _add_counts(totals: dict, counts: dict) -> None:
