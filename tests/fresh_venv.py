@@ -4,12 +4,10 @@
 
 The way a user installs: ``python -m venv``, ``pip install torch==2.13.0`` (the CPU wheel), ``pip install
 madbench-*.whl`` (every dependency resolved from PyPI), ``madbench download``. Built once per test
-session and shared by every worker (tests/test_plugin_example.py reuses it). Two shortcuts keep it
-near a minute instead of six, neither of which hides a missing dependency: torch is this
-interpreter's own build, linked into the new venv's site-packages with its dist-info (unpacking the
-2.13.0 wheel again costs minutes of disk), so the resolver sees ``torch==2.13.0`` installed; and the
-wheel's dependencies are resolved and installed by uv (``uv pip install``, from PyPI, the same
-metadata pip reads) when the dev environment has it, else by pip. Each step's wall seconds land in
+session and shared by every worker (tests/test_plugin_example.py reuses it). When the dev environment
+has uv, it installs instead of pip (several times faster, the same metadata and PyPI): torch from
+the machine's own wheel folder only (pip's ``find-links``; never an index, which would serve the CUDA
+build), then the wheel with every dependency resolved from PyPI. Without uv, pip does both. Each step's wall seconds land in
 ``FreshVenv.seconds`` and in ``<venv>/../steps.json``.
 """
 
@@ -62,20 +60,15 @@ def build_wheel(tmp: Path) -> Path:
     return next((tmp / "wheels").glob("madbench-*.whl"))
 
 
-def link_torch(py: Path) -> None:
-    """Link this interpreter's torch package and its dist-info into the venv of ``py`` (its resolver then sees
-    torch installed, exactly the build a user's ``pip install torch==2.13.0`` gives on this machine)."""
-    import importlib.metadata as md
-
-    import torch
-
-    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    dist = md.distribution("torch")
-    info = Path(dist._path)  # the installed .dist-info folder
-    top = Path(torch.__file__).parent.parent
-    for path in (info, *(top / name for name in (dist.read_text("top_level.txt") or "torch").split())):
-        (site / path.name).symlink_to(path, target_is_directory=True)
+def local_wheel_folders() -> list:
+    """The find-links folders of pip's configuration (where this machine keeps the CPU torch wheel), if any."""
+    out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    folders = []
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith("find-links"):
+            folders += [f for f in value.strip().strip("'\"").split() if Path(f).is_dir()]
+    return list(dict.fromkeys(folders))
 
 
 @pytest.fixture(scope="session")
@@ -104,10 +97,13 @@ def make_fresh_venv(tmp: Path) -> dict:
     venv.seconds["build wheel"] = round(time.perf_counter() - start, 1)
     step("python -m venv", [sys.executable, "-m", "venv", venv.root])
     py = venv.bin / "python"
-    start = time.perf_counter()
-    link_torch(py)
-    venv.seconds["link torch 2.13.0"] = round(time.perf_counter() - start, 1)
     uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    local = local_wheel_folders()
+    if uv and local:  # torch from this machine's wheel folder only: never a CUDA build from the index
+        step("uv pip install torch==2.13.0", [uv, "pip", "install", "-q", "--python", py, "--no-index", "--no-deps",
+                                               *(x for f in local for x in ("--find-links", f)), "torch==2.13.0"])
+    else:
+        step("pip install torch==2.13.0", [py, "-m", "pip", "install", "-q", "torch==2.13.0"])
     if uv:
         step("uv pip install madbench wheel", [uv, "pip", "install", "-q", "--python", py, venv.wheel])
     else:

@@ -80,7 +80,7 @@ def read_record(folder) -> dict:
 
 def tiny_record(size: str, docs: int) -> dict:
     """What ``madbench_tiny.json`` says of a built model: its spec, and the processor and torch that pretrained it."""
-    from madbench.results.environment import processor
+    from madbench.processor import processor
 
     return {"size": size, "spec": SIZES[size], "docs": docs, "built_on": processor()["kind"], "torch": torch.__version__}
 

@@ -35,33 +35,7 @@ def versions() -> dict:
 
 
 # instruction-set features that change which floating-point kernels run (and so a seed's trajectory)
-_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_fp16", "sve", "asimd")
-
-
-def processor() -> dict:
-    """The CPU that ran the computation: its name, vendor, the ISA features that pick the kernels, and
-    torch's dispatch level. Two results are bit-comparable only when ``processor()["kind"]`` agrees."""
-    import torch
-
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "vendor_id", "flags", "Features", "CPU implementer") and key not in fields:
-                fields[key] = value.strip()
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set((fields.get("flags") or fields.get("Features") or "").split())
-    isa = [f for f in _ISA_FLAGS if f in flags]
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # older torch
-        capability = None
-    kind = " | ".join(x for x in (name, ",".join(isa), capability) if x)
-    return {"name": name, "vendor": fields.get("vendor_id") or fields.get("CPU implementer"), "machine": platform.machine(),
-            "isa": isa, "torch_capability": capability, "kind": kind}
+from madbench.processor import processor  # noqa: E402,F401  (re-exported: results record it)
 
 
 def device_info() -> dict:
