@@ -40,6 +40,7 @@ LEVEL = 0.95
 RESAMPLES = 200  # default bootstrap replicates per metric
 RESAMPLES_BY_METRIC = {"mtld": 100, "hdd": 50, "frechet_embedding_distance": 50, "vendi_score": 100}
 MAUVE_REPLICATES = 8
+SELF_BLEU_RESAMPLES = 50  # each re-scores BLEU on a half-sample (a quarter of the metric's cost)
 _UNIT = (0.0, 1.0)
 # a re-centred interval can cross a metric's natural bounds: clip it there
 RANGES = {**{f"distinct_{n}": _UNIT for n in (1, 2, 3, 4)}, "type_token_ratio": _UNIT, "duplicate_rate": _UNIT,
@@ -79,6 +80,29 @@ def bootstrap_interval(stat: Callable[[np.ndarray], Optional[float]], n: int, va
     return [min(bounds[0], value), max(bounds[1], value)]
 
 
+def half_sample_interval(stat: Callable[[np.ndarray], Optional[float]], n: int, value: Optional[float],
+                         resamples: int = RESAMPLES, seed: int = SEED) -> Optional[Interval]:
+    """Half-sampling: ``stat`` on ``resamples`` subsets of n // 2 distinct indices, spread re-centred on ``value``.
+
+    A half-sample drawn without replacement has (to first order) the variance of the full-sample statistic,
+    and never repeats a sample, so set metrics (distinct-n, self-BLEU's reference pool) see no artificial
+    duplicates. Coverage measured with ``scripts/calibrate.py`` (docs/metrics.md).
+    """
+    if value is None or not math.isfinite(value) or n < 4 or resamples < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    stats = [stat(np.sort(rng.choice(n, size=n // 2, replace=False))) for _ in range(resamples)]
+    bounds = percentile_interval([float(s) for s in stats if s is not None and math.isfinite(s)])
+    if bounds is None:
+        return None
+    shift = value - float(np.median([s for s in stats if s is not None and math.isfinite(s)]))
+    return [min(bounds[0] + shift, value), max(bounds[1] + shift, value)]
+
+
+# set metrics whose interval comes from half-samples, not the duplicate-making bootstrap
+HALF_SAMPLED = {f"distinct_{n}" for n in (1, 2, 3, 4)}
+
+
 def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) -> Dict[str, Interval]:
     """Bootstrap any sample metric by re-running it on resampled samples (embeddings reused)."""
     spec = METRICS.spec(name)
@@ -103,7 +127,8 @@ def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) 
     out = {}
     for k in keys:
         try:
-            interval = bootstrap_interval(lambda idx: run(idx).get(k), n, values.get(k), resamples)
+            scheme = half_sample_interval if name in HALF_SAMPLED else bootstrap_interval
+            interval = scheme(lambda idx: run(idx).get(k), n, values.get(k), resamples)
         except Exception:  # a (plug-in) metric that cannot score a resample: its value stands, without interval
             interval = None
         if interval:
@@ -112,8 +137,12 @@ def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) 
 
 
 def _self_bleu(ctx, values) -> Dict[str, Interval]:
-    scores = np.asarray(ctx.cache.get("self_bleu:scores") or [], dtype=float)
-    iv = bootstrap_interval(lambda idx: scores[idx].mean(), len(scores), values.get("self_bleu"))
+    """Half-samples re-score self-BLEU with their own reference pool (the pool is what the score depends on)."""
+    from madbench.metrics.repetition import SELF_BLEU_MAX, self_bleu
+
+    texts = ctx.samples[:SELF_BLEU_MAX]
+    iv = half_sample_interval(lambda idx: self_bleu([texts[i] for i in idx]), len(texts), values.get("self_bleu"),
+                              SELF_BLEU_RESAMPLES)
     return {"self_bleu": iv} if iv else {}
 
 
