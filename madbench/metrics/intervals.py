@@ -9,8 +9,12 @@ that ``madbench.reporting.stats`` and ``madbench sweep`` report; a researcher ne
   Resampling with replacement repeats samples, which shifts set metrics (distinct-n,
   duplicates, Vendi) by itself, so the bootstrap spread is re-centred on the measured value:
   interval = value + (percentile - bootstrap median). Embeddings are computed once and
-  their rows resampled; self-BLEU resamples its per-sample scores (no BLEU recomputed);
-  pairwise cosine distance leaves out the pairs of a sample with its own copy.
+  their rows resampled; pairwise cosine distance leaves out the pairs of a sample with its own copy.
+- set metrics (distinct-n, compression ratio, duplicate rate) and self-BLEU: half-sampling, n // 2
+  samples without replacement (``half_sample_interval``), so no sample is ever repeated; self-BLEU
+  re-scores each half-sample against its own reference pool (``repetition.SelfBleuPool``).
+  Coverage measured on real passages: ``scripts/calibrate.py``, docs/metrics.md "Calibration".
+- every interval is clipped inside its metric's declared ``value_range`` (``clip_intervals``).
 - MAUVE: ``MAUVE_REPLICATES`` runs, each with its own k-means seed and a bootstrap
   resample of the samples (quantisation and sampling noise together).
 - perplexity: bootstrap over held-out documents of exp(sum NLL / sum tokens).
@@ -40,13 +44,7 @@ LEVEL = 0.95
 RESAMPLES = 200  # default bootstrap replicates per metric
 RESAMPLES_BY_METRIC = {"mtld": 100, "hdd": 50, "frechet_embedding_distance": 50, "vendi_score": 100}
 MAUVE_REPLICATES = 8
-SELF_BLEU_RESAMPLES = 50  # each re-scores BLEU on a half-sample (a quarter of the metric's cost)
-_UNIT = (0.0, 1.0)
-# a re-centred interval can cross a metric's natural bounds: clip it there
-RANGES = {**{f"distinct_{n}": _UNIT for n in (1, 2, 3, 4)}, "type_token_ratio": _UNIT, "duplicate_rate": _UNIT,
-          "repetition_4gram": _UNIT, "self_bleu": _UNIT, "mauve": _UNIT, "hdd": _UNIT, "vendi_score": (1.0, None),
-          "perplexity": (1.0, None), "mean_length": (0.0, None), "mtld": (0.0, None), "unigram_entropy": (0.0, None),
-          "frechet_embedding_distance": (0.0, None), "pairwise_cosine_distance": (0.0, 2.0), "compression_ratio": (0.0, None)}
+SELF_BLEU_RESAMPLES = RESAMPLES  # each re-scores a half-sample from n-gram counts tabulated once (SelfBleuPool)
 Interval = List[float]
 
 
@@ -100,7 +98,7 @@ def half_sample_interval(stat: Callable[[np.ndarray], Optional[float]], n: int, 
 
 
 # set metrics whose interval comes from half-samples, not the duplicate-making bootstrap
-HALF_SAMPLED = {f"distinct_{n}" for n in (1, 2, 3, 4)}
+HALF_SAMPLED = {*(f"distinct_{n}" for n in (1, 2, 3, 4)), "compression_ratio", "duplicate_rate"}
 
 
 def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) -> Dict[str, Interval]:
@@ -138,11 +136,10 @@ def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) 
 
 def _self_bleu(ctx, values) -> Dict[str, Interval]:
     """Half-samples re-score self-BLEU with their own reference pool (the pool is what the score depends on)."""
-    from madbench.metrics.repetition import SELF_BLEU_MAX, self_bleu
+    from madbench.metrics.repetition import SelfBleuPool
 
-    texts = ctx.samples[:SELF_BLEU_MAX]
-    iv = half_sample_interval(lambda idx: self_bleu([texts[i] for i in idx]), len(texts), values.get("self_bleu"),
-                              SELF_BLEU_RESAMPLES)
+    pool = ctx.cache.get("self_bleu:pool") or SelfBleuPool(ctx.samples)
+    iv = half_sample_interval(pool.mean, pool.size, values.get("self_bleu"), SELF_BLEU_RESAMPLES)
     return {"self_bleu": iv} if iv else {}
 
 
@@ -199,11 +196,13 @@ def compute_intervals(names, ctx: MetricContext, values: Dict[str, Optional[floa
             out.update(SPECIAL[name](ctx, values))
         elif METRICS.spec(name).needs in ("samples", "human") and ctx.samples:
             out.update(_generic(name, ctx, values))
-    return {k: _clip(k, v) for k, v in out.items()}
+    return clip_intervals(out)
 
 
-def _clip(key: str, interval: Sequence[float]) -> Interval:
-    low, high = RANGES.get(key, (None, None))
-    lo, hi = float(interval[0]), float(interval[1])
-    return [lo if low is None else max(low, lo), hi if high is None else min(high, hi)]
-
+def clip_intervals(intervals: Dict[str, Sequence[float]]) -> Dict[str, Interval]:
+    """Every interval clipped inside its metric's declared ``value_range`` (``MetricSpec``); unregistered keys
+    (lm-eval task scores) pass unchanged. A re-centred or normal-approximation interval can cross a bound."""
+    out = {}
+    for key, interval in intervals.items():
+        out[key] = METRICS.spec(key).clip(interval) if key in METRICS else [float(interval[0]), float(interval[1])]
+    return out

@@ -45,7 +45,7 @@ def rare_types(human: Sequence[str], top_k: int = RARE_TOP_K) -> set:
     return {w for w, _ in counts.most_common()[min(top_k, len(counts) // 2):]}
 
 
-@METRICS.register("rare_word_recall", higher_is_better=True, needs="human")
+@METRICS.register("rare_word_recall", higher_is_better=True, needs="human", value_range=(0.0, 1.0))
 def rare_word_recall(ctx):
     """Share of the held-out human text's rare word types (outside its 1,000 most frequent) that the samples use, per as many sample words as human words."""
     from madbench.metrics.lexical import words
@@ -183,14 +183,14 @@ def rare_intervals(names: Sequence[str], ctx) -> dict:
     return out
 
 
-@METRICS.register("rare_token_mass", higher_is_better=True, needs="reference")
+@METRICS.register("rare_token_mass", higher_is_better=True, needs="reference", value_range=(0.0, 1.0))
 def rare_token_mass(ctx):
     """Mean probability the generation's model gives the held-out text's rare tokens (outside the types covering 90%)."""
     current, _ = _masses(ctx)
     return None if current != current else current
 
 
-@METRICS.register("rare_token_mass_ratio", higher_is_better=True, needs="reference")
+@METRICS.register("rare_token_mass_ratio", higher_is_better=True, needs="reference", value_range=(0.0, None))
 def rare_token_mass_ratio(ctx):
     """rare_token_mass of the generation's model over that of the generation-0 model (1 at generation 0)."""
     current, g0 = _masses(ctx)

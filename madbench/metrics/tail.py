@@ -80,37 +80,37 @@ def _share(ctx, q: float, below: bool) -> Optional[float]:
     return float(np.mean(values < edge) if below else np.mean(values > edge))
 
 
-@METRICS.register("tail_ppl_median", higher_is_better=None, needs="reference")
+@METRICS.register("tail_ppl_median", higher_is_better=None, needs="reference", value_range=(1.0, None))
 def tail_ppl_median(ctx):
     """Median per-sample perplexity of the samples under the generation-0 model (descriptive)."""
     return _quantile_ppl(ctx, 0.5)
 
 
-@METRICS.register("tail_ppl_p05", higher_is_better=True, needs="reference")
+@METRICS.register("tail_ppl_p05", higher_is_better=True, needs="reference", value_range=(1.0, None))
 def tail_ppl_p05(ctx):
     """5th percentile of per-sample perplexity under generation 0 (falls as over-probable text takes over)."""
     return _quantile_ppl(ctx, 0.05)
 
 
-@METRICS.register("tail_ppl_p95", higher_is_better=False, needs="reference")
+@METRICS.register("tail_ppl_p95", higher_is_better=False, needs="reference", value_range=(1.0, None))
 def tail_ppl_p95(ctx):
     """95th percentile of per-sample perplexity under generation 0 (rises with a tail of improbable samples)."""
     return _quantile_ppl(ctx, 0.95)
 
 
-@METRICS.register("tail_below_g0_p05", higher_is_better=False, needs="reference")
+@METRICS.register("tail_below_g0_p05", higher_is_better=False, needs="reference", value_range=(0.0, 1.0))
 def tail_below_g0_p05(ctx):
     """Share of samples below generation 0's 5th percentile of per-sample perplexity (over-probable text)."""
     return _share(ctx, 0.05, below=True)
 
 
-@METRICS.register("tail_above_g0_p95", higher_is_better=False, needs="reference")
+@METRICS.register("tail_above_g0_p95", higher_is_better=False, needs="reference", value_range=(0.0, 1.0))
 def tail_above_g0_p95(ctx):
     """Share of samples above generation 0's 95th percentile of per-sample perplexity (improbable text)."""
     return _share(ctx, 0.95, below=False)
 
 
-@METRICS.register("tail_w1_log_ppl", higher_is_better=False, needs="reference")
+@METRICS.register("tail_w1_log_ppl", higher_is_better=False, needs="reference", value_range=(0.0, None))
 def tail_w1_log_ppl(ctx):
     """Wasserstein-1 distance between the generation's and generation 0's per-sample log perplexities."""
     values, ref = log_ppl(ctx), _reference(ctx)
@@ -142,13 +142,14 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
             g0 = fileio.read_json(saved)["log_ppl"]
         else:
             g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / SAMPLES)[:num_samples]]))
+    from madbench.metrics.intervals import clip_intervals
     from madbench.metrics.rare import rare_intervals
 
     c = ctx(list(texts), g0)
     metrics = compute_metrics(names, c)
     fileio.write_json(out_dir / REFERENCE_PPL, {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
     intervals = {**tail_intervals([n for n in names if metrics.get(n) is not None], c), **rare_intervals(names, c)}
-    return metrics, intervals
+    return metrics, clip_intervals(intervals)
 
 
 def tail_intervals(names: Sequence[str], ctx) -> dict:

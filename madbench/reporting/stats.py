@@ -8,7 +8,8 @@ every number they show comes from the same definitions:
 
 - mean and sample standard deviation (ddof=1) over seeds; None/NaN are dropped;
 - a 95% Student-t interval ``mean +- t(0.975, n-1) * std / sqrt(n)`` (n == 1 gives
-  the point itself, n == 0 gives None everywhere);
+  the point itself, n == 0 gives None everywhere), clipped inside the metric's declared
+  ``value_range`` (a share stays in [0, 1]);
 - two groups are ``separated`` when their 95% intervals do not overlap;
   Hedges' g (bias-corrected pooled-SD effect size) and Welch's t-test p-value.
 
@@ -48,8 +49,11 @@ def fsum(values) -> float:
         return math.inf if not isinstance(values, list) else sum(values)
 
 
-def seed_summary(values: list[float]) -> dict:
-    """{"mean", "std", "n", "ci95_low", "ci95_high"} over seeds; None when no value is left."""
+def seed_summary(values: list[float], value_range: tuple = (None, None)) -> dict:
+    """{"mean", "std", "n", "ci95_low", "ci95_high"} over seeds; None when no value is left.
+
+    ``value_range``: the metric's (low, high) (``MetricSpec.value_range``; :func:`metric_range`); the t-interval
+    is clipped inside it, so a share's interval stays in [0, 1] however few seeds."""
     xs = clean(values)
     n = len(xs)
     if n == 0:
@@ -59,7 +63,19 @@ def seed_summary(values: list[float]) -> dict:
         return {"mean": mean, "std": 0.0, "n": 1, "ci95_low": mean, "ci95_high": mean}
     std = math.sqrt(fsum((x - mean) ** 2 for x in xs) / (n - 1)) if math.isfinite(mean) else math.inf
     half = _t975(n - 1) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "n": n, "ci95_low": mean - half, "ci95_high": mean + half}
+    low, high = mean - half, mean + half
+    if value_range != (None, None) and math.isfinite(half):
+        from madbench.metrics.specs import clip_to
+
+        low, high = clip_to(value_range, [low, high])
+    return {"mean": mean, "std": std, "n": n, "ci95_low": low, "ci95_high": high}
+
+
+def metric_range(name: str) -> tuple:
+    """The (low, high) a registered metric declares (``MetricSpec.value_range``); (None, None) for any other key."""
+    from madbench.metrics import METRICS
+
+    return METRICS.spec(name).value_range if name in METRICS else (None, None)
 
 
 def group_key(chain: dict) -> tuple:
@@ -92,7 +108,8 @@ def aggregate_chains(chains: list[dict]) -> list[dict]:
                     per_metric.setdefault(name, {}).setdefault(int(gen["generation"]), []).append(value)
         metrics = {}
         for name in sorted(per_metric):
-            rows = [{"generation": g, **seed_summary(vals)} for g, vals in sorted(per_metric[name].items())]
+            bounds = metric_range(name)
+            rows = [{"generation": g, **seed_summary(vals, bounds)} for g, vals in sorted(per_metric[name].items())]
             metrics[name] = [r for r in rows if r["n"] > 0]
         out.append({
             "regime": key[0], "mode": key[1], "mitigations": list(key[2]),
