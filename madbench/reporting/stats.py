@@ -14,7 +14,9 @@ every number they show comes from the same definitions:
   Hedges' g (bias-corrected pooled-SD effect size) and Welch's t-test p-value.
 
 A group is a (regime, mode, mitigations) triple; its seeds may come from several
-run folders (``madbench report RUN_A RUN_B`` pools them).
+run folders (``madbench report RUN_A RUN_B`` pools them). Its statistical unit is the
+independent experiment (:func:`unit_of`): a seed, or an ecosystem's base seed, whose
+members share their mixes and are averaged first (their spread is ``member_std``).
 """
 
 from __future__ import annotations
@@ -89,12 +91,49 @@ def group_label(key: tuple) -> str:
     return f"{regime}/{mode}" + "".join(f"+{m}" for m in mitigations)
 
 
-def aggregate_chains(chains: list[dict]) -> list[dict]:
-    """Group chain entries by :func:`group_key` (first-seen order) and summarise every metric over seeds.
+def unit_of(chain: dict):
+    """The independent experiment a chain belongs to: its seed, or for an ecosystem member its base seed.
 
-    Each group: {"regime", "mode", "mitigations", "seeds", "chains" (ids), "label",
-    "metrics": {metric: [{"generation": g, **seed_summary}, ...]}} with one entry per
-    generation that at least one seed reached (``n`` says how many did).
+    The members of one ecosystem and base seed train on the same shared mixes (identical ``mix.json``), so they
+    are one statistical unit, not several seeds; group statistics average them first."""
+    seed = chain.get("seed")
+    if chain.get("regime") == "ecosystem" and isinstance(seed, int):
+        from madbench.loop.ecosystem import base_seed
+
+        return base_seed(seed)
+    return seed
+
+
+def unit_label(chains: list[dict]) -> str:
+    """What ``n`` counts for these chains: 'seeds', or 'base seeds' when ecosystem members were averaged."""
+    return "base seeds" if any(unit_of(c) != c.get("seed") for c in chains) else "seeds"
+
+
+def unit_summary(pairs: list[tuple], value_range: tuple = (None, None)) -> dict:
+    """:func:`seed_summary` over units, from (unit, value) pairs: each unit's values (an ecosystem's members)
+    averaged first, so ``n`` counts independent experiments. Where a unit has several values, ``members``
+    (how many values in all) and ``member_std`` (the pooled within-unit SD: the member spread, not seed noise)
+    are added."""
+    by_unit: dict = {}
+    for unit, value in pairs:
+        xs = clean([value])
+        if xs:
+            by_unit.setdefault(unit, []).append(xs[0])
+    out = seed_summary([fsum(xs) / len(xs) for xs in by_unit.values()], value_range)
+    if any(len(xs) > 1 for xs in by_unit.values()):
+        spread = [(fsum((x - fsum(xs) / len(xs)) ** 2 for x in xs), len(xs) - 1) for xs in by_unit.values() if len(xs) > 1]
+        out["members"] = sum(len(xs) for xs in by_unit.values())
+        out["member_std"] = math.sqrt(fsum(ss for ss, _ in spread) / sum(df for _, df in spread))
+    return out
+
+
+def aggregate_chains(chains: list[dict]) -> list[dict]:
+    """Group chain entries by :func:`group_key` (first-seen order) and summarise every metric over units.
+
+    A unit is an independent experiment (:func:`unit_of`): a seed, or one ecosystem's base seed with its
+    members averaged. Each group: {"regime", "mode", "mitigations", "seeds", "units", "n_counts" ('seeds' or
+    'base seeds'), "chains" (ids), "label", "metrics": {metric: [{"generation": g, **unit_summary}, ...]}} with
+    one entry per generation that at least one unit reached (``n`` says how many did).
     """
     groups: dict[tuple, list[dict]] = {}
     for chain in chains:
@@ -105,15 +144,16 @@ def aggregate_chains(chains: list[dict]) -> list[dict]:
         for chain in members:
             for gen in chain.get("generations") or []:
                 for name, value in (gen.get("metrics") or {}).items():
-                    per_metric.setdefault(name, {}).setdefault(int(gen["generation"]), []).append(value)
+                    per_metric.setdefault(name, {}).setdefault(int(gen["generation"]), []).append((unit_of(chain), value))
         metrics = {}
         for name in sorted(per_metric):
             bounds = metric_range(name)
-            rows = [{"generation": g, **seed_summary(vals, bounds)} for g, vals in sorted(per_metric[name].items())]
+            rows = [{"generation": g, **unit_summary(pairs, bounds)} for g, pairs in sorted(per_metric[name].items())]
             metrics[name] = [r for r in rows if r["n"] > 0]
         out.append({
             "regime": key[0], "mode": key[1], "mitigations": list(key[2]),
-            "seeds": [c.get("seed") for c in members], "chains": [c.get("id") for c in members],
+            "seeds": [c.get("seed") for c in members], "units": list(dict.fromkeys(unit_of(c) for c in members)),
+            "n_counts": unit_label(members), "chains": [c.get("id") for c in members],
             "label": group_label(key), "metrics": metrics,
         })
     return out
@@ -207,9 +247,9 @@ def compare(a: list[float], b: list[float], higher_is_better: bool | None) -> di
 def last_generation_table(results: list[dict] | dict, metrics: list[str]) -> list[dict]:
     """One row per group of all chains in ``results`` (one results.json dict or several, pooled).
 
-    Row: {"label", "regime", "mode", "mitigations", "seeds", "generation" (the group's
-    last generation reached by any seed), "metrics": {metric: {"generation", mean, std,
-    n, ci95_low, ci95_high}}}. A metric is summarised at the last generation where it
+    Row: {"label", "regime", "mode", "mitigations", "seeds", "units", "n_counts", "generation" (the
+    group's last generation reached by any seed), "metrics": {metric: {"generation", mean, std,
+    n, ci95_low, ci95_high[, members, member_std]}}} (n counts units: :func:`aggregate_chains`). A metric is summarised at the last generation where it
     has a value; a metric the group never measured gets seed_summary([]) (all None).
     """
     chains = _chains_of(results)
@@ -222,8 +262,8 @@ def last_generation_table(results: list[dict] | dict, metrics: list[str]) -> lis
             series = group["metrics"].get(name) or []
             cells[name] = dict(series[-1]) if series else {"generation": None, **seed_summary([])}
         rows.append({"label": group["label"], "regime": group["regime"], "mode": group["mode"],
-                     "mitigations": group["mitigations"], "seeds": group["seeds"], "generation": last,
-                     "metrics": cells})
+                     "mitigations": group["mitigations"], "seeds": group["seeds"], "units": group["units"],
+                     "n_counts": group["n_counts"], "generation": last, "metrics": cells})
     return rows
 
 

@@ -17,7 +17,7 @@ from typing import Dict, List
 
 from madbench.results import fileio
 from madbench.results.run_store import RunStore
-from madbench.reporting.stats import aggregate_chains, compare, group_key, group_label, last_generation_table
+from madbench.reporting.stats import aggregate_chains, compare, group_key, group_label, last_generation_table, unit_of
 
 
 def gather(variants: List[dict], sweep_dir: Path, environments: Dict[str, dict]) -> dict | None:
@@ -59,16 +59,20 @@ def _plots(gathered, out: Path) -> None:
 
 
 def _final_values(results: dict, key: tuple, metric: str) -> List[float]:
-    """One value per seed: the metric at the configured last generation (chains that reached it)."""
+    """One value per independent unit (a seed; an ecosystem's base seed, its members averaged): the metric at
+    the configured last generation (chains that reached it)."""
     last = results["config"]["loop"]["generations"]
-    out = []
+    pairs = []
     for chain in results["chains"]:
         if group_key(chain) != key:
             continue
         for gen in chain["generations"]:
             if gen["generation"] == last and gen["metrics"].get(metric) is not None:
-                out.append(gen["metrics"][metric])
-    return out
+                pairs.append((unit_of(chain), gen["metrics"][metric]))
+    by_unit: Dict = {}
+    for unit, value in pairs:
+        by_unit.setdefault(unit, []).append(value)
+    return [sum(vs) / len(vs) for vs in by_unit.values()]
 
 
 def summarize(gathered: List[tuple]) -> dict:
@@ -126,7 +130,9 @@ def markdown(summary: dict) -> str:
     metrics = sorted(info)
     arrow = {True: " ↑", False: " ↓", None: ""}
     lines = ["# Sweep summary", "",
-             "Last generation of each group: mean ± half-width of the 95% Student-t interval over seeds (n seeds).", "",
+             "Last generation of each group: mean ± half-width of the 95% Student-t interval over independent units "
+             "(n units: seeds; for an ecosystem, base seeds, its members averaged first since they share their mixes; "
+             "`members sd`: the spread between an ecosystem's members, not seed noise).", "",
              "| group | gen | " + " | ".join(f"{m}{arrow[info[m].get('higher_is_better')]}" for m in metrics) + " |",
              "|---|---|" + "---|" * len(metrics)]
     for row in summary["last_generation"]:
@@ -134,8 +140,10 @@ def markdown(summary: dict) -> str:
         for m in metrics:
             s = row["metrics"][m]
             half = None if s["ci95_high"] is None else (s["ci95_high"] - s["ci95_low"]) / 2
-            cells.append("–" if s["mean"] is None else f"{_num(s['mean'])} ± {_num(half, 2)} ({s['n']})")
-        lines.append(f"| {row['label']} | {row['generation']} | " + " | ".join(cells) + " |")
+            spread = f"; members sd {_num(s['member_std'], 2)}" if s.get("member_std") is not None else ""
+            cells.append("–" if s["mean"] is None else f"{_num(s['mean'])} ± {_num(half, 2)} (n={s['n']}{spread})")
+        units = f" ({len(row.get('units') or row['seeds'])} {row.get('n_counts', 'seeds')})"
+        lines.append(f"| {row['label']}{units} | {row['generation']} | " + " | ".join(cells) + " |")
     lines += ["", "## Comparisons (b against a, last generation, over seeds)", "",
               "`separated`: the 95% intervals do not overlap; Hedges' g: bias-corrected effect size (b − a) / pooled SD.", "",
               "| kind | a | b | metric | diff (b − a) | Hedges' g | Welch p | separated | b better |",
