@@ -10,8 +10,10 @@ every number they show comes from the same definitions:
 - a 95% Student-t interval ``mean +- t(0.975, n-1) * std / sqrt(n)`` (n == 1 gives
   the point itself, n == 0 gives None everywhere), clipped inside the metric's declared
   ``value_range`` (a share stays in [0, 1]);
-- two groups are ``separated`` when their 95% intervals do not overlap;
-  Hedges' g (bias-corrected pooled-SD effect size) and Welch's t-test p-value.
+- two groups are ``separated`` when each has 2 or more seeds, their 95% intervals do not
+  overlap and the 95% Welch interval of the difference excludes 0 (one seed never is);
+  Hedges' g (bias-corrected pooled-SD effect size), Welch's t-test p-value, and Holm's
+  adjustment for a family of them (:func:`holm`, used by the sweep summary).
 
 A group is a (regime, mode, mitigations) triple; its seeds may come from several
 run folders (``madbench report RUN_A RUN_B`` pools them). Its statistical unit is the
@@ -225,23 +227,49 @@ def relative_shift(a: list[float], b: list[float]) -> float | None:
     return (fsum(b) / len(b) - ma) / abs(ma) if ma else None
 
 
+def welch_interval(a: list[float], b: list[float]) -> list[float] | None:
+    """95% Welch interval of mean(b) - mean(a); None with fewer than 2 values a side or zero variance."""
+    a, b = clean(a), clean(b)
+    if len(a) < 2 or len(b) < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
+        return None
+    from scipy.stats import ttest_ind
+
+    ci = ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    return [float(ci.low), float(ci.high)] if math.isfinite(ci.low) and math.isfinite(ci.high) else None
+
+
+def holm(pvalues: list) -> list:
+    """Holm's step-down adjustment of a family of p-values (None stays None): the adjusted p's are compared
+    with the level itself and control the family-wise error rate (Holm 1979)."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m, out, running = len(order), list(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
 def compare(a: list[float], b: list[float], higher_is_better: bool | None) -> dict:
     """How b (e.g. a mitigation) differs from a (e.g. the baseline) on one metric.
 
-    ``separated``: the two 95% intervals do not overlap (with one seed the interval
-    is the point, so this is a strict difference). ``better``: b's mean lies on the
-    good side of a's (None when the metric has no direction); it says nothing about
-    significance, so combine it with ``separated`` or ``welch_p``.
+    ``separated``: at least 2 values a side, the two 95% t-intervals do not overlap, and the 95% Welch
+    interval of the difference (``diff_ci95``) excludes 0. One seed is never separated (its interval is
+    the point itself); with 2 seeds the t multiplier is 12.7, so it takes a large, stable difference.
+    ``better``: b's mean lies on the good side of a's (None when the metric has no direction); it says
+    nothing about significance, so combine it with ``separated`` or ``welch_p``. A family of comparisons
+    adjusts ``welch_p`` with :func:`holm` (``madbench sweep``'s summary does).
     """
     sa, sb = seed_summary(a), seed_summary(b)
     if sa["n"] == 0 or sb["n"] == 0:
-        return {"diff": None, "hedges_g": None, "welch_p": None, "separated": False, "better": None,
+        return {"diff": None, "diff_ci95": None, "hedges_g": None, "welch_p": None, "separated": False, "better": None,
                 "a": sa, "b": sb}
     diff = sb["mean"] - sa["mean"]
-    separated = sb["ci95_low"] > sa["ci95_high"] or sb["ci95_high"] < sa["ci95_low"]
+    apart = sb["ci95_low"] > sa["ci95_high"] or sb["ci95_high"] < sa["ci95_low"]
+    interval = welch_interval(a, b)
+    separated = min(sa["n"], sb["n"]) >= 2 and apart and (interval is None or interval[0] > 0 or interval[1] < 0)
     better = None if higher_is_better is None else (diff > 0 if higher_is_better else diff < 0)
-    return {"diff": diff, "hedges_g": hedges_g(a, b), "welch_p": welch_p(a, b), "separated": bool(separated),
-            "better": better, "a": sa, "b": sb}
+    return {"diff": diff, "diff_ci95": interval, "hedges_g": hedges_g(a, b), "welch_p": welch_p(a, b),
+            "separated": bool(separated), "better": better, "a": sa, "b": sb}
 
 
 def last_generation_table(results: list[dict] | dict, metrics: list[str]) -> list[dict]:
