@@ -198,3 +198,27 @@ def test_rare_token_mass_reuses_the_perplexity_forward(tail_run):
     assert [p for r in reused for p in r] == pytest.approx([p for r in direct for p in r], rel=1e-5)
     other = MetricContext(samples=[], human=human[:2], model=model, tokenizer=tok, batch_size=2)
     assert current_rare_probs(model, other, encoded[:2], rare) == rare_probs(model, tok, encoded[:2], rare, 2)  # not remembered: computed
+
+
+def test_tail_intervals_cover_with_generation_0_noise_short_check():
+    """Coverage on a population with a known sampling distribution (log perplexities of generation 0 and of a
+    later generation, 64 samples each): the truth is the mean over 300 independent draws of both. Holding
+    generation 0 fixed, as before, gave 75% for tail_below_g0_p05 at two thirds of the true width."""
+    from madbench.metrics import MetricContext
+    from madbench.metrics.tail import tail_intervals
+
+    rng = np.random.default_rng(5)
+    names = ["tail_below_g0_p05", "tail_above_g0_p95", "tail_w1_log_ppl"]
+    draw = lambda: (list(rng.normal(3.3, 0.5, 64)), list(rng.normal(3.5, 0.4, 64)))  # noqa: E731  (generation, g0)
+    ctx = lambda v, r: MetricContext(samples=[], human=[], cache={"log_ppl": v, "g0_log_ppl": r})  # noqa: E731
+    truth = np.array([[METRICS.get(n)(ctx(*draw())) for n in names] for _ in range(300)])
+    target, true_width = truth.mean(axis=0), np.diff(np.percentile(truth, [2.5, 97.5], axis=0), axis=0)[0]
+    hits, widths = np.zeros(len(names)), np.zeros(len(names))
+    sets = 30
+    for _ in range(sets):
+        iv = tail_intervals(names, ctx(*draw()), resamples=100)
+        for j, n in enumerate(names):
+            hits[j] += iv[n][0] <= target[j] <= iv[n][1]
+            widths[j] += (iv[n][1] - iv[n][0]) / sets
+    assert (hits / sets >= 0.85).all(), dict(zip(names, hits / sets))
+    assert ((widths / true_width > 0.8) & (widths / true_width < 1.25)).all(), dict(zip(names, widths / true_width))

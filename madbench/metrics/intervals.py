@@ -16,10 +16,11 @@ that ``madbench.reporting.stats`` and ``madbench sweep`` report; a researcher ne
   Coverage measured on real passages: ``scripts/calibrate.py``, docs/metrics.md "Calibration".
 - every interval is clipped inside its metric's declared ``value_range`` (``clip_intervals``).
 - MAUVE: ``MAUVE_REPLICATES`` runs, each with its own k-means seed and a bootstrap
-  resample of the samples (quantisation and sampling noise together).
+  resample of the samples (quantisation and sampling noise together). APPROXIMATE: 8 replicates,
+  the human side held fixed, coverage not measured (each replicate is a full MAUVE run).
 - perplexity: bootstrap over held-out documents of exp(sum NLL / sum tokens).
 - lm-eval task scores: value +/- 1.96 x lm-eval's own ``<metric>_stderr`` (``lmeval.task_intervals``).
-- the generation-0 reference panel: ``tail.tail_intervals`` (bootstrap over samples, generation 0 fixed)
+- the generation-0 reference panel: ``tail.tail_intervals`` (bootstrap over samples and generation 0's samples)
   and ``rare.rare_intervals`` (bootstrap over held-out documents).
 
 A plug-in metric is bootstrapped like the built-in ones (``RESAMPLES`` calls on resampled
@@ -44,6 +45,10 @@ LEVEL = 0.95
 RESAMPLES = 200  # default bootstrap replicates per metric
 RESAMPLES_BY_METRIC = {"mtld": 100, "hdd": 50, "frechet_embedding_distance": 50, "vendi_score": 100}
 MAUVE_REPLICATES = 8
+# intervals whose measured (or unmeasured) coverage falls short of the 90-99% band: docs/metrics.md "Calibration"
+APPROXIMATE = {"mauve": "8 replicates, human side fixed, coverage not measured",
+               "compression_ratio": "coverage 80% at n=64 (scripts/calibrate.py)",
+               "repetition_4gram": "coverage 85% at n=64 (scripts/calibrate.py)"}
 SELF_BLEU_RESAMPLES = RESAMPLES  # each re-scores a half-sample from n-gram counts tabulated once (SelfBleuPool)
 Interval = List[float]
 
