@@ -141,9 +141,9 @@ def _generic(name: str, ctx: MetricContext, values: Dict[str, Optional[float]]) 
 
 def _self_bleu(ctx, values) -> Dict[str, Interval]:
     """Half-samples re-score self-BLEU with their own reference pool (the pool is what the score depends on)."""
-    from madbench.metrics.repetition import SelfBleuPool
-
-    pool = ctx.cache.get("self_bleu:pool") or SelfBleuPool(ctx.samples)
+    pool = ctx.cache.get("self_bleu:pool")  # repetition.SelfBleuPool, left by the metric on the same context
+    if pool is None:
+        return {}
     iv = half_sample_interval(pool.mean, pool.size, values.get("self_bleu"), SELF_BLEU_RESAMPLES)
     return {"self_bleu": iv} if iv else {}
 
