@@ -46,7 +46,10 @@ def first_line(obj) -> str:
 
 def _metric_line(spec) -> str:
     direction = {True: "higher is better", False: "lower is better"}.get(spec.higher_is_better, "no direction")
-    return f"[{direction}] {spec.description}"
+    from madbench.metrics.intervals import APPROXIMATE
+
+    note = f" (interval approximate: {APPROXIMATE[spec.name]})" if spec.name in APPROXIMATE else ""
+    return f"[{direction}] {spec.description}{note}"
 
 
 DESCRIBE = {

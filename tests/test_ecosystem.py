@@ -127,3 +127,26 @@ def test_a_sweep_runs_an_ecosystem_as_one_job(tmp_path):
     assert {j["id"]: [c["id"] for c in j["chains"]] for j in jobs} == {
         "v/fully_synthetic-replace-s0": ["fully_synthetic-replace-s0"],
         "v/ecosystem-replace-s0": ["ecosystem-replace-s0", "ecosystem-replace-s1000", "ecosystem-replace-s2000"]}
+
+
+@pytest.mark.slow
+def test_an_ecosystem_of_three_members_and_one_base_seed_is_one_unit(tmp_path):
+    """The members of one base seed share their mixes: group statistics count them as n=1, spread reported apart."""
+    from madbench.reporting.report import write_report
+    from madbench.reporting.stats import last_generation_table
+
+    out = tmp_path / "eco"
+    madbench("run", *SMALL, "loop.ecosystem.members=3", "--output-dir", out, check=True)
+    members = ["ecosystem-replace-s0", "ecosystem-replace-s1000", "ecosystem-replace-s2000"]
+    mixes = [json.loads((out / "chains" / c / "gen_001" / "mix.json").read_text())["documents"] for c in members]
+    assert mixes[0] == mixes[1] == mixes[2]  # why they are one unit
+    results = json.loads((out / "results.json").read_text())
+    (row,) = last_generation_table(results, ["perplexity", "distinct_2"])
+    assert sorted(row["seeds"]) == [0, 1000, 2000] and row["units"] == [0] and row["n_counts"] == "base seeds"
+    values = [c["generations"][1]["metrics"]["perplexity"] for c in results["chains"]]
+    ppl = row["metrics"]["perplexity"]
+    assert ppl["n"] == 1 and ppl["members"] == 3
+    assert ppl["mean"] == pytest.approx(sum(values) / 3) and ppl["ci95_low"] == ppl["ci95_high"] == ppl["mean"]
+    assert ppl["member_std"] == pytest.approx(float(__import__("numpy").std(values, ddof=1)))
+    md = (write_report(out) / "report.md").read_text()
+    assert "1 base seeds, 3 members" in md and "(n=1, members sd" in md

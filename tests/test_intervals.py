@@ -59,7 +59,9 @@ def test_perplexity_interval_resamples_held_out_documents():
 
 def test_sample_intervals_hold_the_values_shrink_with_more_samples_and_are_deterministic():
     small, large = _texts(16), _texts(96)
-    shrink = ["distinct_2", "type_token_ratio", "mean_length", "unigram_entropy"]
+    # distinct-n is half-sampled: its width follows the metric's own spread at each set size (near-saturated
+    # at 16 texts), not 1/sqrt(n); its calibration is checked in tests/test_calibration.py
+    shrink = ["type_token_ratio", "mean_length", "unigram_entropy"]
     values, iv = compute_with_intervals(CHEAP, MetricContext(samples=small, human=[]))
     assert values == compute_metrics(CHEAP, MetricContext(samples=small, human=[]))  # values untouched
     assert values["self_bleu"] == pytest.approx(self_bleu(small), abs=0)

@@ -97,6 +97,25 @@ def test_self_bleu_matches_nltk():
     assert run("self_bleu", texts[:1]) is None
 
 
+def test_self_bleu_pool_scores_any_subset_as_sacrebleu_does():
+    """SelfBleuPool (n-grams tabulated once; the half-sample interval re-scores subsets) against sacrebleu's own
+    sentence_score with the subset's other texts as references, on real KJV passages with an empty and a copy."""
+    from sacrebleu.metrics import BLEU
+
+    from madbench.data.corpus import kjv_texts, passages
+    from madbench.metrics.lexical import words
+    from madbench.metrics.repetition import SelfBleuPool
+
+    texts = passages(kjv_texts(), 48)[100:124]
+    texts[3], texts[5] = "", texts[6]
+    tok = [" ".join(words(t)) for t in texts]
+    bleu = BLEU(tokenize="none", smooth_method="floor", smooth_value=0.1, effective_order=True)
+    pool = SelfBleuPool(texts)
+    for idx in (list(range(24)), [0, 3, 5, 6, 9, 17, 20]):
+        expected = [bleu.sentence_score(tok[i], [tok[j] for j in idx if j != i]).score / 100 for i in idx if tok[i]]
+        assert pool.scores(idx) == pytest.approx(expected, abs=1e-12)
+
+
 def test_repetition_and_duplicates_by_hand():
     # 4-grams of "a b c d a b c d": 5, of which 'a b c d' repeats once -> 1/5; "x y z w v": 0
     assert run("repetition_4gram", ["a b c d a b c d", "x y z w v"]) == pytest.approx((1 / 5 + 0) / 2)

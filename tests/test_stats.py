@@ -63,7 +63,7 @@ def test_compare_overlap_and_single_seed():
     assert c["separated"] is False and c["better"] is True  # direction only, not significance
     one = stats.compare([2.0], [2.5], higher_is_better=True)
     assert one["welch_p"] is None and one["hedges_g"] is None
-    assert one["separated"] is True and one["better"] is True
+    assert one["separated"] is False and one["better"] is True  # one seed: a direction, never separated
     assert stats.compare([2.0], [2.0], higher_is_better=True)["separated"] is False
     assert stats.compare([], [1.0], True)["diff"] is None
 
@@ -132,3 +132,43 @@ def test_permutation_false_alarm_rate_is_its_level_on_heavy_tails_and_it_sees_a_
     assert sum(p < level for p in same) / trials <= level + 0.03  # binomial slack
     shifted = [stats.permutation_p(list(rng.normal(100, 1, 8)), list(rng.normal(102, 1, 8))) for _ in range(60)]
     assert sum(p < level for p in shifted) >= 50
+
+
+def test_shares_seed_intervals_stay_in_unit_range_at_two_seeds():
+    """Two seeds give a t multiplier of 12.7: a share's raw interval crosses 0 and 1; the declared range clips it."""
+    chains = []
+    for seed, (below, above) in enumerate([(0.02, 0.90), (0.06, 0.99)]):
+        chain = _chain(f"fs-s{seed}", "fully_synthetic", seed, [100.0, 120.0 + seed])
+        chain["generations"][1]["metrics"].update({"tail_below_g0_p05": below, "tail_above_g0_p95": above})
+        chains.append(chain)
+    raw = stats.seed_summary([0.02, 0.06])
+    assert raw["ci95_low"] < 0  # unclipped without a range: the case the clip is for
+    (group,) = stats.aggregate_chains(chains)
+    for name in ("tail_below_g0_p05", "tail_above_g0_p95"):
+        (row,) = [r for r in group["metrics"][name] if r["generation"] == 1]
+        assert row["n"] == 2
+        assert 0.0 <= row["ci95_low"] <= row["mean"] <= row["ci95_high"] <= 1.0, (name, row)
+    (below,) = [r for r in group["metrics"]["tail_below_g0_p05"] if r["generation"] == 1]
+    assert below["ci95_low"] == 0.0 and below["ci95_high"] == pytest.approx(raw["ci95_high"])
+    (above,) = [r for r in group["metrics"]["tail_above_g0_p95"] if r["generation"] == 1]
+    assert above["ci95_high"] == 1.0
+    # perplexity declares (1, None): its t-interval at these values is far from 1 and stays the plain t-interval
+    (ppl,) = [r for r in group["metrics"]["perplexity"] if r["generation"] == 1]
+    assert ppl["ci95_low"] == pytest.approx(sst.t.interval(0.95, 1, loc=120.5, scale=sst.sem([120.0, 121.0]))[0])
+
+
+def test_holm_adjustment_by_hand():
+    # sorted 0.01, 0.03, 0.04 of m=3: 3 x 0.01 = 0.03; 2 x 0.03 = 0.06; 1 x 0.04 = 0.04 -> monotone 0.06
+    assert stats.holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
+    assert stats.holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_one_seed_is_never_separated_and_two_seeds_need_the_difference_interval_to_exclude_zero():
+    assert stats.compare([1.0], [5.0], False)["separated"] is False  # a point against a point: no interval at all
+    a, b = [1.0, 1.1], [3.0, 3.1]
+    c = stats.compare(a, b, True)
+    se = math.sqrt(np.var(a, ddof=1) / 2 + np.var(b, ddof=1) / 2)
+    half = sst.t.ppf(0.975, 2.0) * se  # equal variances and sizes: Welch's df is 2
+    assert c["diff_ci95"] == pytest.approx([2.0 - half, 2.0 + half]) and c["separated"] is True
+    noisy = stats.compare([1.0, 2.0], [2.9, 3.1], True)  # t-intervals overlap, difference interval holds 0
+    assert noisy["diff_ci95"][0] < 0 < noisy["diff_ci95"][1] and noisy["separated"] is False

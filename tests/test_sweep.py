@@ -222,4 +222,8 @@ def test_summary_compares_mitigations_and_variants():
     assert len(by_kind["variant"]) == 2 and all(c["separated"] and c["better"] is False for c in by_kind["variant"])
     assert "regime" not in by_kind  # one regime: nothing to compare it with
     text = markdown(summary)
-    assert "| t1.0: fully_synthetic/replace+dedup | 1 |" in text and "mitigation" in text
+    assert "| t1.0: fully_synthetic/replace+dedup (3 seeds) | 1 |" in text and "mitigation" in text
+    # the family of 4 comparisons is Holm-adjusted, and the table says so
+    assert "Holm's method over the family of all 4 comparisons" in text
+    raw = sorted((c["welch_p"], c["welch_p_holm"]) for c in summary["comparisons"])
+    assert raw[0][1] == pytest.approx(4 * raw[0][0]) and all(h >= p for p, h in raw)

@@ -7,8 +7,11 @@ A share "holds" when the last generation's ``--metric`` (default perplexity), av
 over ``--seeds``, stays within ``--tolerance`` of generation 0 (last / first <= 1 + tol for a
 lower-is-better metric, >= 1 - tol for a higher-is-better one). Assuming more real data
 never hurts, the search runs ``--high`` (must hold), then ``--low``, then ``--steps``
-bisections of the bracket [failing share, holding share]. The estimate is the smallest
-share seen to hold, its interval the final bracket; every point is a normal run folder
+bisections of the bracket [failing share, holding share] to choose where to run points. The
+threshold and its 95% confidence interval come from every point: an isotonic (monotone) fit of
+the seed-mean margin over the share, with a parametric bootstrap (``threshold_fit.py``); each
+point also records the real share actually trained on (with ``/accumulate``, the share of real
+documents in the accumulated mix, below ``loop.real_fraction``). Every point is a normal run folder
 ``OUT/real-<share>/`` (resumable: re-running skips finished generations) and gets
 generation 0 copied from the first point (it does not depend on the share). The summary,
 with every point, its seed mean ratio and 95% interval, and wall times, is
@@ -77,17 +80,22 @@ def point_summary(results: dict, metric: str, higher_is_better: Optional[bool], 
     """Per-seed ratio last / generation 0 of ``metric``, its seed summary, and whether the point holds."""
     from madbench.reporting.stats import seed_summary
 
-    ratios = []
+    from madbench.experiments.threshold_fit import trained_real_share
+
+    ratios, by_seed = [], {}
     for chain in results["chains"]:
         first, last = chain["generations"][0]["metrics"].get(metric), chain["generations"][-1]["metrics"].get(metric)
         if first and last is not None:
             ratios.append(last / first)
+            by_seed[str(chain["seed"])] = last / first
     if not ratios:
         raise MadbenchError(f"metric '{metric}' was not computed by the points; add it to eval.metrics")
     summary = seed_summary(ratios)
     mean = summary["mean"]
     holds = mean >= 1 - tolerance if higher_is_better else mean <= 1 + tolerance
-    return {"ratios": ratios, "ratio_mean": mean, "ratio_ci95": [summary["ci95_low"], summary["ci95_high"]], "holds": holds}
+    return {"ratios": ratios, "ratios_by_seed": by_seed, "ratio_mean": mean,
+            "ratio_ci95": [summary["ci95_low"], summary["ci95_high"]], "holds": holds,
+            "real_share_trained": trained_real_share(results)}
 
 
 def build(args):
@@ -162,12 +170,26 @@ def main(args) -> int:
         write({"complete": False})
         return summary["holds"]
 
-    estimate, bracket = bisect(holds, args.low, args.high, args.steps)
-    write({"complete": True, "estimate": estimate, "interval": list(bracket), "wall_seconds": round(time.perf_counter() - start, 1)})
-    if estimate is None:
+    from madbench.experiments.threshold_fit import threshold_interval
+
+    smallest, bracket = bisect(holds, args.low, args.high, args.steps)
+    fit = threshold_interval(points, args.tolerance, higher)
+    finite_or_none = lambda x: None if x is None or x == float("inf") else round(x, 4)  # noqa: E731  (inf: above --high)
+    ci = fit["ci95"]
+    write({"complete": True, "estimate": finite_or_none(fit["estimate"]),
+           "ci95": None if ci is None else [finite_or_none(ci[0]), finite_or_none(ci[1])],
+           "ci95_method": fit["method"], "seeds_n": fit["seeds"], "smallest_holding_share": smallest,
+           "bracket": list(bracket), "wall_seconds": round(time.perf_counter() - start, 1)})
+    trained = ", ".join(f"{p['real_share']:.3g} -> {p['real_share_trained']:.3g}" for p in sorted(points, key=lambda p: p["real_share"])
+                        if p.get("real_share_trained") is not None)
+    print(f"madbench threshold: real share set -> actually trained on (mean over generations >= 1): {trained}")
+    if fit["estimate"] is None or fit["estimate"] == float("inf"):
         print(f"madbench threshold: even a real share of {args.high} does not hold {args.metric} within {args.tolerance:.0%}; "
               f"raise --high or --tolerance ({out / 'threshold.json'})")
     else:
-        print(f"madbench threshold: smallest real share that holds {args.metric} within {args.tolerance:.0%}: {estimate:.4f} "
-              f"(bracket {bracket[0]:.4f}-{bracket[1]:.4f}, {len(points)} points, {time.perf_counter() - start:.0f}s) -> {out / 'threshold.json'}")
+        interval = "no interval (one seed)" if ci is None else \
+            f"95% CI [{ci[0]:.4f}, {'above ' + str(args.high) if ci[1] == float('inf') else f'{ci[1]:.4f}'}]"
+        print(f"madbench threshold: real share that holds {args.metric} within {args.tolerance:.0%}: {fit['estimate']:.4f}, "
+              f"{interval} over {fit['seeds']} seeds (isotonic fit, parametric bootstrap; bisection bracket "
+              f"{bracket[0]:.4f}-{bracket[1]:.4f}), {len(points)} points, {time.perf_counter() - start:.0f}s -> {out / 'threshold.json'}")
     return 0

@@ -3,7 +3,7 @@
 A metric takes a :class:`MetricContext` and returns a float (or a dict of named
 floats for a metric family). Register with::
 
-    @METRICS.register("distinct_2", higher_is_better=True, needs="samples")
+    @METRICS.register("distinct_2", higher_is_better=True, needs="samples", value_range=(0.0, 1.0))
     def distinct_2(ctx): ...
 
 ``needs`` says what the metric reads: 'samples' (the generation's synthetic

@@ -58,17 +58,17 @@ for _n in (1, 2, 3, 4):
         metric.__doc__ = f"Distinct-{n}: unique {n}-grams / all {n}-grams across the generation's samples."
         return metric
 
-    METRICS.register(f"distinct_{_n}", higher_is_better=True, needs="samples")(_make(_n))
+    METRICS.register(f"distinct_{_n}", higher_is_better=True, needs="samples", value_range=(0.0, 1.0))(_make(_n))
 
 
-@METRICS.register("type_token_ratio", higher_is_better=True, needs="samples")
+@METRICS.register("type_token_ratio", higher_is_better=True, needs="samples", value_range=(0.0, 1.0))
 def type_token_ratio(ctx) -> float:
     """Mean per-sample type-token ratio (unique words / words within each sample); corpus-level is distinct_1."""
     ratios = [len(set(w)) / len(w) for w in (words(t) for t in ctx.samples) if w]
     return sum(ratios) / len(ratios) if ratios else 0.0
 
 
-@METRICS.register("mean_length", higher_is_better=None, needs="samples")
+@METRICS.register("mean_length", higher_is_better=None, needs="samples", value_range=(0.0, None))
 def mean_length(ctx) -> float:
     """Mean number of words per sample."""
     return sum(len(words(t)) for t in ctx.samples) / max(1, len(ctx.samples))
@@ -78,7 +78,7 @@ def word_counts(texts: List[str]) -> Counter:
     return Counter(w for t in texts for w in words(t))
 
 
-@METRICS.register("unigram_entropy", higher_is_better=True, needs="samples")
+@METRICS.register("unigram_entropy", higher_is_better=True, needs="samples", value_range=(0.0, None))
 def unigram_entropy(ctx) -> float:
     """Shannon entropy (bits) of the word unigram distribution pooled over all samples."""
     counts = np.array(list(word_counts(ctx.samples).values()), dtype=float)
@@ -100,7 +100,7 @@ def zipf_exponent(ctx) -> Optional[float]:
     return float(-slope)
 
 
-@METRICS.register("compression_ratio", higher_is_better=False, needs="samples")
+@METRICS.register("compression_ratio", higher_is_better=False, needs="samples", value_range=(0.0, None))
 def compression_ratio(ctx) -> Optional[float]:
     """Bytes of the newline-joined samples / bytes after zlib level 9; higher = more redundant text (lower is more diverse)."""
     raw = "\n".join(ctx.samples).encode("utf-8")

@@ -111,7 +111,7 @@ def _score(model, encoded, order, rows, batch_size, pad, device, entropy: bool =
     return rows
 
 
-@METRICS.register("perplexity", higher_is_better=False, needs="model")
+@METRICS.register("perplexity", higher_is_better=False, needs="model", value_range=(1.0, None))
 def perplexity(ctx) -> float:
     """Token perplexity of the model on the held-out human documents."""
     logp, ids = [None] * len(ctx.human), []

@@ -4,8 +4,9 @@
 
 Collapse forgets the tails of the distribution first (Shumailov et al. 2024). Two views:
 
-  rare_word_recall       share of the held-out text's rare word types (outside its 1,000 most frequent,
-                         or its most frequent half when it has under 2,000 types) that the samples use, on as many sample words as the held-out text has
+  rare_word_recall       expected share of the held-out text's rare word types (outside its 1,000 most frequent,
+                         or its most frequent half when it has under 2,000 types) found in a fixed budget of
+                         ``RECALL_WORDS`` sample words (rarefaction: independent of sample length; None below it)
   rare_token_mass        mean probability the generation's model gives the held-out text's rare tokens
                          at their positions (rare: outside the most frequent token types that cover 90%
                          of the held-out tokens)
@@ -30,6 +31,7 @@ from madbench.metrics import METRICS
 from madbench.metrics.perplexity import pad_batch
 
 RARE_TOP_K = 1000  # a held-out word type is rare when it is not among the held-out text's 1,000 most frequent
+RECALL_WORDS = 400  # rare_word_recall's word budget: fixed, so the recall does not track sample length
 FREQUENT_COVERAGE = 0.9  # token types covering this share of the held-out tokens are frequent; the rest are rare
 
 
@@ -45,26 +47,41 @@ def rare_types(human: Sequence[str], top_k: int = RARE_TOP_K) -> set:
     return {w for w, _ in counts.most_common()[min(top_k, len(counts) // 2):]}
 
 
-@METRICS.register("rare_word_recall", higher_is_better=True, needs="human")
+@METRICS.register("rare_word_recall", higher_is_better=True, needs="human", value_range=(0.0, 1.0))
 def rare_word_recall(ctx):
-    """Share of the held-out human text's rare word types (outside its 1,000 most frequent) that the samples use, per as many sample words as human words."""
+    """Expected share of the held-out human text's rare word types (outside its 1,000 most frequent) found in 400 words of the samples."""
     from madbench.metrics.lexical import words
 
-    rare, budget = _human_side(tuple(ctx.human))
+    rare = _human_rare(tuple(ctx.human))
     sample = [w.lower() for t in ctx.samples for w in words(t) if w.isalpha()]
-    if not rare or not sample:
+    return rarefied_recall(sample, rare) if rare else None
+
+
+def rarefied_recall(sample_words: Sequence[str], rare, budget: int = RECALL_WORDS):
+    """Expected share of the types ``rare`` seen in ``budget`` words drawn without replacement from ``sample_words``.
+
+    Rarefaction (Hurlbert 1971): a type with c of the N pooled words is missed by the draw with probability
+    C(N - c, budget) / C(N, budget). On a fixed word budget the recall no longer grows with sample length
+    (before: 64 KJV passages cut at 48 words 0.18-0.20, at 24 words 0.105-0.109). None when the samples hold
+    fewer than ``budget`` words."""
+    n = len(sample_words)
+    if n < budget or not rare:
         return None
-    # normalise by sample size: the first `budget` sample words, repeated when the samples are shorter
-    sample = (sample * (budget // len(sample) + 1))[:budget]
-    return len(rare & set(sample)) / len(rare)
+    counts = Counter(w for w in sample_words if w in rare)
+    log_all = math.lgamma(n + 1) - math.lgamma(n - budget + 1)
+
+    def seen(c):
+        if n - c < budget:
+            return 1.0
+        return 1.0 - math.exp(math.lgamma(n - c + 1) - math.lgamma(n - c - budget + 1) - log_all)
+
+    return sum(seen(c) for c in counts.values()) / len(rare)
 
 
 @functools.lru_cache(maxsize=4)  # the interval bootstrap scores the same human text a hundred times
-def _human_side(human: tuple):
-    """(rare word types, alphabetic word count) of the held-out text."""
-    from madbench.metrics.lexical import words
-
-    return frozenset(rare_types(human)), sum(1 for t in human for w in words(t) if w.isalpha())
+def _human_rare(human: tuple) -> frozenset:
+    """The held-out text's rare word types (cached: the interval bootstrap scores the same human text again)."""
+    return frozenset(rare_types(human))
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int = 512) -> List[List[int]]:
@@ -183,14 +200,14 @@ def rare_intervals(names: Sequence[str], ctx) -> dict:
     return out
 
 
-@METRICS.register("rare_token_mass", higher_is_better=True, needs="reference")
+@METRICS.register("rare_token_mass", higher_is_better=True, needs="reference", value_range=(0.0, 1.0))
 def rare_token_mass(ctx):
     """Mean probability the generation's model gives the held-out text's rare tokens (outside the types covering 90%)."""
     current, _ = _masses(ctx)
     return None if current != current else current
 
 
-@METRICS.register("rare_token_mass_ratio", higher_is_better=True, needs="reference")
+@METRICS.register("rare_token_mass_ratio", higher_is_better=True, needs="reference", value_range=(0.0, None))
 def rare_token_mass_ratio(ctx):
     """rare_token_mass of the generation's model over that of the generation-0 model (1 at generation 0)."""
     current, g0 = _masses(ctx)

@@ -29,14 +29,14 @@ def _richness(tokens: List[str]):
     return LexicalRichness(tokens, preprocessor=None, tokenizer=None)
 
 
-@METRICS.register("mtld", higher_is_better=True, needs="samples")
+@METRICS.register("mtld", higher_is_better=True, needs="samples", value_range=(0.0, None))
 def mtld(ctx) -> Optional[float]:
     """MTLD (threshold 0.72) of the samples' concatenated words; higher = more diverse vocabulary."""
     tokens = content_words(ctx.samples)
     return float(_richness(tokens).mtld(threshold=MTLD_THRESHOLD)) if tokens else None
 
 
-@METRICS.register("hdd", higher_is_better=True, needs="samples")
+@METRICS.register("hdd", higher_is_better=True, needs="samples", value_range=(0.0, 1.0))
 def hdd(ctx) -> Optional[float]:
     """HD-D (42 draws) of the samples' concatenated words: expected type-token ratio of a 42-word draw."""
     tokens = content_words(ctx.samples)

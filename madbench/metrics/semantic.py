@@ -41,13 +41,13 @@ def vendi_score(x: np.ndarray) -> Optional[float]:
     return float(np.exp(-(eig * np.log(eig)).sum()))
 
 
-@METRICS.register("pairwise_cosine_distance", higher_is_better=True, needs="samples")
+@METRICS.register("pairwise_cosine_distance", higher_is_better=True, needs="samples", value_range=(0.0, 2.0))
 def pairwise_cosine_distance(ctx) -> Optional[float]:
     """Mean pairwise cosine distance (1 - cosine similarity) of the samples' sentence embeddings."""
     return mean_pairwise_cosine_distance(sample_embeddings(ctx))
 
 
-@METRICS.register("vendi_score", higher_is_better=True, needs="samples")
+@METRICS.register("vendi_score", higher_is_better=True, needs="samples", value_range=(1.0, None))
 def vendi(ctx) -> Optional[float]:
     """Vendi score of the samples' embeddings: effective number of distinct samples (1 to n)."""
     return vendi_score(sample_embeddings(ctx))

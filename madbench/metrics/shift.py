@@ -88,13 +88,13 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-@METRICS.register("frechet_embedding_distance", higher_is_better=False, needs="human")
+@METRICS.register("frechet_embedding_distance", higher_is_better=False, needs="human", value_range=(0.0, None))
 def frechet_embedding_distance(ctx) -> Optional[float]:
     """Fréchet distance between the samples' and the human documents' embedding distributions (FID-style)."""
     return frechet_distance(sample_embeddings(ctx), human_embeddings(ctx.human))
 
 
-@METRICS.register("mauve", higher_is_better=True, needs="human")
+@METRICS.register("mauve", higher_is_better=True, needs="human", value_range=(0.0, 1.0))
 def mauve_metric(ctx) -> Optional[float]:
     """MAUVE (0-1) between the samples' and the human documents' embeddings; 1 = indistinguishable."""
     return mauve_score(sample_embeddings(ctx), human_embeddings(ctx.human))

@@ -8,7 +8,7 @@ The metric registry stores one spec per name; readers ask it, never the function
     madbench list metrics                                # one line per spec
 
 Built-in and plug-in metrics register with the decorator
-``@METRICS.register(name, higher_is_better=..., needs=...)``; an installed entry point
+``@METRICS.register(name, higher_is_better=..., needs=..., value_range=(0.0, 1.0))``; an installed entry point
 may instead name a plain function carrying ``higher_is_better`` / ``needs`` attributes
 (the :class:`madbench.plugins.MetricFn` contract, and optionally ``interval_resamples``),
 read once, here, into its spec.
@@ -16,6 +16,7 @@ read once, here, into its spec.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
@@ -40,12 +41,21 @@ class MetricSpec:
     needs: str = "samples"  # one of NEEDS
     description: str = ""  # one line (the docstring's first line by default)
     interval_resamples: Optional[int] = None  # bootstrap calls for its interval (metrics/intervals.py); None: the default
+    value_range: Tuple[Optional[float], Optional[float]] = (None, None)  # (low, high) it can take; None: unbounded
+
 
     def __post_init__(self):
         if self.higher_is_better not in (True, False, None):
             raise MadbenchError(f"metric '{self.name}': higher_is_better must be True, False or None")
         if self.needs not in NEEDS:
             raise MadbenchError(f"metric '{self.name}': needs must be 'samples', 'model' or 'human', got {self.needs!r}")
+        low, high = self.value_range
+        if low is not None and high is not None and low >= high:
+            raise MadbenchError(f"metric '{self.name}': value_range must be (low, high) with low < high, got {self.value_range}")
+
+    def clip(self, interval) -> list:
+        """``interval`` ([low, high]) clipped inside the metric's ``value_range``: no interval leaves it."""
+        return clip_to(self.value_range, interval)
 
     def __call__(self, ctx) -> Any:
         return self.fn(ctx)
@@ -56,10 +66,18 @@ class MetricSpec:
                 "description": self.description}
 
 
+def clip_to(value_range, interval) -> list:
+    """[low, high] clipped inside ``value_range`` ((low, high), either None for unbounded)."""
+    low, high = value_range
+    lo, hi = float(interval[0]), float(interval[1])
+    return [lo if low is None else min(max(low, lo), high if high is not None else math.inf),
+            hi if high is None else max(min(high, hi), low if low is not None else -math.inf)]
+
+
 def from_attributes(name: str, fn: Any) -> MetricSpec:
     """The spec of a plain function carrying the plug-in contract's attributes (an entry point's metric)."""
     return MetricSpec(name, fn, getattr(fn, "higher_is_better", None), getattr(fn, "needs", "samples"), first_line(fn),
-                      getattr(fn, "interval_resamples", None))
+                      getattr(fn, "interval_resamples", None), tuple(getattr(fn, "value_range", (None, None))))
 
 
 class MetricRegistry(Registry):
@@ -70,13 +88,14 @@ class MetricRegistry(Registry):
         self._specs: dict = {}
 
     def register(self, name: Optional[str] = None, *, higher_is_better: Optional[bool] = None, needs: str = "samples",
-                 description: Optional[str] = None, interval_resamples: Optional[int] = None) -> Callable:
+                 description: Optional[str] = None, interval_resamples: Optional[int] = None,
+                 value_range: Tuple[Optional[float], Optional[float]] = (None, None)) -> Callable:
         """Decorator: register ``fn`` under ``name`` (default: its __name__) with its direction and needs."""
 
         def decorator(fn):
             key = name or fn.__name__
             spec = MetricSpec(key, fn, higher_is_better, needs, first_line(fn) if description is None else description,
-                              interval_resamples)
+                              interval_resamples, tuple(value_range))
             self.add(key, fn, _origin_of(fn), spec=spec)
             return fn
 

@@ -80,37 +80,37 @@ def _share(ctx, q: float, below: bool) -> Optional[float]:
     return float(np.mean(values < edge) if below else np.mean(values > edge))
 
 
-@METRICS.register("tail_ppl_median", higher_is_better=None, needs="reference")
+@METRICS.register("tail_ppl_median", higher_is_better=None, needs="reference", value_range=(1.0, None))
 def tail_ppl_median(ctx):
     """Median per-sample perplexity of the samples under the generation-0 model (descriptive)."""
     return _quantile_ppl(ctx, 0.5)
 
 
-@METRICS.register("tail_ppl_p05", higher_is_better=True, needs="reference")
+@METRICS.register("tail_ppl_p05", higher_is_better=True, needs="reference", value_range=(1.0, None))
 def tail_ppl_p05(ctx):
     """5th percentile of per-sample perplexity under generation 0 (falls as over-probable text takes over)."""
     return _quantile_ppl(ctx, 0.05)
 
 
-@METRICS.register("tail_ppl_p95", higher_is_better=False, needs="reference")
+@METRICS.register("tail_ppl_p95", higher_is_better=False, needs="reference", value_range=(1.0, None))
 def tail_ppl_p95(ctx):
     """95th percentile of per-sample perplexity under generation 0 (rises with a tail of improbable samples)."""
     return _quantile_ppl(ctx, 0.95)
 
 
-@METRICS.register("tail_below_g0_p05", higher_is_better=False, needs="reference")
+@METRICS.register("tail_below_g0_p05", higher_is_better=False, needs="reference", value_range=(0.0, 1.0))
 def tail_below_g0_p05(ctx):
     """Share of samples below generation 0's 5th percentile of per-sample perplexity (over-probable text)."""
     return _share(ctx, 0.05, below=True)
 
 
-@METRICS.register("tail_above_g0_p95", higher_is_better=False, needs="reference")
+@METRICS.register("tail_above_g0_p95", higher_is_better=False, needs="reference", value_range=(0.0, 1.0))
 def tail_above_g0_p95(ctx):
     """Share of samples above generation 0's 95th percentile of per-sample perplexity (improbable text)."""
     return _share(ctx, 0.95, below=False)
 
 
-@METRICS.register("tail_w1_log_ppl", higher_is_better=False, needs="reference")
+@METRICS.register("tail_w1_log_ppl", higher_is_better=False, needs="reference", value_range=(0.0, None))
 def tail_w1_log_ppl(ctx):
     """Wasserstein-1 distance between the generation's and generation 0's per-sample log perplexities."""
     values, ref = log_ppl(ctx), _reference(ctx)
@@ -142,35 +142,44 @@ def reference_panel(names, texts, human, reference, current, tokenizer, batch_si
             g0 = fileio.read_json(saved)["log_ppl"]
         else:
             g0 = log_ppl(ctx([r["text"] for r in fileio.read_jsonl(gen0_dir / SAMPLES)[:num_samples]]))
+    from madbench.metrics.intervals import clip_intervals
     from madbench.metrics.rare import rare_intervals
 
     c = ctx(list(texts), g0)
     metrics = compute_metrics(names, c)
     fileio.write_json(out_dir / REFERENCE_PPL, {"reference": "generation 0 of this chain's seed", "log_ppl": log_ppl(c)})
     intervals = {**tail_intervals([n for n in names if metrics.get(n) is not None], c), **rare_intervals(names, c)}
-    return metrics, intervals
+    return metrics, clip_intervals(intervals)
 
 
-def tail_intervals(names: Sequence[str], ctx) -> dict:
-    """95% intervals of the tail_* metrics: a bootstrap over the generation's samples, generation 0's values fixed.
+def tail_intervals(names: Sequence[str], ctx, resamples: Optional[int] = None) -> dict:
+    """95% percentile-bootstrap intervals of the tail_* metrics, generation 0's noise included.
 
-    Quantiles and shares take plain percentile intervals; the Wasserstein distance, which resampling biases
-    upwards, is re-centred on its value and clipped at 0 (madbench.metrics.intervals.bootstrap_interval)."""
+    Each replicate resamples the generation's samples and, independently, generation 0's samples (its
+    quantiles and distribution are estimated from them too; at generation 0 both are the same draw), and
+    recomputes the metric; the interval is the replicates' 2.5-97.5 percentiles, widened to hold the value.
+    The Wasserstein distance gets the same plain percentile interval (no re-centring, so no clipping)."""
     from madbench.metrics import MetricContext
-    from madbench.metrics.intervals import bootstrap_interval
+    from madbench.metrics.intervals import RESAMPLES, SEED, percentile_interval
 
     values = np.asarray(log_ppl(ctx), float)
-    reference = list(_reference(ctx))  # fixed: generation 0's own values (at generation 0, the samples as scored)
+    g0 = ctx.cache.get("g0_log_ppl")
+    reference = None if g0 is None else np.asarray(g0, float)
+    wanted = [n for n in names if n in TAIL_METRICS]
+    if not wanted or len(values) < 2 or (reference is not None and len(reference) < 2):
+        return {}
+    rng = np.random.default_rng(SEED)
+    draws = []
+    for _ in range(resamples or RESAMPLES):
+        sample = values[rng.integers(0, len(values), len(values))]
+        ref = sample if reference is None else reference[rng.integers(0, len(reference), len(reference))]
+        draws.append((list(sample), list(ref)))
     out = {}
-    for name in (n for n in names if n in TAIL_METRICS):
+    for name in wanted:
         fn = METRICS.get(name)
-
-        def stat(idx, fn=fn):
-            sub = MetricContext(samples=[], human=[], cache={"log_ppl": list(values[idx]), "g0_log_ppl": reference})
-            return fn(sub)
-
         value = fn(ctx)
-        interval = bootstrap_interval(stat, len(values), value, recentre=name == "tail_w1_log_ppl")
-        if interval is not None:
-            out[name] = [max(0.0, interval[0]), interval[1]] if name == "tail_w1_log_ppl" else interval
+        stats = [fn(MetricContext(samples=[], human=[], cache={"log_ppl": v, "g0_log_ppl": r})) for v, r in draws]
+        bounds = percentile_interval(stats) if value is not None else None
+        if bounds is not None:
+            out[name] = [min(bounds[0], value), max(bounds[1], value)]
     return out

@@ -183,12 +183,15 @@ def _summary(results_list, chains, headline, info, notes) -> dict:
     group_rows, group_header = [], []
     table = last_generation_table({"chains": chains}, headline) if chains else []  # duplicates already dropped
     if any(len(r["seeds"]) > 1 for r in table):
-        group_header = ["group", "seeds", "last generation"] + [f"{m}{arrows[m]} mean [95% CI]" for m in headline]
+        # n counts independent units: seeds, or an ecosystem's base seeds (its members share their mixes)
+        group_header = ["group", "n (independent units)", "last generation"] + [f"{m}{arrows[m]} mean [95% CI]" for m in headline]
         for r in table:
-            cells = [r["label"], str(len(r["seeds"])), str(r["generation"])]
+            members = f", {len(r['seeds'])} members" if len(r["seeds"]) != len(r["units"]) else ""
+            cells = [r["label"], f"{len(r['units'])} {r['n_counts']}{members}", str(r["generation"])]
             for m in headline:
                 s = r["metrics"][m]
-                cells.append(f"{_fmt(s['mean'])} [{_fmt(s['ci95_low'])}, {_fmt(s['ci95_high'])}] (n={s['n']})"
+                spread = f", members sd {_fmt(s['member_std'])}" if s.get("member_std") is not None else ""
+                cells.append(f"{_fmt(s['mean'])} [{_fmt(s['ci95_low'])}, {_fmt(s['ci95_high'])}] (n={s['n']}{spread})"
                              if s["n"] else "-")
             group_rows.append(cells)
     meta = []

@@ -8,12 +8,17 @@ every number they show comes from the same definitions:
 
 - mean and sample standard deviation (ddof=1) over seeds; None/NaN are dropped;
 - a 95% Student-t interval ``mean +- t(0.975, n-1) * std / sqrt(n)`` (n == 1 gives
-  the point itself, n == 0 gives None everywhere);
-- two groups are ``separated`` when their 95% intervals do not overlap;
-  Hedges' g (bias-corrected pooled-SD effect size) and Welch's t-test p-value.
+  the point itself, n == 0 gives None everywhere), clipped inside the metric's declared
+  ``value_range`` (a share stays in [0, 1]);
+- two groups are ``separated`` when each has 2 or more seeds, their 95% intervals do not
+  overlap and the 95% Welch interval of the difference excludes 0 (one seed never is);
+  Hedges' g (bias-corrected pooled-SD effect size), Welch's t-test p-value, and Holm's
+  adjustment for a family of them (:func:`holm`, used by the sweep summary).
 
 A group is a (regime, mode, mitigations) triple; its seeds may come from several
-run folders (``madbench report RUN_A RUN_B`` pools them).
+run folders (``madbench report RUN_A RUN_B`` pools them). Its statistical unit is the
+independent experiment (:func:`unit_of`): a seed, or an ecosystem's base seed, whose
+members share their mixes and are averaged first (their spread is ``member_std``).
 """
 
 from __future__ import annotations
@@ -48,8 +53,11 @@ def fsum(values) -> float:
         return math.inf if not isinstance(values, list) else sum(values)
 
 
-def seed_summary(values: list[float]) -> dict:
-    """{"mean", "std", "n", "ci95_low", "ci95_high"} over seeds; None when no value is left."""
+def seed_summary(values: list[float], value_range: tuple = (None, None)) -> dict:
+    """{"mean", "std", "n", "ci95_low", "ci95_high"} over seeds; None when no value is left.
+
+    ``value_range``: the metric's (low, high) (``MetricSpec.value_range``; :func:`metric_range`); the t-interval
+    is clipped inside it, so a share's interval stays in [0, 1] however few seeds."""
     xs = clean(values)
     n = len(xs)
     if n == 0:
@@ -59,7 +67,19 @@ def seed_summary(values: list[float]) -> dict:
         return {"mean": mean, "std": 0.0, "n": 1, "ci95_low": mean, "ci95_high": mean}
     std = math.sqrt(fsum((x - mean) ** 2 for x in xs) / (n - 1)) if math.isfinite(mean) else math.inf
     half = _t975(n - 1) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "n": n, "ci95_low": mean - half, "ci95_high": mean + half}
+    low, high = mean - half, mean + half
+    if value_range != (None, None) and math.isfinite(half):
+        from madbench.metrics.specs import clip_to
+
+        low, high = clip_to(value_range, [low, high])
+    return {"mean": mean, "std": std, "n": n, "ci95_low": low, "ci95_high": high}
+
+
+def metric_range(name: str) -> tuple:
+    """The (low, high) a registered metric declares (``MetricSpec.value_range``); (None, None) for any other key."""
+    from madbench.metrics import METRICS
+
+    return METRICS.spec(name).value_range if name in METRICS else (None, None)
 
 
 def group_key(chain: dict) -> tuple:
@@ -73,12 +93,49 @@ def group_label(key: tuple) -> str:
     return f"{regime}/{mode}" + "".join(f"+{m}" for m in mitigations)
 
 
-def aggregate_chains(chains: list[dict]) -> list[dict]:
-    """Group chain entries by :func:`group_key` (first-seen order) and summarise every metric over seeds.
+def unit_of(chain: dict):
+    """The independent experiment a chain belongs to: its seed, or for an ecosystem member its base seed.
 
-    Each group: {"regime", "mode", "mitigations", "seeds", "chains" (ids), "label",
-    "metrics": {metric: [{"generation": g, **seed_summary}, ...]}} with one entry per
-    generation that at least one seed reached (``n`` says how many did).
+    The members of one ecosystem and base seed train on the same shared mixes (identical ``mix.json``), so they
+    are one statistical unit, not several seeds; group statistics average them first."""
+    seed = chain.get("seed")
+    if chain.get("regime") == "ecosystem" and isinstance(seed, int):
+        from madbench.loop.ecosystem import base_seed
+
+        return base_seed(seed)
+    return seed
+
+
+def unit_label(chains: list[dict]) -> str:
+    """What ``n`` counts for these chains: 'seeds', or 'base seeds' when ecosystem members were averaged."""
+    return "base seeds" if any(unit_of(c) != c.get("seed") for c in chains) else "seeds"
+
+
+def unit_summary(pairs: list[tuple], value_range: tuple = (None, None)) -> dict:
+    """:func:`seed_summary` over units, from (unit, value) pairs: each unit's values (an ecosystem's members)
+    averaged first, so ``n`` counts independent experiments. Where a unit has several values, ``members``
+    (how many values in all) and ``member_std`` (the pooled within-unit SD: the member spread, not seed noise)
+    are added."""
+    by_unit: dict = {}
+    for unit, value in pairs:
+        xs = clean([value])
+        if xs:
+            by_unit.setdefault(unit, []).append(xs[0])
+    out = seed_summary([fsum(xs) / len(xs) for xs in by_unit.values()], value_range)
+    if any(len(xs) > 1 for xs in by_unit.values()):
+        spread = [(fsum((x - fsum(xs) / len(xs)) ** 2 for x in xs), len(xs) - 1) for xs in by_unit.values() if len(xs) > 1]
+        out["members"] = sum(len(xs) for xs in by_unit.values())
+        out["member_std"] = math.sqrt(fsum(ss for ss, _ in spread) / sum(df for _, df in spread))
+    return out
+
+
+def aggregate_chains(chains: list[dict]) -> list[dict]:
+    """Group chain entries by :func:`group_key` (first-seen order) and summarise every metric over units.
+
+    A unit is an independent experiment (:func:`unit_of`): a seed, or one ecosystem's base seed with its
+    members averaged. Each group: {"regime", "mode", "mitigations", "seeds", "units", "n_counts" ('seeds' or
+    'base seeds'), "chains" (ids), "label", "metrics": {metric: [{"generation": g, **unit_summary}, ...]}} with
+    one entry per generation that at least one unit reached (``n`` says how many did).
     """
     groups: dict[tuple, list[dict]] = {}
     for chain in chains:
@@ -89,14 +146,16 @@ def aggregate_chains(chains: list[dict]) -> list[dict]:
         for chain in members:
             for gen in chain.get("generations") or []:
                 for name, value in (gen.get("metrics") or {}).items():
-                    per_metric.setdefault(name, {}).setdefault(int(gen["generation"]), []).append(value)
+                    per_metric.setdefault(name, {}).setdefault(int(gen["generation"]), []).append((unit_of(chain), value))
         metrics = {}
         for name in sorted(per_metric):
-            rows = [{"generation": g, **seed_summary(vals)} for g, vals in sorted(per_metric[name].items())]
+            bounds = metric_range(name)
+            rows = [{"generation": g, **unit_summary(pairs, bounds)} for g, pairs in sorted(per_metric[name].items())]
             metrics[name] = [r for r in rows if r["n"] > 0]
         out.append({
             "regime": key[0], "mode": key[1], "mitigations": list(key[2]),
-            "seeds": [c.get("seed") for c in members], "chains": [c.get("id") for c in members],
+            "seeds": [c.get("seed") for c in members], "units": list(dict.fromkeys(unit_of(c) for c in members)),
+            "n_counts": unit_label(members), "chains": [c.get("id") for c in members],
             "label": group_label(key), "metrics": metrics,
         })
     return out
@@ -168,31 +227,57 @@ def relative_shift(a: list[float], b: list[float]) -> float | None:
     return (fsum(b) / len(b) - ma) / abs(ma) if ma else None
 
 
+def welch_interval(a: list[float], b: list[float]) -> list[float] | None:
+    """95% Welch interval of mean(b) - mean(a); None with fewer than 2 values a side or zero variance."""
+    a, b = clean(a), clean(b)
+    if len(a) < 2 or len(b) < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
+        return None
+    from scipy.stats import ttest_ind
+
+    ci = ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    return [float(ci.low), float(ci.high)] if math.isfinite(ci.low) and math.isfinite(ci.high) else None
+
+
+def holm(pvalues: list) -> list:
+    """Holm's step-down adjustment of a family of p-values (None stays None): the adjusted p's are compared
+    with the level itself and control the family-wise error rate (Holm 1979)."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m, out, running = len(order), list(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
 def compare(a: list[float], b: list[float], higher_is_better: bool | None) -> dict:
     """How b (e.g. a mitigation) differs from a (e.g. the baseline) on one metric.
 
-    ``separated``: the two 95% intervals do not overlap (with one seed the interval
-    is the point, so this is a strict difference). ``better``: b's mean lies on the
-    good side of a's (None when the metric has no direction); it says nothing about
-    significance, so combine it with ``separated`` or ``welch_p``.
+    ``separated``: at least 2 values a side, the two 95% t-intervals do not overlap, and the 95% Welch
+    interval of the difference (``diff_ci95``) excludes 0. One seed is never separated (its interval is
+    the point itself); with 2 seeds the t multiplier is 12.7, so it takes a large, stable difference.
+    ``better``: b's mean lies on the good side of a's (None when the metric has no direction); it says
+    nothing about significance, so combine it with ``separated`` or ``welch_p``. A family of comparisons
+    adjusts ``welch_p`` with :func:`holm` (``madbench sweep``'s summary does).
     """
     sa, sb = seed_summary(a), seed_summary(b)
     if sa["n"] == 0 or sb["n"] == 0:
-        return {"diff": None, "hedges_g": None, "welch_p": None, "separated": False, "better": None,
+        return {"diff": None, "diff_ci95": None, "hedges_g": None, "welch_p": None, "separated": False, "better": None,
                 "a": sa, "b": sb}
     diff = sb["mean"] - sa["mean"]
-    separated = sb["ci95_low"] > sa["ci95_high"] or sb["ci95_high"] < sa["ci95_low"]
+    apart = sb["ci95_low"] > sa["ci95_high"] or sb["ci95_high"] < sa["ci95_low"]
+    interval = welch_interval(a, b)
+    separated = min(sa["n"], sb["n"]) >= 2 and apart and (interval is None or interval[0] > 0 or interval[1] < 0)
     better = None if higher_is_better is None else (diff > 0 if higher_is_better else diff < 0)
-    return {"diff": diff, "hedges_g": hedges_g(a, b), "welch_p": welch_p(a, b), "separated": bool(separated),
-            "better": better, "a": sa, "b": sb}
+    return {"diff": diff, "diff_ci95": interval, "hedges_g": hedges_g(a, b), "welch_p": welch_p(a, b),
+            "separated": bool(separated), "better": better, "a": sa, "b": sb}
 
 
 def last_generation_table(results: list[dict] | dict, metrics: list[str]) -> list[dict]:
     """One row per group of all chains in ``results`` (one results.json dict or several, pooled).
 
-    Row: {"label", "regime", "mode", "mitigations", "seeds", "generation" (the group's
-    last generation reached by any seed), "metrics": {metric: {"generation", mean, std,
-    n, ci95_low, ci95_high}}}. A metric is summarised at the last generation where it
+    Row: {"label", "regime", "mode", "mitigations", "seeds", "units", "n_counts", "generation" (the
+    group's last generation reached by any seed), "metrics": {metric: {"generation", mean, std,
+    n, ci95_low, ci95_high[, members, member_std]}}} (n counts units: :func:`aggregate_chains`). A metric is summarised at the last generation where it
     has a value; a metric the group never measured gets seed_summary([]) (all None).
     """
     chains = _chains_of(results)
@@ -205,8 +290,8 @@ def last_generation_table(results: list[dict] | dict, metrics: list[str]) -> lis
             series = group["metrics"].get(name) or []
             cells[name] = dict(series[-1]) if series else {"generation": None, **seed_summary([])}
         rows.append({"label": group["label"], "regime": group["regime"], "mode": group["mode"],
-                     "mitigations": group["mitigations"], "seeds": group["seeds"], "generation": last,
-                     "metrics": cells})
+                     "mitigations": group["mitigations"], "seeds": group["seeds"], "units": group["units"],
+                     "n_counts": group["n_counts"], "generation": last, "metrics": cells})
     return rows
 
 

@@ -5,7 +5,8 @@
 Writes ``SWEEP/sweep_summary.json`` (groups with per-generation mean and 95% CI of
 every metric, the last-generation table, comparisons) and ``SWEEP/sweep_summary.md``,
 plus plots with seed bands from :func:`madbench.reporting.report.render` under ``SWEEP/report/``.
-Comparisons, at the last generation, over seeds (:func:`madbench.reporting.stats.compare`):
+Comparisons, at the last generation, over independent units (:func:`madbench.reporting.stats.compare`,
+Welch p-values Holm-adjusted over the family printed):
 every regime against every other (unmitigated chains), every mitigation set against
 the unmitigated chains of the same regime, and every variant against the first one.
 """
@@ -17,7 +18,8 @@ from typing import Dict, List
 
 from madbench.results import fileio
 from madbench.results.run_store import RunStore
-from madbench.reporting.stats import aggregate_chains, compare, group_key, group_label, last_generation_table
+from madbench.reporting.stats import (aggregate_chains, compare, group_key, group_label, holm, last_generation_table,
+                                      unit_of)
 
 
 def gather(variants: List[dict], sweep_dir: Path, environments: Dict[str, dict]) -> dict | None:
@@ -59,16 +61,20 @@ def _plots(gathered, out: Path) -> None:
 
 
 def _final_values(results: dict, key: tuple, metric: str) -> List[float]:
-    """One value per seed: the metric at the configured last generation (chains that reached it)."""
+    """One value per independent unit (a seed; an ecosystem's base seed, its members averaged): the metric at
+    the configured last generation (chains that reached it)."""
     last = results["config"]["loop"]["generations"]
-    out = []
+    pairs = []
     for chain in results["chains"]:
         if group_key(chain) != key:
             continue
         for gen in chain["generations"]:
             if gen["generation"] == last and gen["metrics"].get(metric) is not None:
-                out.append(gen["metrics"][metric])
-    return out
+                pairs.append((unit_of(chain), gen["metrics"][metric]))
+    by_unit: Dict = {}
+    for unit, value in pairs:
+        by_unit.setdefault(unit, []).append(value)
+    return [sum(vs) / len(vs) for vs in by_unit.values()]
 
 
 def summarize(gathered: List[tuple]) -> dict:
@@ -113,6 +119,10 @@ def summarize(gathered: List[tuple]) -> dict:
             for key in dict.fromkeys(group_key(c) for c in results["chains"]):
                 if key in keys0:
                     add("variant", vid0, key, res0, vid, key, results)
+    # the family is every comparison printed: Holm's step-down adjustment keeps its family-wise error at 5%
+    for c, adjusted in zip(comparisons, holm([c["welch_p"] for c in comparisons])):
+        c["welch_p_holm"] = adjusted
+        c["separated"] = bool(c["separated"] and adjusted is not None and adjusted < 0.05)
     return {"metrics_info": info, "variants": [vid for vid, _ in gathered], "groups": groups,
             "last_generation": table, "comparisons": comparisons}
 
@@ -126,7 +136,9 @@ def markdown(summary: dict) -> str:
     metrics = sorted(info)
     arrow = {True: " ↑", False: " ↓", None: ""}
     lines = ["# Sweep summary", "",
-             "Last generation of each group: mean ± half-width of the 95% Student-t interval over seeds (n seeds).", "",
+             "Last generation of each group: mean ± half-width of the 95% Student-t interval over independent units "
+             "(n units: seeds; for an ecosystem, base seeds, its members averaged first since they share their mixes; "
+             "`members sd`: the spread between an ecosystem's members, not seed noise).", "",
              "| group | gen | " + " | ".join(f"{m}{arrow[info[m].get('higher_is_better')]}" for m in metrics) + " |",
              "|---|---|" + "---|" * len(metrics)]
     for row in summary["last_generation"]:
@@ -134,16 +146,24 @@ def markdown(summary: dict) -> str:
         for m in metrics:
             s = row["metrics"][m]
             half = None if s["ci95_high"] is None else (s["ci95_high"] - s["ci95_low"]) / 2
-            cells.append("–" if s["mean"] is None else f"{_num(s['mean'])} ± {_num(half, 2)} ({s['n']})")
-        lines.append(f"| {row['label']} | {row['generation']} | " + " | ".join(cells) + " |")
+            spread = f"; members sd {_num(s['member_std'], 2)}" if s.get("member_std") is not None else ""
+            cells.append("–" if s["mean"] is None else f"{_num(s['mean'])} ± {_num(half, 2)} (n={s['n']}{spread})")
+        units = f" ({len(row.get('units') or row['seeds'])} {row.get('n_counts', 'seeds')})"
+        lines.append(f"| {row['label']}{units} | {row['generation']} | " + " | ".join(cells) + " |")
     lines += ["", "## Comparisons (b against a, last generation, over seeds)", "",
-              "`separated`: the 95% intervals do not overlap; Hedges' g: bias-corrected effect size (b − a) / pooled SD.", "",
-              "| kind | a | b | metric | diff (b − a) | Hedges' g | Welch p | separated | b better |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              f"n counts independent units (seeds; an ecosystem's base seeds). Welch p is adjusted with Holm's method over "
+              f"the family of all {len(summary['comparisons'])} comparisons below (family-wise error 5%). `separated`: "
+              "2 or more units a side, the 95% intervals do not overlap, and the Holm-adjusted p is below 0.05 (so the 95% "
+              "Welch interval of the difference excludes 0); with 2 units the t multiplier is 12.7. "
+              "Hedges' g: bias-corrected effect size (b − a) / pooled SD.", "",
+              "| kind | a | b | metric | diff (b − a) [95% Welch CI] | Hedges' g | Welch p | Holm p | separated | b better |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["comparisons"]:
         better = {True: "yes", False: "no", None: "–"}[c["better"]]
-        lines.append(f"| {c['kind']} | {c['a']} | {c['b']} | {c['metric']} | {_num(c['diff'])} | {_num(c['hedges_g'], 3)} | "
-                     f"{_num(c['welch_p'], 2)} | {'yes' if c['separated'] else 'no'} | {better} |")
+        ci = c.get("diff_ci95")
+        diff = _num(c["diff"]) + (f" [{_num(ci[0], 3)}, {_num(ci[1], 3)}]" if ci else "")
+        lines.append(f"| {c['kind']} | {c['a']} | {c['b']} | {c['metric']} | {diff} | {_num(c['hedges_g'], 3)} | "
+                     f"{_num(c['welch_p'], 2)} | {_num(c.get('welch_p_holm'), 2)} | {'yes' if c['separated'] else 'no'} | {better} |")
     if not summary["comparisons"]:
-        lines.append("| – | | | | | | | | |")
+        lines.append("| – | | | | | | | | | |")
     return "\n".join(lines) + "\n"
