@@ -1,0 +1,125 @@
+"""The monitor's alarm rules: a known change point is caught where it is, a stationary chain alarms at the set rate.
+
+    OMP_NUM_THREADS=1 python -m pytest -q tests/test_monitoring.py
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from madbench.errors import MadbenchError
+from madbench.monitoring import MONITOR_RULES, Alarm, ChainPanel
+from madbench.monitoring.panel import Z95, attach_seed_noise, load_panels
+from madbench.monitoring import get_rule, missing_metrics
+from madbench.monitoring.rules import cusum_threshold
+
+
+def panel_of(series: dict, se: dict, horizon: int, chain_id: str = "c") -> ChainPanel:
+    """A panel whose every generation has the 95% interval value +/- 1.96 se (as results.json writes it)."""
+    n = len(next(iter(series.values())))
+    values = [{m: float(x[g]) for m, x in series.items()} for g in range(n)]
+    intervals = [{m: [x[g] - Z95 * se[m], x[g] + Z95 * se[m]] for m, x in series.items()} for g in range(n)]
+    return ChainPanel(chain_id, values, intervals, horizon=horizon)
+
+
+def test_a_change_point_is_caught_at_its_generation():
+    # distinct_2 flat for generations 0-2, then 8 standard errors lower from generation 3 on (a fall is collapse;
+    # the change from generation 0 has sqrt(2) standard errors, so z = 5.7 > h = 3.9 + k at the first step)
+    x = [0.6, 0.6, 0.6, 0.52, 0.52, 0.52]
+    alarm = get_rule("cusum_distinct_2").first_alarm(panel_of({"distinct_2": x}, {"distinct_2": 0.01}, 5), 0.05)
+    assert alarm is not None and alarm.generation == 3 and alarm.indicator == "distinct_2"
+    # the same size of change the other way (more diversity) is not collapse: no alarm
+    up = [0.6, 0.6, 0.6, 0.68, 0.68, 0.68]
+    assert get_rule("cusum_distinct_2").first_alarm(panel_of({"distinct_2": up}, {"distinct_2": 0.01}, 5), 0.05) is None
+    # a rise of self-BLEU is collapse; the combined rule names the indicator that fired
+    both = panel_of({"distinct_2": [0.6] * 6, "self_bleu": [0.3, 0.3, 0.3, 0.3, 0.4, 0.4]},
+                    {"distinct_2": 0.01, "self_bleu": 0.01}, 5)
+    combined = get_rule("any_leading").first_alarm(both, 0.05)
+    assert combined is not None and (combined.generation, combined.indicator) == (4, "self_bleu")
+
+
+def test_a_small_steady_drift_accumulates_until_it_alarms():
+    # 1.5 standard errors per generation: no single step is alarming, the CUSUM adds them up
+    x = [0.6 - 0.015 * g for g in range(8)]
+    alarm = get_rule("cusum_distinct_2").first_alarm(panel_of({"distinct_2": x}, {"distinct_2": 0.01}, 7), 0.05)
+    assert alarm is not None and 2 <= alarm.generation <= 4
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.2])
+def test_stationary_chains_alarm_at_the_set_rate(alpha):
+    rng = np.random.default_rng(2026)  # not the calibration's seed
+    horizon, chains, se = 5, 3000, 0.01
+    rule = get_rule("cusum_distinct_2")
+    fired = 0
+    for _ in range(chains):
+        x = 0.6 + se * rng.standard_normal(horizon + 1)
+        fired += rule.first_alarm(panel_of({"distinct_2": x}, {"distinct_2": se}, horizon), alpha) is not None
+    rate = fired / chains
+    band = 3 * np.sqrt(alpha * (1 - alpha) / chains)
+    assert abs(rate - alpha) < band, (rate, alpha)
+
+
+def test_the_combined_rule_keeps_its_rate_over_correlated_indicators():
+    rng = np.random.default_rng(7)
+    horizon, chains, se = 4, 1500, 0.01
+    rule = get_rule("any_leading")
+    fired = 0
+    for _ in range(chains):
+        common = rng.standard_normal(horizon + 1)  # distinct-1..3 share most of their noise
+        series = {m: 0.5 + se * (0.8 * common + 0.6 * rng.standard_normal(horizon + 1))
+                  for m in ("distinct_1", "distinct_2", "distinct_3")}
+        fired += rule.first_alarm(panel_of(series, {m: se for m in series}, horizon), 0.1) is not None
+    assert 0.02 < fired / chains < 0.1 + 3 * np.sqrt(0.09 / chains)  # Bonferroni: at most alpha, not far below
+
+
+def test_the_threshold_grows_with_the_horizon_and_shrinks_with_alpha():
+    assert cusum_threshold(0.05, 2) < cusum_threshold(0.05, 6) < cusum_threshold(0.01, 6)
+    with pytest.raises(MadbenchError, match="between 0 and 1"):
+        cusum_threshold(1.5, 4)
+
+
+def test_seed_noise_scales_a_submission_without_intervals():
+    chains = [ChainPanel(f"s{s}", [{"distinct_2": v0}, {"distinct_2": v0 - 0.2}], horizon=1, info={"model": "m", "seed": s})
+              for s, v0 in enumerate([0.60, 0.62, 0.58])]
+    attach_seed_noise(chains)
+    assert chains[0].noise == "seeds" and chains[0].seed_noise["distinct_2"] == pytest.approx(0.02)
+    z = chains[0].z_scores("distinct_2")[0]
+    assert z == pytest.approx(0.2 / (0.02 * np.sqrt(2)))
+    lone = ChainPanel("x", [{"distinct_2": 0.6}, {"distinct_2": 0.4}], horizon=1, info={"model": "other", "seed": 0})
+    attach_seed_noise([lone])
+    assert lone.z_scores("distinct_2") is None  # one seed, no intervals: no scale, no alarm
+
+
+def test_a_plug_in_rule_joins_the_registry_and_a_wrong_name_gets_a_hint():
+    @MONITOR_RULES.register("test_ttr_drop")
+    class TtrDrop:
+        needs = ("type_token_ratio",)
+
+        def first_alarm(self, panel, alpha):
+            x = [v["type_token_ratio"] for v in panel.values]
+            g = next((g for g in range(1, len(x)) if x[g] < 0.8 * x[0]), None)
+            return None if g is None else Alarm("test_ttr_drop", g, "type_token_ratio", x[g] / x[0], 0.8)
+
+    try:
+        p = ChainPanel("c", [{"type_token_ratio": t} for t in (0.7, 0.65, 0.5)], horizon=2)
+        assert get_rule("test_ttr_drop").first_alarm(p, 0.05).generation == 2
+        assert missing_metrics(get_rule("cusum_self_bleu"), p) == ["self_bleu"]
+        with pytest.raises(MadbenchError, match="did you mean 'any_leading'"):
+            get_rule("any_leadin")
+    finally:
+        MONITOR_RULES.remove("test_ttr_drop")
+
+
+def test_bad_inputs_get_one_line(tmp_path):
+    with pytest.raises(MadbenchError, match="has no results.json"):
+        load_panels([str(tmp_path)])
+    bad = tmp_path / "x.json"
+    bad.write_text("{not json")
+    with pytest.raises(MadbenchError, match="not a madbench results"):
+        load_panels([str(bad)])
+    bad.write_text(json.dumps({"chains": "no"}))
+    with pytest.raises(MadbenchError, match="no 'chains' list"):
+        load_panels([str(bad)])
