@@ -123,3 +123,50 @@ def test_bad_inputs_get_one_line(tmp_path):
     bad.write_text(json.dumps({"chains": "no"}))
     with pytest.raises(MadbenchError, match="no 'chains' list"):
         load_panels([str(bad)])
+
+
+def test_bad_monitor_keys_fail_before_anything_runs():
+    from madbench.config.presets import PRESETS
+    from madbench.config.run_config import build_config
+
+    smoke = PRESETS.get("smoke")()
+    with pytest.raises(MadbenchError, match="did you mean 'any_leading'"):
+        build_config(smoke, None, ["monitor.rule=any_leadin"])
+    with pytest.raises(MadbenchError, match="monitor.alpha must be a false-alarm rate"):
+        build_config(smoke, None, ["monitor.rule=any_leading", "monitor.alpha=1.5"])
+    with pytest.raises(MadbenchError, match="reads tail_w1_log_ppl, which eval.metrics does not compute"):
+        build_config(smoke, None, ["monitor.rule=cusum_tail_w1_log_ppl", "eval.metrics=[perplexity,distinct_2]"])
+    a = build_config(smoke, None, ["monitor.rule=any_leading"])
+    assert a.hash() == build_config(smoke, None, []).hash()  # a watch on the run: a resume may change it
+
+
+ALWAYS_RULE = '''
+from madbench.monitoring import MONITOR_RULES, Alarm
+
+@MONITOR_RULES.register("test_always")
+class Always:
+    needs = ("distinct_2",)
+    def first_alarm(self, panel, alpha):
+        return Alarm("test_always", 1, "distinct_2", 1.0, 0.0) if len(panel.values) > 1 else None
+'''
+
+
+@pytest.mark.slow
+def test_the_loop_callback_stops_a_run_once_and_a_resume_finishes_it(tmp_path):
+    from conftest import madbench, one_line_error
+
+    plugin = tmp_path / "always.py"
+    plugin.write_text(ALWAYS_RULE)
+    out = tmp_path / "run"
+    args = ["run", "--plugin", plugin, "--preset", "smoke", "--output-dir", out, "loop.regimes=[fully_synthetic]",
+            "loop.generations=2", "eval.metrics=[perplexity,distinct_2]", "eval.tasks=[]",
+            "monitor.rule=test_always", "monitor.stop=true"]
+    stopped = madbench(*args)
+    one_line_error(stopped, "monitor: fully_synthetic-replace-s0: test_always fired at generation 1",
+                   "stopped by monitor.stop=true", "madbench run --resume")
+    assert (out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "meta.json").is_file()
+    assert not (out / "chains" / "fully_synthetic-replace-s0" / "gen_002").exists()
+    resumed = madbench("run", "--plugin", plugin, "--resume", out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "warning: monitor: fully_synthetic-replace-s0: test_always fired at generation 1" in resumed.stdout + resumed.stderr
+    assert json.loads((out / "results.json").read_text())["complete"] is True
