@@ -170,3 +170,45 @@ def test_the_loop_callback_stops_a_run_once_and_a_resume_finishes_it(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "warning: monitor: fully_synthetic-replace-s0: test_always fired at generation 1" in resumed.stdout + resumed.stderr
     assert json.loads((out / "results.json").read_text())["complete"] is True
+
+
+def test_scoring_counts_lead_time_on_degrading_chains_and_false_alarms_on_holding_ones():
+    from madbench.monitoring.score import score
+
+    def chain(cid, seed, ppl, d2):
+        p = panel_of({"perplexity": ppl, "distinct_2": d2}, {"perplexity": 1.0, "distinct_2": 0.01}, len(ppl) - 1, cid)
+        p.info = {"model": "m", "regime": cid.split("-")[0], "mode": "replace", "mitigations": [], "seed": seed, "source": "x"}
+        return p
+
+    panels = [
+        # collapses: distinct-2 falls at generation 1, perplexity passes +10% at generation 3 (lead 2)
+        chain("fs-s0", 0, [100, 101, 104, 112, 120], [0.6, 0.5, 0.45, 0.4, 0.4]),
+        # collapses, but the indicator never moves: a miss, charged as an alarm after generation 4 (lead 3 - 5 = -2)
+        chain("fs-s1", 1, [100, 102, 106, 111, 118], [0.6] * 5),
+        # holds, twice; the second's indicator drifts anyway: one false alarm in two
+        chain("fresh-s0", 0, [100, 99, 98, 99, 98], [0.6] * 5),
+        chain("fresh-s1", 1, [100, 99, 98, 97, 98], [0.6, 0.55, 0.5, 0.5, 0.5]),
+    ]
+    rows, counts = score(panels, ["cusum_distinct_2"], 0.05)
+    assert counts == {"m": {"degrading": 2, "holding": 2, "mixed": 0}}
+    (row,) = rows
+    assert (row["degrading"], row["warned_in_time"], row["missed"], row["median_lead_fired"]) == (2, 1, 1, 2)
+    assert row["median_lead"] == 0  # median of 2 and -2
+    assert (row["holding"], row["false_alarms"], row["false_alarm_rate"]) == (2, 1, 0.5)
+
+
+def test_monitor_verb_on_a_submission_and_its_bad_input(tmp_path):
+    from conftest import ROOT, cli, one_line_error
+
+    track = ROOT / "leaderboard/submissions/track-tiny-fs-tiny-2b5b44f45927.json"
+    out = cli("monitor", track, "--rule", "cusum_distinct_2")
+    assert out.returncode == 0, out.stderr
+    assert "fully_synthetic-replace-s0 (" in out.stdout and "scale: seeds" in out.stdout
+    assert "cusum_distinct_2" in out.stdout and "fires at generation" in out.stdout
+    one_line_error(cli("monitor", track, "--rule", "cusum_tail_w1_log_ppl"), "reads tail_w1_log_ppl", "eval.metrics")
+    one_line_error(cli("monitor", ROOT / "leaderboard/submissions/smoke-tiny-761528f493e4.json"), "no 95% intervals and one seed")
+    one_line_error(cli("monitor", tmp_path), "has no results.json")
+    scored = cli("monitor", "--score", track, "--rule", "any_leading", "--output-dir", tmp_path / "s")
+    assert scored.returncode == 0, scored.stderr
+    assert "| any_leading | tiny-base | 12 |" in scored.stdout
+    assert (tmp_path / "s" / "lead_vs_false_alarms.png").stat().st_size > 1000

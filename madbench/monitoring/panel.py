@@ -108,7 +108,9 @@ class ChainPanel:
 def _chain_panels(data: dict, source: str) -> List[ChainPanel]:
     cfg = data.get("config") or {}
     horizon = int((cfg.get("loop") or {}).get("generations", 0))
-    model = (cfg.get("model") or {}).get("name", "?")
+    m = cfg.get("model") or {}
+    model = str(m.get("name", "?")) + (f"-{m['tiny_size']}" if m.get("name") == "tiny" and m.get("tiny_size") else "")
+    samples = (cfg.get("sampling") or {}).get("num_samples")
     panels = []
     for chain in data.get("chains") or []:
         gens = sorted(chain.get("generations") or [], key=lambda g: int(g["generation"]))
@@ -118,7 +120,7 @@ def _chain_panels(data: dict, source: str) -> List[ChainPanel]:
             intervals=[dict(g.get("intervals") or {}) for g in gens],
             horizon=horizon or max(len(gens) - 1, 0),
             info={"regime": chain.get("regime"), "mode": chain.get("mode"), "seed": chain.get("seed"),
-                  "mitigations": list(chain.get("mitigations") or []), "model": model, "source": source,
+                  "mitigations": list(chain.get("mitigations") or []), "model": model, "source": source, "num_samples": samples,
                   "real_fraction": (cfg.get("loop") or {}).get("real_fraction")}))
     return panels
 
@@ -143,14 +145,15 @@ def load_panels(paths: Sequence[str]) -> List[ChainPanel]:
 
 
 def attach_seed_noise(panels: List[ChainPanel]) -> None:
-    """For panels without intervals: each metric's sd of generation 0 over the distinct seeds of the same model."""
-    by_model: Dict[str, Dict[str, Dict[object, float]]] = {}
+    """For panels without intervals: each metric's sd of generation 0 over the distinct seeds of the same model
+    and sample count."""
+    by_model: Dict[tuple, Dict[str, Dict[object, float]]] = {}
     for p in panels:
         if p.values:
-            seeds = by_model.setdefault(str(p.info.get("model")), {})
+            seeds = by_model.setdefault((p.info.get("model"), p.info.get("num_samples")), {})
             for metric, value in p.values[0].items():
                 seeds.setdefault(metric, {}).setdefault(p.info.get("seed"), value)  # one value per seed
     for p in panels:
         if not any(p.intervals):
-            seeds = by_model.get(str(p.info.get("model")), {})
+            seeds = by_model.get((p.info.get("model"), p.info.get("num_samples")), {})
             p.seed_noise = {m: stdev(v.values()) for m, v in seeds.items() if len(v) >= 2}
