@@ -24,6 +24,7 @@ MONITOR_RULES = Registry("monitor rule")
 for _metric in LEADING:
     MONITOR_RULES.add_lazy(f"cusum_{_metric}", f"madbench.monitoring.rules:cusum_{_metric}")
 MONITOR_RULES.add_lazy("any_leading", "madbench.monitoring.rules:any_leading")
+MONITOR_RULES.add_lazy("any_leading_10pct", "madbench.monitoring.rules:any_leading_10pct")
 
 
 def get_rule(name: str):

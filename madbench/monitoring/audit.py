@@ -167,5 +167,14 @@ def mixture_table(det: Detector, human: Sequence[str], machine: Sequence[str], s
             errors.append(est["share"] - k / n_docs)
             covered += est["interval"][0] <= k / n_docs <= est["interval"][1]
         rows.append({"share": share, "mean_error": float(np.mean(errors)), "mean_abs_error": float(np.mean(np.abs(errors))),
-                     "coverage": covered / reps, "reps": reps})
+                     "rmse": float(np.sqrt(np.mean(np.square(errors)))), "coverage": covered / reps, "reps": reps})
     return rows
+
+
+def pool_auroc(det: Detector, human: Sequence[str], machine: Sequence[str]) -> Optional[float]:
+    """The detector's AUROC on two pools (1 = every machine passage scores below every human one)."""
+    from madbench.mitigations.detector import auroc
+
+    h, m = det.scores(human), det.scores(machine)
+    keep = [(-x, lab) for x, lab in zip(list(h) + list(m), [False] * len(h) + [True] * len(m)) if np.isfinite(x)]
+    return auroc([x for x, _ in keep], [lab for _, lab in keep])

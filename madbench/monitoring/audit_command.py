@@ -16,7 +16,7 @@ from pathlib import Path
 
 from madbench.errors import MadbenchError
 from madbench.monitoring.audit import (THRESHOLD_CURVE, Detector, corpus_passages, duplicate_rates, estimate_share,
-                                       mixture_table, threshold_position)
+                                       mixture_table, pool_auroc, threshold_position)
 
 
 def add_arguments(p) -> None:
@@ -91,14 +91,18 @@ def _mixtures(args, det, passages) -> int:
     machine = det.samples(2 * need, args.seed)
     shares = [i / 10 for i in range(11)]
     rows = mixture_table(det, pool, machine, shares, args.mixture_docs, args.reps, args.calibration, seed=args.seed)
-    print("| machine share | mean error | mean abs error | 95% interval coverage | mixtures |\n|---|---|---|---|---|")
+    score_auroc = pool_auroc(det, pool, machine)
+    print(f"madbench audit: {len(pool)} corpus passages (taken as human) vs {len(machine)} samples of the {args.preset} model; "
+          f"detector AUROC {score_auroc:.3f}; {args.calibration} of each kind calibrate, {args.mixture_docs} per mixture")
+    print("| machine share | mean error | mean abs error | RMSE | 95% interval coverage | mixtures |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['share']:.0%} | {r['mean_error']:+.3f} | {r['mean_abs_error']:.3f} | {r['coverage']:.2f} | {r['reps']} |")
+        print(f"| {r['share']:.0%} | {r['mean_error']:+.3f} | {r['mean_abs_error']:.3f} | {r['rmse']:.3f} | {r['coverage']:.2f} | {r['reps']} |")
     if args.output_dir:
         from madbench.results import fileio
 
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         fileio.write_json(out / "mixtures.json", {"corpus": str(args.corpus), "preset": args.preset, "overrides": args.overrides,
-                                                  "calibration": args.calibration, "mixture_docs": args.mixture_docs, "rows": rows})
+                                                  "calibration": args.calibration, "mixture_docs": args.mixture_docs, "auroc": score_auroc,
+                                                  "rows": rows})
     return 0

@@ -38,7 +38,7 @@ def _check(args, panels) -> list:
     for name in args.rule:
         rule = get_rule(name)
         lacking = sorted({m for p in panels for m in missing_metrics(rule, p)})
-        if lacking:
+        if lacking and all(missing_metrics(rule, p) for p in panels):  # some chains have it: the others are skipped
             raise MadbenchError(f"rule {name} reads {', '.join(lacking)}, which the panel of {', '.join(args.inputs)} lacks; "
                                 f"turn them on with {PANEL_KEY} (e.g. madbench run ... '{PANEL_KEY}=[perplexity,{','.join(lacking)}]')")
     have = {m for p in panels for m in p.values[0]} if panels[0].values else set()

@@ -82,8 +82,9 @@ class ChainPanel:
             return (float(iv[1]) - float(iv[0])) / (2 * Z95)
         return None
 
-    def z_scores(self, metric: str) -> Optional[List[Optional[float]]]:
-        """z_g for g = 1..last (None where a value is missing); None when the metric has no noise scale."""
+    def z_scores(self, metric: str, margin: float = 0.0) -> Optional[List[Optional[float]]]:
+        """z_g for g = 1..last (None where a value is missing); None when the metric has no noise scale.
+        ``margin``: a change towards collapse smaller than margin x |x_0| counts as none (the numerator loses it)."""
         sign = LEADING.get(metric, 1)
         x0 = self.values[0].get(metric) if self.values else None
         if x0 is None:
@@ -101,7 +102,8 @@ class ChainPanel:
                 scale = self.seed_noise[metric] * math.sqrt(2)
             else:
                 return None
-            out.append(sign * (xg - x0) / scale if scale > 0 else (0.0 if xg == x0 else math.copysign(math.inf, sign * (xg - x0))))
+            change = sign * (xg - x0) - margin * abs(x0)
+            out.append(change / scale if scale > 0 else (0.0 if change == 0 else math.copysign(math.inf, change)))
         return out
 
 

@@ -1,6 +1,6 @@
 """Alarm rules: given a chain's panel, the first generation at which the rule alarms, or None.
 
-    madbench list "monitor rules"                     # cusum_<indicator> for each leading indicator, any_leading
+    madbench list monitor_rules                       # cusum_<indicator> per leading indicator, any_leading(_10pct)
     madbench monitor runs/smoke --rule cusum_distinct_2 --alpha 0.05
 
 ``cusum_<metric>``: a one-sided CUSUM (Page 1954) of the indicator's standardised change from
@@ -15,6 +15,9 @@ correct 95% intervals and the metric is stationary; ``tests/test_monitoring.py``
 ``any_leading``: every leading indicator the panel has, each CUSUM at alpha / m (Bonferroni, valid under
 any dependence between indicators, and conservative because distinct-1..4 move together); it alarms
 when the first of them does.
+
+``any_leading_10pct``: the same, counting only the part of a change beyond 10% of generation 0's value
+(the null is then "moved less than 10%", so its false-alarm rate on a stationary chain is below alpha).
 
 Your own rule is a plug-in: an object (or a class building with no arguments) with ``needs`` (the
 metrics it reads) and ``first_alarm(panel, alpha) -> Alarm | None``::
@@ -44,6 +47,9 @@ from madbench.monitoring.panel import LEADING, Alarm, ChainPanel
 SEED = 31
 DRAWS = 20000
 K = 0.5
+# any_leading_10pct: a change must also exceed 10% of generation 0's value, the relative size of the lagging
+# signal's (perplexity +10%), fixed before any chain was scored (not tuned on them)
+MARGIN = 0.10
 
 
 @lru_cache(maxsize=512)
@@ -78,14 +84,15 @@ def cusum_first(z: Sequence[Optional[float]], h: float, k: float = K) -> Tuple[O
 class CusumRule:
     """One-sided CUSUM of one leading indicator's change from generation 0, in units of its standard error."""
 
-    def __init__(self, metric: str, k: float = K):
-        self.metric, self.k = metric, k
-        self.name = f"cusum_{metric}"
+    def __init__(self, metric: str, k: float = K, margin: float = 0.0):
+        self.metric, self.k, self.margin = metric, k, margin
+        self.name = f"cusum_{metric}" + (f"_{margin:.0%}".replace("%", "pct") if margin else "")
         self.needs = (metric,)
-        self.description = f"CUSUM (k={k}) of {metric}'s {'rise' if LEADING.get(metric, 1) > 0 else 'fall'} from generation 0"
+        beyond = f" beyond {margin:.0%} of it" if margin else ""
+        self.description = f"CUSUM (k={k}) of {metric}'s {'rise' if LEADING.get(metric, 1) > 0 else 'fall'} from generation 0{beyond}"
 
     def first_alarm(self, panel: ChainPanel, alpha: float) -> Optional[Alarm]:
-        z = panel.z_scores(self.metric)
+        z = panel.z_scores(self.metric, self.margin)
         if z is None:
             return None
         h = cusum_threshold(float(alpha), max(panel.horizon, len(z)), self.k)
@@ -96,10 +103,14 @@ class CusumRule:
 class AnyLeading:
     """Any leading indicator's CUSUM, each at alpha / m (Bonferroni over the m indicators the panel has)."""
 
-    name = "any_leading"
     needs = tuple(LEADING)
     combined = True  # needs any one of ``needs``, not all
-    description = "the first alarm of every leading indicator's CUSUM, each at alpha / m (Bonferroni)"
+
+    def __init__(self, margin: float = 0.0):
+        self.margin = margin
+        self.name = "any_leading" + (f"_{margin:.0%}".replace("%", "pct") if margin else "")
+        self.description = ("the first alarm of every leading indicator's CUSUM, each at alpha / m (Bonferroni)"
+                            + (f", counting only a change beyond {margin:.0%} of generation 0's value" if margin else ""))
 
     def indicators(self, panel: ChainPanel) -> List[str]:
         return [m for m in LEADING if panel.values and m in panel.values[0] and panel.z_scores(m) is not None]
@@ -108,7 +119,7 @@ class AnyLeading:
         members = self.indicators(panel)
         if not members:
             return None
-        alarms = [a for a in (CusumRule(m).first_alarm(panel, alpha / len(members)) for m in members) if a]
+        alarms = [a for a in (CusumRule(m, margin=self.margin).first_alarm(panel, alpha / len(members)) for m in members) if a]
         if not alarms:
             return None
         first = min(alarms, key=lambda a: (a.generation, -a.statistic / max(a.threshold, 1e-12)))
@@ -119,3 +130,4 @@ class AnyLeading:
 for _metric in LEADING:
     globals()[f"cusum_{_metric}"] = CusumRule(_metric)
 any_leading = AnyLeading()
+any_leading_10pct = AnyLeading(margin=MARGIN)
