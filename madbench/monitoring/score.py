@@ -172,14 +172,19 @@ def figure(rows: Sequence[dict], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, model in enumerate(sorted({r["model"] for r in rows})):
+    fig, ax = plt.subplots(figsize=(8, 5))
+    models = sorted({r["model"] for r in rows})
+    for i, model in enumerate(models):
         pts = [r for r in rows if r["model"] == model and r["median_lead"] is not None and r["false_alarm_rate"] is not None]
-        ax.scatter([r["false_alarm_rate"] for r in pts], [r["median_lead"] for r in pts], label=model,
+        shift = (i - (len(models) - 1) / 2) * 0.012  # models side by side where their points coincide
+        ax.scatter([r["false_alarm_rate"] + shift for r in pts], [r["median_lead"] for r in pts], label=model,
                    marker="os^D"[i % 4], alpha=0.75)
+        spots: Dict[Tuple[float, float], List[str]] = {}
         for r in pts:
-            if r["rule"] == "any_leading" or r["false_alarm_rate"] < 0.5:
-                ax.annotate(r["rule"].replace("cusum_", ""), (r["false_alarm_rate"], r["median_lead"]), fontsize=7)
+            spots.setdefault((r["false_alarm_rate"] + shift, r["median_lead"]), []).append(r["rule"].replace("cusum_", ""))
+        for (x, y), names in spots.items():
+            label = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+            ax.annotate(label, (x, y), fontsize=6, xytext=(4, 3 - 9 * i), textcoords="offset points")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("false-alarm rate on chains that hold")
     ax.set_ylabel("median lead (generations before perplexity +10%;\na miss = an alarm after the last generation)", fontsize=8)
