@@ -157,17 +157,22 @@ def mixture_table(det: Detector, human: Sequence[str], machine: Sequence[str], s
     rng = np.random.default_rng(seed)
     rows = []
     for share in shares:
-        errors, covered = [], 0
+        errors, covered, none = [], 0, 0
         for r in range(reps):
             hi, mi = rng.permutation(len(h_scores)), rng.permutation(len(m_scores))
             k = int(round(share * n_docs))
             cal_h, cal_m = h_scores[hi[:calibration]], m_scores[mi[:calibration]]
             mix = np.concatenate([h_scores[hi[calibration:calibration + n_docs - k]], m_scores[mi[calibration:calibration + k]]])
             est = estimate_share(mix, cal_h, cal_m, resamples=200, seed=seed + r)
+            if not math.isfinite(est["share"]):  # TPR <= FPR at the calibrated threshold: no estimate
+                none += 1
+                continue
             errors.append(est["share"] - k / n_docs)
             covered += est["interval"][0] <= k / n_docs <= est["interval"][1]
-        rows.append({"share": share, "mean_error": float(np.mean(errors)), "mean_abs_error": float(np.mean(np.abs(errors))),
-                     "rmse": float(np.sqrt(np.mean(np.square(errors)))), "coverage": covered / reps, "reps": reps})
+        err = np.asarray(errors) if errors else np.asarray([np.nan])
+        rows.append({"share": share, "mean_error": float(np.mean(err)), "mean_abs_error": float(np.mean(np.abs(err))),
+                     "rmse": float(np.sqrt(np.mean(np.square(err)))), "coverage": covered / len(errors) if errors else None,
+                     "reps": reps, "no_estimate": none})
     return rows
 
 

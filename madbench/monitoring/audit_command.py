@@ -67,12 +67,17 @@ def main(args) -> int:
     dups = duplicate_rates(passages)
     lo, hi = est["interval"]
     print(f"madbench audit: {args.corpus}: {len(passages)} passages of about {args.doc_words} words")
-    print(f"  machine-written share (text like the {args.preset} model's own): {est['share']:.2f} [95% {lo:.2f}, {hi:.2f}]")
+    if est["tpr"] <= est["fpr"]:
+        print(f"  machine-written share: no estimate: the detector does not tell its own samples from the human calibration "
+              f"text (AUROC {est['auroc']:.3f}; TPR {est['tpr']:.2f} <= FPR {est['fpr']:.2f})")
+    else:
+        print(f"  machine-written share (text like the {args.preset} model's own): {est['share']:.2f} [95% {lo:.2f}, {hi:.2f}]")
     print(f"  detector: Binoculars (NLL / entropy) under the {args.preset} model; AUROC {est['auroc']:.3f} on "
           f"{len(human)} known human vs {len(machine)} of its own samples; at t={est['threshold']:.3f}: "
           f"TPR {est['tpr']:.2f}, FPR {est['fpr']:.2f}{'' if args.human else ' (human calibration: the preset corpus)'}")
     print(f"  duplicates: exact {dups['exact']:.1%}, near (Jaccard >= {dups['near_threshold']}) {dups['near']:.1%}")
-    print(f"  threshold curve: {threshold_position(est['share'])}")
+    if est["tpr"] > est["fpr"]:
+        print(f"  threshold curve: {threshold_position(est['share'])}")
     if args.output_dir:
         from madbench.results import fileio
 
@@ -80,7 +85,7 @@ def main(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         fileio.write_json(out / "audit.json", {"corpus": str(args.corpus), "preset": args.preset, "doc_words": args.doc_words,
                                                "estimate": est, "duplicates": dups, "threshold_curve": THRESHOLD_CURVE,
-                                               "threshold_position": threshold_position(est["share"])})
+                                               "threshold_position": threshold_position(est["share"]) if est["tpr"] > est["fpr"] else None})
         print(f"madbench audit: wrote {out / 'audit.json'}")
     return 0
 
@@ -94,9 +99,12 @@ def _mixtures(args, det, passages) -> int:
     score_auroc = pool_auroc(det, pool, machine)
     print(f"madbench audit: {len(pool)} corpus passages (taken as human) vs {len(machine)} samples of the {args.preset} model; "
           f"detector AUROC {score_auroc:.3f}; {args.calibration} of each kind calibrate, {args.mixture_docs} per mixture")
-    print("| machine share | mean error | mean abs error | RMSE | 95% interval coverage | mixtures |\n|---|---|---|---|---|---|")
+    print("| machine share | mean error | mean abs error | RMSE | 95% interval coverage | mixtures (no estimate) |\n"
+          "|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['share']:.0%} | {r['mean_error']:+.3f} | {r['mean_abs_error']:.3f} | {r['rmse']:.3f} | {r['coverage']:.2f} | {r['reps']} |")
+        cover = "-" if r["coverage"] is None else f"{r['coverage']:.2f}"
+        print(f"| {r['share']:.0%} | {r['mean_error']:+.3f} | {r['mean_abs_error']:.3f} | {r['rmse']:.3f} | {cover} "
+              f"| {r['reps']} ({r['no_estimate']}) |")
     if args.output_dir:
         from madbench.results import fileio
 
