@@ -82,6 +82,12 @@ def _score(args, panels, names) -> int:
     print(table)
     for model, c in counts.items():
         print(f"{model}: {c['degrading']} degrading, {c['holding']} holding, {c['mixed']} left out (seed and group disagree)")
+        timely = [r for r in rows if r["model"] == model and r["degrading"] and r["warned_in_time"] == r["degrading"]]
+        if timely:
+            best = max(timely, key=lambda r: (r["median_lead"], -(r["false_alarm_rate"] or 0)))
+            fa = "-" if best["false_alarm_rate"] is None else f"{best['false_alarms']}/{best['holding']}"
+            print(f"  warns first on every degrading chain: {best['rule']}, a median {best['median_lead']:g} generation(s) "
+                  f"before perplexity +{ONSET_RATIO - 1:.0%}; false alarms on holding chains {fa}")
     if args.output_dir:
         from madbench.results import fileio
 
