@@ -30,6 +30,8 @@ COMMANDS = {
     "regress": ("madbench.experiments.regress", "check that every mitigation still beats the unmitigated baseline"),
     "sweep": ("madbench.experiments.sweep", "run a grid of chains locally, on Ray or on Slurm, with confidence intervals"),
     "threshold": ("madbench.experiments.threshold", "find the smallest real-data share that keeps a metric within a tolerance (bisection)"),
+    "monitor": ("madbench.monitoring.command", "which early-warning rules fire on each chain, and when; --score: lead time vs false alarms"),
+    "audit": ("madbench.monitoring.audit_command", "estimate a corpus's machine-written share (calibrated detector) and its duplicates"),
     "bench": ("madbench.experiments.bench", "measure sampling/training speed against plain transformers and the FLOP floor"),
 }
 

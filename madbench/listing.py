@@ -31,6 +31,7 @@ SECTIONS = {
     "trackers": ("madbench.reporting.trackers", "TRACKERS"),
     "sweep_backends": ("madbench.experiments.backends", "SWEEP_BACKENDS"),
     "lm_eval_models": ("madbench.evaluation.lm_models", "LM_EVAL_MODELS"),
+    "monitor_rules": ("madbench.monitoring", "MONITOR_RULES"),
 }
 
 
@@ -57,6 +58,7 @@ DESCRIBE = {
     "mitigations": lambda c: f"[targets {c.target_metric}] {first_line(c)} params: {c.params}",
     "metrics": _metric_line,  # described by its MetricSpec
     "presets": lambda f: getattr(f, "description", ""),
+    "monitor_rules": lambda r: getattr(r, "description", None) or first_line(r),
     "models": lambda f: f if isinstance(f, str) and not isinstance(f, Lazy) else first_line(f),
     "tracks": lambda t: f"{t.description}; human-data budget {t.human_budget:.0%}",
     "trackers": lambda c: first_line(c) + (f" (needs {c.requires}: {c.install})" if getattr(c, "requires", None) else ""),

@@ -35,7 +35,7 @@ class ModelFn(Protocol):
     def __call__(self, cfg: Any, split: Any) -> str: ...  # RunConfig, CorpusSplit -> model folder or hub name
 
 
-SINGULAR = {"corpora": "corpus", "lm_eval_models": "lm-eval model"}
+SINGULAR = {"corpora": "corpus", "lm_eval_models": "lm-eval model", "monitor_rules": "monitor rule"}
 
 
 def _arity_ok(fn, n: int) -> bool:
@@ -63,6 +63,11 @@ def check_entry(kind: str, name: str, obj: Any) -> None:
             obj()
         except MadbenchError as exc:
             raise MadbenchError(f"mitigation '{name}' does not build with its default params: {exc}")
+        return
+    if kind == "monitor_rules":
+        rule = obj() if inspect.isclass(obj) else obj
+        if not callable(getattr(rule, "first_alarm", None)) or not isinstance(getattr(rule, "needs", None), (tuple, list)):
+            raise MadbenchError(f"monitor rule '{name}' must have needs (a tuple of metric names) and first_alarm(panel, alpha)")
         return
     if not callable(obj):
         raise MadbenchError(f"{SINGULAR.get(kind, kind[:-1])} '{name}' must be callable, got {obj!r}")

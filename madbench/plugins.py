@@ -14,7 +14,8 @@ Two ways in:
       length_filter = "madbench_length_filter:LengthFilter"
 
   Groups: ``madbench.mitigations``, ``madbench.regimes``, ``madbench.metrics``,
-  ``madbench.corpora``, ``madbench.models``, ``madbench.trackers``, ``madbench.lm_eval_models``.
+  ``madbench.corpora``, ``madbench.models``, ``madbench.trackers``, ``madbench.lm_eval_models``,
+  ``madbench.monitor_rules``.
   They load in every madbench process.
 * **A file or module** named by ``--plugin`` (any command) or ``plugins:`` (config
   file) that registers with the decorators (``@MITIGATIONS.register("name")``...).
@@ -35,6 +36,8 @@ The contract of each kind (checked when the plug-in loads):
   ``cls(run_dir, name, run_id=None)``; optional ``requires``/``install`` attributes (``--report-to NAME``).
 * lm-eval model: an lm-eval ``LM`` subclass (or a factory returning one) built as
   ``entry(model, tokenizer, batch_size=N)`` around the in-memory model (``eval.lm_eval_model=NAME``).
+* monitor rule: an object (or a class building with no arguments) with ``needs`` and
+  ``first_alarm(panel, alpha)`` (madbench/monitoring/rules.py; ``monitor.rule=NAME``).
 
 A plug-in may not reuse a built-in name. A plug-in that fails to import (``sys.exit()``
 included), clashes or breaks its contract is reported in one line naming it; its entries
@@ -71,6 +74,7 @@ KINDS: Dict[str, Tuple[str, str]] = {
     "models": ("madbench.models.base_model", "MODELS"),
     "trackers": ("madbench.reporting.trackers", "TRACKERS"),
     "lm_eval_models": ("madbench.evaluation.lm_models", "LM_EVAL_MODELS"),
+    "monitor_rules": ("madbench.monitoring", "MONITOR_RULES"),
 }
 GROUP = "madbench."  # entry point group prefix: madbench.mitigations, ...
 

@@ -257,7 +257,12 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
         store.append_event(event="start", config_hash=cfg.hash())
     results = ResultsWriter(store, cfg, chains, env, tracker, started=start)
     try:
-        runner.run(chains, callbacks=[results])
+        monitor = []
+        if cfg.monitor.rule and is_main:  # an alarm rule on each chain's panel (madbench/monitoring/callback.py)
+            from madbench.monitoring.callback import MonitorCallback
+
+            monitor = [MonitorCallback(cfg, run_dir, log)]
+        runner.run(chains, callbacks=[results, *monitor])
     except BaseException as exc:
         if tracker:
             tracker.abort()  # closed now; a resume sends what it missed (RUN/tracking/state.json)

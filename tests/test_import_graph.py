@@ -34,6 +34,7 @@ LAYERS = [
     ("mitigations", ("madbench.mitigations",)),
     ("loop", ("madbench.loop",)),
     ("collect", ("madbench.results.collect", "madbench.results.environment")),
+    ("monitoring", ("madbench.monitoring",)),
     ("reporting", ("madbench.reporting",)),
     ("checks", ("madbench.config.validation", "madbench.config.preflight", "madbench.config.tracks", "madbench.plugins",
                 "madbench.plugin_contracts")),

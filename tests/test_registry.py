@@ -97,13 +97,14 @@ def test_list_shows_every_kind_with_origins_targets_and_imports_no_lazy_entry():
     assert proc.stdout.strip().splitlines()[-1] == "LM_EVAL_IMPORTED False 0"  # listing imported no lazy entry
     kinds = [line[:-1] for line in proc.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")]
     assert kinds == ["regimes", "mitigations", "metrics", "presets", "corpora", "models", "tracks",
-                     "sampling_backends", "trackers", "sweep_backends", "lm_eval_models"]
+                     "sampling_backends", "trackers", "sweep_backends", "lm_eval_models", "monitor_rules"]
     assert set(section(proc.stdout, "sampling_backends")) == {"hf", "vllm"}
     assert set(section(proc.stdout, "trackers")) == {"disk", "tensorboard", "mlflow", "wandb"}
     assert set(section(proc.stdout, "sweep_backends")) == {"local", "ray", "slurm"}
     lm = section(proc.stdout, "lm_eval_models")
     assert lm["madbench"].split()[1] == "builtin" and "(lazy: madbench.evaluation.lmeval_model:MadbenchLM)" in lm["madbench"]
     assert "[targets distinct_2]" in section(proc.stdout, "mitigations")["dedup"]
+    assert {"any_leading", "any_leading_10pct", "cusum_distinct_2"} <= set(section(proc.stdout, "monitor_rules"))
 
 
 @pytest.mark.parametrize("override, expected", [

@@ -95,6 +95,12 @@ KEY_DOCS = {
                           " each YAML's sha256 is recorded", "existing folders"),
     "eval.lm_eval_model": ("lm-eval's model: 'madbench' (madbench's forward, evaluation/lmeval_model.py), 'hf' (lm-eval's HFLM)"
                            " or a plug-in's LM class (evaluation/lm_models.py)", "see: madbench list lm_eval_models"),
+    # monitor
+    "monitor": ("the early-warning monitor: an alarm rule on each chain's panel while the run goes (madbench/monitoring;"
+                " not in the config hash)", ""),
+    "monitor.rule": ("'' = off; a monitor rule: cusum_<indicator> or any_leading (docs/monitoring.md)", "see: madbench list monitor_rules"),
+    "monitor.alpha": ("the per-chain false-alarm rate over the run's generations that the rule is set to", "0 < alpha < 1"),
+    "monitor.stop": ("stop the run when the rule fires (resume with madbench run --resume); false = warn only", "true, false"),
     # tracking
     "tracking": ("names on the --report-to trackers (not in the config hash)", ""),
     "tracking.experiment": ("MLflow experiment / W&B project; '' = MLFLOW_EXPERIMENT_NAME / WANDB_PROJECT, else 'madbench'", ""),

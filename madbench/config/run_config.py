@@ -126,6 +126,13 @@ class TrackingConfig:  # names on the --report-to trackers (madbench/reporting/t
 
 
 @dataclass(frozen=True)
+class MonitorConfig:  # the early-warning monitor (madbench/monitoring); a watch on the run, not in the config hash
+    rule: str = ""  # '' = off; a monitor rule (`madbench list monitor_rules`), e.g. 'any_leading'
+    alpha: float = 0.05  # the per-chain false-alarm rate over the run that the rule is set to
+    stop: bool = False  # stop the run (it resumes) when the rule fires, instead of only warning
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "default"
     seed: int = 0  # base seed; chains use loop.seeds
@@ -138,6 +145,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     mitigation_params: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # {mitigation: {param: value}}
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where results are reported, not what runs
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)  # alarms on the panel while it runs, not what runs
 
     def to_dict(self) -> dict:
         return to_plain(self)
@@ -147,9 +155,10 @@ class RunConfig:
 
 
 def hashed_part(data: dict) -> dict:
-    """The config the hash covers: without ``tracking`` (a destination, not the experiment) and without keys added
+    """The config the hash covers: without ``tracking`` (a destination, not the experiment), ``monitor`` (a watch on
+    the run, so a run resumes with another rule) and without keys added
     later while they hold their no-op default (so a run folder made before them keeps its hash and resumes)."""
-    data = {k: v for k, v in data.items() if k != "tracking"}
+    data = {k: v for k, v in data.items() if k not in ("tracking", "monitor")}
     if "eval" in data and not data["eval"].get("include_path"):
         data["eval"] = {k: v for k, v in data["eval"].items() if k != "include_path"}
     return data

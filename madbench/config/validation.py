@@ -58,6 +58,10 @@ def validate(cfg: RunConfig) -> None:
         known = LM_EVAL_MODELS.registered()
         raise MadbenchError(f"unknown eval.lm_eval_model '{cfg.eval.lm_eval_model}';"
                             f"{did_you_mean(cfg.eval.lm_eval_model, known)} use {', '.join(known[:-1])} or {known[-1]}")
+    if cfg.monitor.rule:
+        from madbench.monitoring.callback import check_monitor
+
+        check_monitor(cfg)  # the rule's name (did you mean), alpha, and the panel metrics it needs
     if cfg.eval.include_path:
         from madbench.evaluation.lmeval import check_include
 
