@@ -96,7 +96,7 @@ def test_binoculars_score_of_a_models_own_text_is_one_at_temperature_one(tiny):
 
     def ratio(temperature):
         c = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, temperature=temperature))
-        texts = generate(model, tokenizer, prompts, c, seed=7)
+        texts = [s.continuation for s in generate(model, tokenizer, prompts, c, seed=7)]
         rows = per_text_nll_entropy(model, tokenizer, texts)
         assert [r[0] for r in rows] == pytest.approx(per_text_nll(model, tokenizer, texts), rel=1e-5)
         return statistics.fmean(nll / ent for nll, ent in rows)
