@@ -102,7 +102,7 @@ def test_binoculars_score_of_a_models_own_text_is_one_at_temperature_one(tiny):
         return statistics.fmean(nll / ent for nll, ent in rows)
 
     own = ratio(1.0)
-    # the prompt (real words) is scored too, so allow a little on either side of 1
+    # the continuation is scored without the prompt it was drawn after, so allow a little on either side of 1
     assert 0.9 <= own <= 1.1, own
     assert ratio(0.5) < own - 0.1
 
