@@ -11,6 +11,11 @@ Generation g >= 1 (composed by ``loop.Runner._compute_generation``, top to botto
     score_samples   sample metrics + the generation-0 reference panel -> Scores
     record          samples.jsonl, mix.json, metrics.json, meta.json (written last) -> meta
 
+A sample (a Doc) is the continuation its model generated; its prompt and the prompt's source document
+travel beside it (samples.jsonl: text, prompt, source). Mixes, sample metrics, the reference panel and the
+mitigations see the continuation; ``sampling.keep_prompt`` trains on prompt + continuation with the prompt
+out of the loss (:func:`training_texts`). Each generation records ``prompt_share`` and ``duplicate_rate``.
+
 Generation 0 is trained once per seed (:func:`train_gen0`) and reused by every chain of that
 seed (:func:`reuse_gen0`); its samples are cached per sampling setup (:func:`gen0_samples`).
 Each step takes the run's frozen :class:`~madbench.loop.context.StepContext` (config, corpus split,

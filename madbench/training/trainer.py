@@ -2,7 +2,8 @@
 
 Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks;
 the last block is padded and its padding masked out of the loss (labels -100), so
-every token of the mix is trained on and no padding is. ``train_tokens`` counts the
+every token of the mix is trained on and no padding is (with ``sampling.keep_prompt``, a
+sample's real prompt is in the mix but not a loss target: ``prompt_chars``). ``train_tokens`` counts the
 loss targets over all epochs. Data order and LoRA init are seeded from
 (seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
 :func:`train_lora` trains whatever requires a gradient: the LoRA weights, or the
