@@ -269,7 +269,8 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
                 from transformers import LogitsProcessorList
 
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=s.max_new_tokens,
-                                     min_new_tokens=s.min_new_tokens, do_sample=False, num_beams=s.num_beams, repetition_penalty=s.repetition_penalty,
+                                     min_new_tokens=s.min_new_tokens, do_sample=False, num_beams=s.num_beams,
+                                     repetition_penalty=s.repetition_penalty,
                                      logits_processor=LogitsProcessorList(list(logits_processors)),
                                      pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
             else:

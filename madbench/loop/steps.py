@@ -257,8 +257,8 @@ def sample(ctx: StepContext, model, chain: "Chain", g: int, mitigations, mctx: M
         seed = derive_seed(chain.seed, "sample", g) if rnd == 0 else derive_seed(chain.seed, "sample", g, "top-up", rnd)
         done = generate(model, ctx.tokenizer, [p.text for p in prompts], ctx.cfg, seed, processors,
                         desc=f"{chain.id} gen {g}: sampling" + (f" (top-up {rnd})" if rnd else ""))
-        new = [Doc(f"g{g:03d}-{len(drawn) + i:05d}", c.continuation, MODEL, g, chain.id, prompt=p.text, prompt_source=p.source)
-               for i, (p, c) in enumerate(zip(prompts, done))]
+        new = [Doc(f"g{g:03d}-{len(drawn) + i:05d}", c.continuation, MODEL, g, chain.id,
+                   prompt=p.text, prompt_source=p.source) for i, (p, c) in enumerate(zip(prompts, done))]
         drawn.extend(new)
         return new
 

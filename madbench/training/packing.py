@@ -15,7 +15,8 @@ from typing import List, Optional, Tuple
 import torch
 
 
-def pack(tokenizer, texts: List[str], seq_len: int, prompt_chars: Optional[List[int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def pack(tokenizer, texts: List[str], seq_len: int,
+         prompt_chars: Optional[List[int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Tokenise, join with EOS and cut into blocks of ``seq_len`` tokens: (input ids, labels).
 
     Every token of the mix is in a block: the last, partial block (or the only one, for a
