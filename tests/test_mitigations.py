@@ -92,8 +92,8 @@ def test_watermark_detector_finds_watermarked_text_and_not_plain_text(tiny):
     prompts = [" ".join(d.text.split()[:8]) for d in split.pool[:16]]
     ctx = MitigationContext(1, 0, split.pool, tokenizer)
     marked = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 1.0}})[0]
-    wm = generate(model, tokenizer, prompts, cfg, 1, marked.logits_processors(ctx))
-    plain = generate(model, tokenizer, prompts, cfg, 1)
+    wm = [c.continuation for c in generate(model, tokenizer, prompts, cfg, 1, marked.logits_processors(ctx))]
+    plain = [c.continuation for c in generate(model, tokenizer, prompts, cfg, 1)]
     z_wm, z_plain = marked.detect(wm, tokenizer), marked.detect(plain, tokenizer)
     z_human = marked.detect([d.text for d in split.eval[:16]], tokenizer)
     assert sum(z_wm) / 16 > 4 and sum(z > 2 for z in z_wm) >= 12  # short samples (early EOS) score lower
@@ -113,7 +113,7 @@ def test_watermark_filter_reports_precision_recall_on_a_mixed_mix(tiny):
     for seed in range(4):  # about 11 marked documents a seed: one seed's recall is a noisy number
         m = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 0.5}})[0]
         proc = m.logits_processors(ctx)
-        texts = generate(model, tokenizer, prompts, cfg, seed, proc)
+        texts = [c.continuation for c in generate(model, tokenizer, prompts, cfg, seed, proc)]
         docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
         _, sstats = m.filter_samples(docs, ctx)
         assert sstats["watermarked"] == proc[0].watermarked_rows  # the processor and the text agree on who is marked
@@ -194,7 +194,7 @@ def test_watermark_decision_and_ground_truth_agree_for_every_prompt_mode(tiny, p
     m = build_mitigations(["watermark_filter"], {"watermark_filter": {"watermark_fraction": 0.5}})[0]
     ctx = MitigationContext(1, 0, split.pool, tokenizer)
     proc = m.logits_processors(ctx)
-    texts = generate(model, tokenizer, make_prompts(cfg, split.pool, 24, 0, 1), cfg, 3, proc)
+    texts = [c.continuation for c in generate(model, tokenizer, make_prompts(cfg, split.pool, 24, 0, 1), cfg, 3, proc)]
     docs = [Doc(f"g001-{i:05d}", t) for i, t in enumerate(texts)]
     _, sstats = m.filter_samples(docs, ctx)
     assert 4 <= sstats["watermarked"] <= 20 and sstats["watermarked"] == proc[0].watermarked_rows

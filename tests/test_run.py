@@ -67,7 +67,8 @@ def test_run_folder_has_manifests_samples_and_loadable_adapters(smoke_run):
     synthetic = [d["id"] for d in mix["documents"] if d["source"] == "synthetic"]
     assert synthetic and all(i.startswith("g001-") for i in synthetic)  # generation 2 trains on generation 1's samples
     samples = [json.loads(line) for line in (gen / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 24 and all(s["text"] for s in samples)
+    assert len(samples) == 24 and all(s["prompt"] for s in samples)  # a continuation may be empty (EOS first)
+    assert sum(bool(s["text"]) for s in samples) > 12
     # the adapter loads with plain transformers + peft and produces logits
     import torch
     from peft import PeftModel

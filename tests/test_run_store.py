@@ -33,7 +33,7 @@ def test_layout_is_done_and_listing(tmp_path):
     assert store.regime_file("ecosystems", "ecosystem-replace-s0", 1) == tmp_path / "run" / "ecosystems" / "ecosystem-replace-s0" / "gen_001.json"
     assert not store.generation_done(CHAIN.id, 0) and store.finished_generations(CHAIN.id, 3) == 0
     for g in (0, 1, 4):
-        _finish(store, CHAIN.id, g, [{"id": f"g{g:03d}-00000", "text": "a b", "kept": True}])
+        _finish(store, CHAIN.id, g, [{"id": f"g{g:03d}-00000", "text": "a b", "prompt": "", "source": None, "kept": True}])
     store.gen_dir(CHAIN.id, 2).mkdir()  # unfinished: no record
     assert [store.generation_done(CHAIN.id, g) for g in range(5)] == [True, True, False, False, True]
     assert store.finished_generations(CHAIN.id, 3) == 2  # generation 4 is beyond the plan
@@ -62,12 +62,14 @@ def test_publishing_is_atomic_and_stale_temps_are_removed(tmp_path):
 
 def test_verify_names_a_damaged_file_and_read_samples_carries_provenance(tmp_path):
     store = RunStore(tmp_path)
-    rows = [{"id": "g001-00000", "text": "kept one", "kept": True}, {"id": "h000001", "text": "dropped", "kept": False}]
+    rows = [{"id": "g001-00000", "text": "kept one", "prompt": "a real", "source": "h000007", "kept": True},
+            {"id": "h000001", "text": "dropped", "prompt": "", "source": None, "kept": False}]
     _finish(store, CHAIN.id, 1, rows)
     integrity.verify(store.root)
     integrity.verify_chains(store, [CHAIN], 2)
     docs = store.read_samples(CHAIN.id, 1)
-    assert [(d.id, d.source, d.generation, d.model) for d in docs] == [("g001-00000", "model", 1, CHAIN.id)]
+    assert [(d.id, d.source, d.generation, d.model, d.prompt, d.prompt_source) for d in docs] == \
+        [("g001-00000", "model", 1, CHAIN.id, "a real", "h000007")]
     assert len(store.read_samples(CHAIN.id, 1, kept_only=False)) == 2
     samples = store.gen_dir(CHAIN.id, 1) / "samples.jsonl"
     samples.write_text(samples.read_text().replace("kept one", "kept 0ne"))

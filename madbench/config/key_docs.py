@@ -57,8 +57,14 @@ KEY_DOCS = {
     # sampling
     "sampling": ("how each generation writes its synthetic documents", ""),
     "sampling.num_samples": ("synthetic documents per generation", "> 0"),
-    "sampling.prompt": ("'real': continue short real prompts; 'none': unconditional", "real, none"),
+    "sampling.prompt": ("'real': continue short real prompts (distinct pool documents while the pool has enough); "
+                        "'none': unconditional", "real, none"),
     "sampling.max_new_tokens": ("tokens generated per sample", "> 0"),
+    "sampling.min_new_tokens": ("EOS cannot end a sample before this many new tokens (transformers' min_new_tokens); 0 = off",
+                                "0 .. sampling.max_new_tokens"),
+    "sampling.keep_prompt": ("a synthetic training document is prompt + continuation, the loss on the continuation only "
+                             "(Drayson et al. 2025); false: the continuation alone. Metrics and mitigations see the continuation",
+                             "true needs sampling.prompt=real"),
     "sampling.temperature": ("sampling temperature", "> 0"),
     "sampling.top_p": ("nucleus sampling's probability mass", "(0, 1]"),
     "sampling.top_k": ("keep the k most likely tokens; 0 = off", ">= 0"),

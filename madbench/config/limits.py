@@ -61,6 +61,7 @@ RANGES = {
     "sampling.temperature": (1e-3, 1e3, True, True, "logits / temperature overflow to inf below 1e-3"),
     "sampling.top_k": (0, 10_000_000, True, True, "0 = off, else the number of tokens kept"),
     "sampling.repetition_penalty": (0.0, 100.0, False, True, "a divisor of logits; 0 divides by zero"),
+    "sampling.min_new_tokens": (0, None, True, True, "0 = off, else the new tokens a sample has before EOS may end it"),
     "sampling.num_beams": (1, None, True, True, "1 = sampling, more = beam search"),
     "sampling.batch_size": (1, None, True, True, "samples per decode batch"),
     "eval.batch_size": (1, None, True, True, "documents per evaluation batch"),

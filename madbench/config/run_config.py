@@ -74,6 +74,8 @@ class SamplingConfig:
     num_samples: int = 64  # synthetic documents per generation
     prompt: str = "real"  # 'real': continue short real prompts; 'none': unconditional
     max_new_tokens: int = 64
+    min_new_tokens: int = 0  # EOS is not drawn before this many new tokens (0 = off)
+    keep_prompt: bool = False  # train on prompt + continuation, the loss on the continuation only (Drayson et al.)
     temperature: float = 1.0
     top_p: float = 0.9
     top_k: int = 0  # 0 = off

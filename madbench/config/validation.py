@@ -84,6 +84,12 @@ def validate(cfg: RunConfig) -> None:
         (cfg.sampling.temperature > 0, "sampling.temperature must be > 0"),
         (0 < cfg.sampling.top_p <= 1, "sampling.top_p must be in (0, 1]"),
         (cfg.sampling.max_new_tokens > 0, "sampling.max_new_tokens must be > 0"),
+        (cfg.sampling.min_new_tokens <= cfg.sampling.max_new_tokens,
+         f"sampling.min_new_tokens={cfg.sampling.min_new_tokens} is over sampling.max_new_tokens="
+         f"{cfg.sampling.max_new_tokens}; lower it or raise sampling.max_new_tokens"),
+        (not cfg.sampling.keep_prompt or cfg.sampling.prompt == "real",
+         "sampling.keep_prompt=true keeps the real prompt in the training document, but sampling.prompt=none has none; "
+         "set sampling.prompt=real or sampling.keep_prompt=false"),
         (sampler is not None, unknown_backend(cfg.sampling.backend)),
         (sampler is None or sampler.beam_search or cfg.sampling.num_beams == 1,
          f"sampling.backend={cfg.sampling.backend} samples; beam search needs sampling.backend=hf"),

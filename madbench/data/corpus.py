@@ -30,8 +30,11 @@ class Doc:
     """A document and where it came from. Provenance is data: nothing decides real or synthetic from ``id``.
 
     Corpus passages are ``source="human"``; a sample is ``source="model"`` with the ``generation`` and the
-    chain (``model``) that produced it. Samples read back from a generation folder get their provenance from
-    that folder, so the files on disk hold only ``id`` and ``text``. A Doc made without a source is a sample.
+    chain (``model``) that produced it. A sample's ``text`` is what its model generated (the continuation);
+    the real ``prompt`` it continued and the id of the document that prompt was cut from (``prompt_source``)
+    are kept beside it, never inside it (``sampling.keep_prompt`` joins them only for training). Samples read
+    back from a generation folder get their provenance from that folder, so samples.jsonl holds ``id``,
+    ``text``, ``prompt`` and ``source`` (the prompt's document). A Doc made without a source is a sample.
     """
 
     id: str
@@ -39,6 +42,8 @@ class Doc:
     source: str = MODEL
     generation: Optional[int] = None  # the generation whose model wrote it (None for human text)
     model: Optional[str] = None  # the chain that wrote it (None for human text)
+    prompt: str = ""  # the real text a sample continued ("" for human text and unconditional samples)
+    prompt_source: Optional[str] = None  # id of the real document the prompt was cut from
 
     def __post_init__(self):
         if self.source not in SOURCES:

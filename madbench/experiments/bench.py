@@ -95,7 +95,8 @@ def madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts, seed: 
     t1 = time.perf_counter()
     total, count = token_nll(model, tokenizer, eval_texts, cfg.eval.batch_size)
     t2 = time.perf_counter()
-    outputs = generate(model, tokenizer, prompts, cfg, seed, desc="bench: madbench sampling")
+    outputs = [f"{c.prompt} {c.continuation}".strip()  # prompt + continuation, as the plain baseline decodes them
+               for c in generate(model, tokenizer, prompts, cfg, seed, desc="bench: madbench sampling")]
     t3 = time.perf_counter()
     return {"train_tokens": stats["train_tokens"], "train_seconds": stats["train_seconds"], "setup_train_seconds": t1 - t0,
             "eval_tokens": count, "eval_seconds": t2 - t1, "perplexity": math.exp(total / max(1, count)),

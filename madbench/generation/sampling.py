@@ -3,9 +3,13 @@
     madbench bench                       # tokens/s of this path vs plain transformers
 
 Prompts are the first ``data.prompt_words`` words of real training-pool documents
-(or just BOS when ``sampling.prompt=none``). Batches are sorted by prompt length
-and left-padded; the RNG is seeded from (seed, generation) so a resumed run
-samples exactly what an uninterrupted one would.
+(or just BOS when ``sampling.prompt=none``), drawn without replacement: distinct source
+documents while the pool has enough, else whole shuffled passes of it (:func:`draw_prompts`).
+Each sample is a :class:`Completion`: its prompt, its continuation (the generated text
+alone, which is what madbench trains on and scores as synthetic) and how many tokens were
+generated; ``sampling.min_new_tokens`` keeps EOS out until that many are. Batches are
+sorted by prompt length and left-padded; the RNG is seeded from (seed, generation) so a
+resumed run samples exactly what an uninterrupted one would.
 
 Speed (measured by ``madbench bench``): instead of ``model.generate`` the decode
 loop below calls the model directly with a preallocated (static) KV cache and
@@ -23,7 +27,8 @@ sampling from the whole distribution: the draws follow the same distribution as
 from __future__ import annotations
 
 import random
-from typing import List
+from dataclasses import dataclass
+from typing import List, Optional
 
 import torch
 
@@ -35,12 +40,49 @@ from madbench.models.inference import merged_lora
 from madbench.models.llama_decode import llama_decoder
 
 
-def make_prompts(cfg, pool: List[Doc], n: int, seed: int, generation: int) -> List[str]:
-    if cfg.sampling.prompt == "none":
-        return [""] * n
+@dataclass(frozen=True)
+class Prompt:
+    """A sampling prompt and the id of the real document it was cut from (None for ``sampling.prompt=none``)."""
+
+    text: str
+    source: Optional[str]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sample: the prompt it continued, the generated continuation (text) and its generated token count
+    (up to, not counting, the EOS that ended it)."""
+
+    prompt: str
+    continuation: str
+    new_tokens: int
+
+
+def prompt_order(pool_size: int, n: int, seed: int, generation, start: int = 0) -> List[int]:
+    """Pool indices ``start .. start + n`` of (seed, generation)'s prompt stream: whole shuffled passes of the
+    pool, one after another, so the first ``pool_size`` are distinct and every document is used as evenly as
+    ``n`` allows (a top-up round of a filtering mitigation continues where the earlier rounds stopped)."""
     rng = random.Random(f"prompts:{seed}:{generation}")
-    picks = [pool[rng.randrange(len(pool))] for _ in range(n)]
-    return [" ".join(d.text.split()[: cfg.data.prompt_words]) for d in picks]
+    order: List[int] = []
+    while len(order) < start + n:
+        passage = list(range(pool_size))
+        rng.shuffle(passage)
+        order.extend(passage)
+    return order[start : start + n]
+
+
+def draw_prompts(cfg, pool: List[Doc], n: int, seed: int, generation, start: int = 0) -> List[Prompt]:
+    """``n`` prompts for (seed, generation): the first ``data.prompt_words`` words of distinct pool documents
+    (:func:`prompt_order`); ``sampling.prompt=none``: ``n`` empty prompts (BOS alone)."""
+    if cfg.sampling.prompt == "none":
+        return [Prompt("", None)] * n
+    picks = [pool[i] for i in prompt_order(len(pool), n, seed, generation, start)]
+    return [Prompt(" ".join(d.text.split()[: cfg.data.prompt_words]), d.id) for d in picks]
+
+
+def make_prompts(cfg, pool: List[Doc], n: int, seed: int, generation) -> List[str]:
+    """The prompt texts of :func:`draw_prompts`."""
+    return [p.text for p in draw_prompts(cfg, pool, n, seed, generation)]
 
 
 def encode_prompts(tokenizer, prompts: List[str]) -> List[List[int]]:
@@ -50,8 +92,17 @@ def encode_prompts(tokenizer, prompts: List[str]) -> List[List[int]]:
 
 
 def decode_completion(tokenizer, ids) -> str:
-    """Prompt + continuation as text, special tokens dropped and whitespace normalised."""
+    """Token ids as text, special tokens dropped and whitespace normalised."""
     return " ".join(tokenizer.decode(ids, skip_special_tokens=True).split())
+
+
+def completion(tokenizer, prompt: str, new_ids) -> Completion:
+    """The sample of ``prompt`` whose generated ids are ``new_ids``: cut at the first EOS, decoded."""
+    new_ids = [int(i) for i in new_ids]
+    eos = tokenizer.eos_token_id
+    eos = set([eos] if isinstance(eos, int) else list(eos or []))
+    cut = next((k for k, i in enumerate(new_ids) if i in eos), len(new_ids))
+    return Completion(prompt, decode_completion(tokenizer, new_ids[:cut]), cut)
 
 
 def _processors(s, extra):
@@ -157,18 +208,22 @@ def _decoder_step(decoder, rows: int, length: int):
     return lambda ids, mask, pos, start: decoder.forward(ids, pos, mask, cache, start)
 
 
-def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad: int, eos, decoder=None) -> torch.Tensor:
-    """Ancestral sampling with a static KV cache; returns prompt + continuation ids."""
+def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad: int, eos, decoder=None,
+                  min_new: int = 0) -> torch.Tensor:
+    """Ancestral sampling with a static KV cache; returns prompt + continuation ids. EOS cannot be drawn
+    before ``min_new`` new tokens (what transformers' ``min_new_tokens`` does)."""
     length = ids.shape[1] + max_new
     step = _model_step(model, length) if decoder is None else _decoder_step(decoder, ids.shape[0], length)
     eos_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=ids.device)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     seq, step_ids, start = ids, ids, 0
-    for _ in range(max_new):
+    for made in range(max_new):
         logits = step(step_ids, mask, pos, start)
         start += step_ids.shape[1]
         scores = processors(seq, logits)
+        if made < min_new and len(eos_ids):
+            scores[:, eos_ids] = float("-inf")
         nxt = nucleus_sample(scores, top_p)
         nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
         seq = torch.cat([seq, nxt[:, None]], dim=1)
@@ -181,17 +236,18 @@ def _sample_batch(model, ids, mask, max_new: int, processors, top_p: float, pad:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_processors=(), desc="sampling") -> List[str]:
-    """Return one completion (prompt + continuation) per prompt, in prompt order."""
+def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_processors=(), desc="sampling") -> List[Completion]:
+    """Return one :class:`Completion` (prompt, generated continuation, its token count) per prompt, in prompt order."""
     s = cfg.sampling
     encoded = encode_prompts(tokenizer, prompts)
     from madbench.generation.backends import backend
 
     other = backend(s.backend).generate_fn()  # None: this module's sampler (sampling.backend=hf)
     if other is not None:  # e.g. vllm_backend: token ids in, token ids out; it imports nothing from here
-        return [decode_completion(tokenizer, ids) for ids in other(model, encoded, cfg, seed, logits_processors)]
+        return [completion(tokenizer, p, ids[len(e):])
+                for p, e, ids in zip(prompts, encoded, other(model, encoded, cfg, seed, logits_processors))]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    outputs: List[str] = [""] * len(prompts)
+    outputs: List[Completion] = [Completion("", "", 0)] * len(prompts)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     torch.manual_seed(seed)
@@ -213,14 +269,15 @@ def generate(model, tokenizer, prompts: List[str], cfg, seed: int, logits_proces
                 from transformers import LogitsProcessorList
 
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=s.max_new_tokens,
-                                     do_sample=False, num_beams=s.num_beams, repetition_penalty=s.repetition_penalty,
+                                     min_new_tokens=s.min_new_tokens, do_sample=False, num_beams=s.num_beams,
+                                     repetition_penalty=s.repetition_penalty,
                                      logits_processor=LogitsProcessorList(list(logits_processors)),
                                      pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
             else:
                 out = _sample_batch(model, ids, mask, s.max_new_tokens, processors, s.top_p, pad, tokenizer.eos_token_id,
-                                    decoder)
+                                    decoder, s.min_new_tokens)
             for row, i in enumerate(idx):
-                outputs[i] = decode_completion(tokenizer, out[row, width - len(encoded[i]) :])
+                outputs[i] = completion(tokenizer, prompts[i], out[row, width:])
             bar.update(len(idx))
     bar.close()
     return outputs

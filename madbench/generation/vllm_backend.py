@@ -70,6 +70,7 @@ def sampling_params(s, seed: int, index: int):
 
     return SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else -1,
                           repetition_penalty=s.repetition_penalty, max_tokens=s.max_new_tokens,
+                          min_tokens=s.min_new_tokens,
                           seed=(seed * 1_000_003 + index) % (2 ** 31))
 
 

@@ -161,6 +161,9 @@ class Runner:
         hooks = CallbackList([ProgressLog(self.log, HEADLINE), *callbacks] if self.is_main else [])
         hooks.on_run_begin(len(chains) * len(gens), sum(self.store.generation_done(c.id, g) for c in chains for g in gens))
         integrity.verify_chains(self.store, chains, self.cfg.loop.generations)  # never build on a damaged finished generation
+        if any(not self.store.generation_done(c.id, g) for c in chains for g in gens):  # samples to build on: the new format
+            for c, g in ((c, g) for c in chains for g in gens if self.store.generation_done(c.id, g)):
+                self.store.check_sample_format(c.id, g)
         for chain, g in plan_steps(self.cfg, chains):  # chain by chain; regimes with their own order (ecosystems) after
             self.state.wait_for_everyone()  # every process sees the same finished generations
             if self.store.generation_done(chain.id, g):

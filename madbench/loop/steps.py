@@ -11,6 +11,11 @@ Generation g >= 1 (composed by ``loop.Runner._compute_generation``, top to botto
     score_samples   sample metrics + the generation-0 reference panel -> Scores
     record          samples.jsonl, mix.json, metrics.json, meta.json (written last) -> meta
 
+A sample (a Doc) is the continuation its model generated; its prompt and the prompt's source document
+travel beside it (samples.jsonl: text, prompt, source). Mixes, sample metrics, the reference panel and the
+mitigations see the continuation; ``sampling.keep_prompt`` trains on prompt + continuation with the prompt
+out of the loss (:func:`training_texts`). Each generation records ``prompt_share`` and ``duplicate_rate``.
+
 Generation 0 is trained once per seed (:func:`train_gen0`) and reused by every chain of that
 seed (:func:`reuse_gen0`); its samples are cached per sampling setup (:func:`gen0_samples`).
 Each step takes the run's frozen :class:`~madbench.loop.context.StepContext` (config, corpus split,
@@ -35,11 +40,12 @@ from madbench.data.corpus import MODEL, Doc
 from madbench.errors import MadbenchError
 from madbench.loop.context import StepContext
 from madbench.metrics import MetricContext, compute_with_intervals, names_needing
+from madbench.metrics.repetition import duplicate_rate
 from madbench.models.scores import ScoreCache
 from madbench.mitigations import MitigationContext, loss_weights
 from madbench.loop.regimes import RegimeContext, apply_mode, regime
-from madbench.results.run_store import GEN0_RECORD, LM_EVAL, META, METRICS, MIX, SAMPLES
-from madbench.generation.sampling import generate, make_prompts
+from madbench.results.run_store import GEN0_RECORD, LM_EVAL, META, METRICS, MIX, SAMPLES, sample_doc, sample_row
+from madbench.generation.sampling import draw_prompts, generate
 from madbench.training.trainer import train_lora
 
 if TYPE_CHECKING:  # the runner composes the steps
@@ -127,6 +133,27 @@ def use_scorers(ctx: StepContext, mctx: MitigationContext, seed: int, current=No
     mctx.score_entropy = lambda texts, which="current": per_text_nll_entropy(model_for(which), ctx.tokenizer, texts, bs)
 
 
+def training_texts(docs: List[Doc], keep_prompt: bool) -> Tuple[List[str], List[int]]:
+    """The texts a mix trains on and, per text, the leading characters that are a real prompt (not loss targets).
+
+    A sample's text is its generated continuation; ``sampling.keep_prompt`` trains on prompt + continuation
+    with the loss on the continuation (Drayson et al. 2025). Human documents are trained on whole."""
+    texts, chars = [], []
+    for d in docs:
+        kept = keep_prompt and not d.is_human and bool(d.prompt)
+        texts.append(f"{d.prompt} {d.text}".strip() if kept else d.text)
+        chars.append(len(d.prompt) if kept else 0)
+    return texts, chars
+
+
+def prompt_share(docs: List[Doc], texts: List[str]) -> float:
+    """Words of prompt text in the texts a mix trains on / all its words: a sample's prompt counts where its
+    training text starts with it (0 for a mix of continuations alone, and for generation 0's real mix)."""
+    total = sum(len(t.split()) for t in texts)
+    prompt = sum(len(d.prompt.split()) for d, t in zip(docs, texts) if d.prompt and not d.is_human and t.startswith(d.prompt))
+    return prompt / total if total else 0.0
+
+
 # ---------------------------------------------------------------------- generation 0
 def train_gen0(ctx: StepContext, seed: int, train_cfg, out: Path, start: float) -> None:
     """Train generation 0 of ``seed`` on real documents into ``out`` (its record written last); ``train_cfg`` is
@@ -159,12 +186,12 @@ def gen0_samples(ctx: StepContext, chain: "Chain", mitigations, mctx: Mitigation
         data, why = integrity.read_checked_json(cache)
         if why:
             raise MadbenchError(f"{cache} {why}; recompute it with: madbench run --resume {ctx.store.root} --repair")
-        docs = {k: [Doc(d["id"], d["text"], MODEL, 0, chain.id) for d in data[k]] for k in ("all", "kept")}
+        docs = {k: [sample_doc(d, 0, chain.id, cache) for d in data[k]] for k in ("all", "kept")}
         return Samples(docs["all"], docs["kept"], data["stats"])
     samples = sample(ctx, mctx.model, chain, 0, mitigations, mctx)
-    if ctx.is_main:  # the files hold id and text only: provenance comes from where they are read
-        integrity.write_checked_json(cache, {"all": [{"id": d.id, "text": d.text} for d in samples.all],
-                              "kept": [{"id": d.id, "text": d.text} for d in samples.kept], "stats": samples.stats})
+    if ctx.is_main:  # the files hold id, text, prompt and its source only: provenance comes from where they are read
+        integrity.write_checked_json(cache, {"all": [sample_row(d, True) for d in samples.all],
+                                             "kept": [sample_row(d, True) for d in samples.kept], "stats": samples.stats})
     return samples
 
 
@@ -195,9 +222,9 @@ def train(ctx: StepContext, chain: "Chain", g: int, mix: Mix, mitigations, mctx:
     init = ctx.models.previous_weights(chain, g) if cfg.loop.init_from == "previous" else None
     model = weights.init_model(ctx.base, regime(chain.regime).train_config(cfg, chain), derive_seed(chain.seed, "lora-init", g), init)
     token_weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
-    result = train_lora(model, ctx.tokenizer, [d.text for d in mix.docs], cfg,
-                        derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
-                        desc=f"{chain.id} gen {g}: training", token_weights=token_weights)
+    texts, prompt_chars = training_texts(mix.docs, cfg.sampling.keep_prompt)
+    result = train_lora(model, ctx.tokenizer, texts, cfg, derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
+                        desc=f"{chain.id} gen {g}: training", token_weights=token_weights, prompt_chars=prompt_chars)
     loss_stats = {}
     if result.token_stats is not None:
         loss_stats = {m.name: m.token_stats(result.token_stats.get(m.name, {})) for m in mitigations if m.acts_on_loss}
@@ -226,12 +253,12 @@ def sample(ctx: StepContext, model, chain: "Chain", g: int, mitigations, mctx: M
     drawn: List[Doc] = []
 
     def draw(n: int, rnd: int) -> List[Doc]:  # round 0 is what a chain without filters samples
-        gen = g if rnd == 0 else f"{g}.{rnd}"
-        prompts = make_prompts(ctx.cfg, ctx.split.pool, n, chain.seed, gen)
+        prompts = draw_prompts(ctx.cfg, ctx.split.pool, n, chain.seed, g, start=len(drawn))  # top-ups: the next prompts
         seed = derive_seed(chain.seed, "sample", g) if rnd == 0 else derive_seed(chain.seed, "sample", g, "top-up", rnd)
-        texts = generate(model, ctx.tokenizer, prompts, ctx.cfg, seed, processors,
-                         desc=f"{chain.id} gen {g}: sampling" + (f" (top-up {rnd})" if rnd else ""))
-        new = [Doc(f"g{g:03d}-{len(drawn) + i:05d}", t, MODEL, g, chain.id) for i, t in enumerate(texts)]
+        done = generate(model, ctx.tokenizer, [p.text for p in prompts], ctx.cfg, seed, processors,
+                        desc=f"{chain.id} gen {g}: sampling" + (f" (top-up {rnd})" if rnd else ""))
+        new = [Doc(f"g{g:03d}-{len(drawn) + i:05d}", c.continuation, MODEL, g, chain.id,
+                   prompt=p.text, prompt_source=p.source) for i, (p, c) in enumerate(zip(prompts, done))]
         drawn.extend(new)
         return new
 
@@ -269,7 +296,7 @@ def record(ctx: StepContext, chain: "Chain", g: int, out: Path, mix: Mix, traine
            sample_scores: Scores, clock, start: float) -> dict:
     """Write the generation's files; meta.json (with the integrity record of the others) last. Returns meta."""
     kept_ids = {d.id for d in samples.kept}
-    fileio.write_jsonl(out / SAMPLES, [{"id": d.id, "text": d.text, "kept": d.id in kept_ids} for d in samples.all])
+    fileio.write_jsonl(out / SAMPLES, [sample_row(d, d.id in kept_ids) for d in samples.all])
     fileio.write_json(out / MIX, mix.manifest)
     metrics = {**model_scores.metrics, **sample_scores.metrics}
     documents = mix.manifest["documents"]
@@ -279,6 +306,8 @@ def record(ctx: StepContext, chain: "Chain", g: int, out: Path, mix: Mix, traine
         "intervals": {**model_scores.intervals, **sample_scores.intervals},  # 95% estimator intervals
         "train_tokens": trained.train.get("train_tokens"), "train_docs": len(documents),
         "synthetic_fraction": n_syn / max(1, len(documents)),
+        "prompt_share": prompt_share(mix.docs, training_texts(mix.docs, ctx.cfg.sampling.keep_prompt)[0]),
+        "duplicate_rate": duplicate_rate([d.text for d in samples.scored(ctx.cfg.sampling.num_samples)]),
         **ctx.schedule.target(g, regime(chain.regime).mixes_real),
         "train": trained.train,
         "mitigations": {"mix": mix.stats, "samples": samples.stats, **({"train": trained.loss_stats} if trained.loss_stats else {})},

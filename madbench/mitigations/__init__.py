@@ -30,6 +30,8 @@ latest samples, loaded on first use), ``score_entropy(texts, which)`` (per-text 
 >= 1), ``train_docs`` (the mix budget) and ``model`` (the model that samples). Documents are
 :class:`madbench.data.corpus.Doc`: whether one is real is ``doc.source`` ("human" or "model", also
 ``doc.is_human``), never its id; samples carry their ``generation`` and producing chain (``model``).
+A sample's ``text`` is its generated continuation (what a mitigation scores or filters); the real prompt
+it continued is ``doc.prompt`` (``doc.prompt_source``: the pool document it was cut from).
 
 Every hook's stats dict is recorded per generation in results.json. Each class
 declares ``target_metric``: the metric it is meant to improve over the

@@ -6,11 +6,11 @@ green list of gamma*|V| tokens whose logits get +delta. A detector that knows th
 key counts green tokens and computes z = (green - gamma*T) / sqrt(T*gamma*(1-gamma)).
 
 Here a ``watermark_fraction`` of the samples (chosen by a keyed hash of the
-text's first words, so the choice is reproducible from the text alone) are
-watermarked. A row is decided as soon as its first words are final: at once for
-a real prompt, after a few free tokens for ``sampling.prompt=none`` (an empty
-prompt would otherwise give every row the same decision); a sample too short to
-have them is never watermarked. This is a model of a web where only some generators watermark. When the
+text's first words, so the choice is reproducible from the text alone; a sample's
+text is its generated continuation, never its prompt) are watermarked. A row is
+decided as soon as its first generated words are final, after a few free tokens,
+with a real prompt or without one; a sample too short to have them is never
+watermarked. This is a model of a web where only some generators watermark. When the
 next generation's mix is gathered, documents with z >= ``z_threshold`` are
 dropped (``action=drop``) or replaced by human documents from the pool
 (``action=replace``: a scraper that keeps its budget with verifiable human text),
@@ -85,7 +85,7 @@ class WatermarkProcessor:
         self.green, self.delta, self.key, self.fraction, self.tokenizer = green, float(delta), key, fraction, tokenizer
         self._prefix = None  # the current batch's prompt ids (detects a new generate() call)
         self._rows: List[int] = []  # rows decided and watermarked
-        self._pending: Dict[int, int] = {}  # undecided row -> index of its first real token
+        self._pending: Dict[int, int] = {}  # undecided row -> index of its first generated token
         self.watermarked_rows = 0
 
     def _new_batch(self, input_ids: torch.Tensor) -> bool:
@@ -94,14 +94,9 @@ class WatermarkProcessor:
             not torch.equal(input_ids[:, : p.shape[1]], p)
 
     def _start(self, input_ids: torch.Tensor) -> None:
-        skip = {self.tokenizer.pad_token_id, self.tokenizer.bos_token_id}
         self._prefix = input_ids.clone()
-        self._rows, self._pending = [], {}
-        for row, ids in enumerate(input_ids.tolist()):
-            start = 0
-            while start < len(ids) and ids[start] in skip:
-                start += 1
-            self._pending[row] = start
+        # every row is decided on its first generated words (the sample's text), never on its prompt
+        self._rows, self._pending = [], {row: input_ids.shape[1] for row in range(input_ids.shape[0])}
 
     def _decide(self, input_ids: torch.Tensor) -> None:
         """Decide every row whose first HEAD_WORDS words are final (a further word has begun)."""

@@ -53,6 +53,7 @@ def collect(run_dir: Path, cfg, chains, environment: dict, wall_seconds: float |
                 "train_loss_last": meta["train"].get("train_loss_last"),
                 **{k: meta["train"][k] for k in ("mix_tokens", "mix_tokens_trained") if k in meta["train"]},
                 **({"synthetic_share_target": meta["synthetic_share_target"]} if "synthetic_share_target" in meta else {}),
+                **{k: meta[k] for k in ("prompt_share", "duplicate_rate") if k in meta},
                 "train_memory": {k.replace("train_", "", 1): v for k, v in meta["train"].items() if k.endswith("_mb")},
                 **_reference_log_ppl(folder),
             })

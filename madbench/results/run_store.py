@@ -31,6 +31,7 @@ other file (madbench/results/integrity.py).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -39,6 +40,7 @@ from typing import Iterator, List
 
 from madbench.results import fileio
 from madbench.data.corpus import MODEL, Doc
+from madbench.errors import MadbenchError
 
 META = "meta.json"  # a chain generation's record, written last: its presence means finished
 GEN0_RECORD = "model_metrics.json"  # generation 0's record, written last
@@ -52,6 +54,23 @@ TRACKING_STATE = "tracking/state.json"  # under the run folder: trackers' run id
 RECORDS = (META, GEN0_RECORD)  # never listed in an integrity record (they hold it)
 _GEN = "gen_"
 _SEED = "seed"
+
+
+def sample_row(doc: Doc, kept: bool) -> dict:
+    """A sample as a samples.jsonl row: ``text`` is the generated continuation, ``prompt`` the real text it
+    continued and ``source`` the id of the pool document the prompt was cut from (null without a prompt)."""
+    return {"id": doc.id, "text": doc.text, "prompt": doc.prompt, "source": doc.prompt_source, "kept": kept}
+
+
+def sample_doc(row: dict, g: int, chain_id: str, path) -> Doc:
+    """The Doc of a samples.jsonl (or generation-0 sample cache) row; a row written before samples kept their
+    prompt apart (its text is prompt + continuation) is one line, never mixed with the new ones."""
+    if "prompt" not in row:
+        raise MadbenchError(
+            f"{path} was written by an older madbench: its samples hold prompt + continuation as one text (no 'prompt' "
+            f"field), which this version would train on as synthetic; start a new run (a new --output-dir) instead of "
+            f"resuming this one (its finished generations stay readable)")
+    return Doc(row["id"], row["text"], MODEL, g, chain_id, prompt=row["prompt"], prompt_source=row.get("source"))
 
 
 def _gen_name(g: int) -> str:
@@ -123,8 +142,16 @@ class RunStore:
     # ------------------------------------------------------------------ reading back
     def read_samples(self, chain_id: str, g: int, kept_only: bool = True) -> List[Doc]:
         """A generation's samples; their provenance (model, generation, chain) comes from the folder they are read from."""
-        rows = fileio.read_jsonl(self.gen_dir(chain_id, g) / SAMPLES)
-        return [Doc(r["id"], r["text"], MODEL, g, chain_id) for r in rows if not kept_only or r.get("kept", True)]
+        path = self.gen_dir(chain_id, g) / SAMPLES
+        return [sample_doc(r, g, chain_id, path) for r in fileio.read_jsonl(path) if not kept_only or r.get("kept", True)]
+
+    def check_sample_format(self, chain_id: str, g: int) -> None:
+        """One line when a finished generation's samples.jsonl was written before samples kept their prompt apart."""
+        path = self.gen_dir(chain_id, g) / SAMPLES
+        with open(path, encoding="utf-8") as handle:
+            first = handle.readline()
+        if first.strip():
+            sample_doc(json.loads(first), g, chain_id, path)
 
     # ------------------------------------------------------------------ is-done
     def gen0_done(self, seed: int) -> bool:

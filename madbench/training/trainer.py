@@ -2,7 +2,8 @@
 
 Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks;
 the last block is padded and its padding masked out of the loss (labels -100), so
-every token of the mix is trained on and no padding is. ``train_tokens`` counts the
+every token of the mix is trained on and no padding is (with ``sampling.keep_prompt``, a
+sample's real prompt is in the mix but not a loss target: ``prompt_chars``). ``train_tokens`` counts the
 loss targets over all epochs. Data order and LoRA init are seeded from
 (seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
 :func:`train_lora` trains whatever requires a gradient: the LoRA weights, or the
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from madbench.models.base_model import bf16_supported
 from madbench.models.weights import make_peft_model  # noqa: F401  (where it lived: bench, tests)
-from madbench.training.packing import pack, target_tokens  # noqa: F401  (training.pack: bench, tests)
+from madbench.training.packing import pack, pack_documents, target_tokens  # noqa: F401  (training.pack: bench, tests)
 
 
 def warmup_cosine(optimizer, warmup_steps: int, total_steps: int):
@@ -113,11 +114,14 @@ class TrainResult:
     token_stats: Optional[dict] = None  # summed counts of the mitigations' token_weights (None: plain loss)
 
 
-def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None) -> TrainResult:
+def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None,
+               prompt_chars: Optional[List[int]] = None) -> TrainResult:
     """Train ``model`` (a PeftModel, or a full model) in place; return it with its stats (tokens, loss, seconds, memory).
 
     ``token_weights`` (from the mitigations' ``token_weights`` hooks, see madbench/mitigations) switches the
     step to :func:`weighted_lm_loss`; its summed counts come back as ``token_stats``. None = the plain loss.
+    ``prompt_chars`` (sampling.keep_prompt): per text, the leading characters that are a real prompt; their
+    tokens are in the mix but not loss targets (madbench.training.packing.pack).
     """
     from accelerate import Accelerator
 
@@ -126,7 +130,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     reset_peak()
     t = cfg.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
-    blocks, labels = pack(tokenizer, texts, t.seq_len)
+    blocks, labels, mix_tokens = pack_documents(tokenizer, texts, t.seq_len, prompt_chars)
     rng = random.Random(f"order:{seed}")
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # LoRA weights stay fp32 even on a bf16 base: stable updates
@@ -169,7 +173,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     if token_weights is not None and accelerator.num_processes > 1:  # every process counted its own batches
         token_stats = _reduce_counts(accelerator, token_stats)
     stats = TrainStats(
-        train_tokens=tokens * accelerator.num_processes, mix_tokens=int((labels != -100).sum()),
+        train_tokens=tokens * accelerator.num_processes, mix_tokens=mix_tokens,
         mix_tokens_trained=target_tokens(labels), train_docs=len(texts), train_steps=len(losses),
         train_loss_first=losses[0] if losses else None, train_loss_last=losses[-1] if losses else None,
         train_seconds=time.perf_counter() - start, memory=memory())
