@@ -95,8 +95,8 @@ def other_value(key: str, value):
         return [value[0]] if len(value) > 1 else ["fresh_data"]
     if isinstance(value, bool):
         return not value
-    if isinstance(value, int):
-        return value + 1
+    if isinstance(value, int):  # a minimum goes down (it may equal its maximum), anything else up
+        return value - 1 if key.endswith("min_new_tokens") else value + 1
     if isinstance(value, float):
         return value / 2 if value else 0.5
     return swaps[value]

@@ -29,12 +29,13 @@ PROTOCOLS: Dict[str, dict] = {
         "values": {
             "data": {"doc_words": 128, "prompt_words": 64},
             "loop": {"regimes": ["fully_synthetic", "synthetic_augmentation"], "real_fraction": 0.1, "init_from": "previous"},
-            "sampling": {"max_new_tokens": 64, "num_beams": 5, "repetition_penalty": 3.0, "temperature": 1.0,
-                         "top_p": 1.0, "top_k": 0, "batch_size": 16},
+            "sampling": {"max_new_tokens": 64, "min_new_tokens": 64, "keep_prompt": False, "num_beams": 5,
+                         "repetition_penalty": 3.0, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "batch_size": 16},
             "train": {"method": "full", "epochs": 5, "learning_rate": 2e-5},
         },
         "fixed": ["train.method", "train.epochs", "train.learning_rate", "data.prompt_words", "sampling.max_new_tokens",
-                  "sampling.num_beams", "sampling.repetition_penalty", "loop.regimes", "loop.real_fraction"],
+                  "sampling.min_new_tokens", "sampling.keep_prompt", "sampling.num_beams", "sampling.repetition_penalty",
+                  "loop.regimes", "loop.real_fraction"],
     },
     "gerstgrasser2024": {
         "paper": "Gerstgrasser et al. 2024, Is Model Collapse Inevitable? Breaking the Curse of Recursion by Accumulating "
@@ -68,11 +69,12 @@ PROTOCOLS: Dict[str, dict] = {
         "values": {
             "data": {"doc_words": 128, "prompt_words": 64},
             "loop": {"regimes": ["fully_synthetic"], "init_from": "base"},
-            "sampling": {"max_new_tokens": 64, "temperature": 1.0, "top_p": 1.0, "top_k": 50, "num_beams": 1},
+            "sampling": {"max_new_tokens": 64, "min_new_tokens": 64, "keep_prompt": True, "temperature": 1.0, "top_p": 1.0,
+                         "top_k": 50, "num_beams": 1},
             "train": {"method": "full", "epochs": 1, "batch_size": 8, "learning_rate": 5e-5},
         },
         "fixed": ["loop.regimes", "loop.init_from", "train.method", "train.epochs", "train.batch_size",
-                  "train.learning_rate"],
+                  "train.learning_rate", "sampling.min_new_tokens", "sampling.keep_prompt"],
     },
 }
 
