@@ -154,7 +154,7 @@ def test_drayson_draw_on_real_scores_of_the_tiny_model(tiny):
 
     cfg, split, tokenizer, model = tiny
     human = [d.text for d in split.pool[:16]]
-    samples = generate(model, tokenizer, make_prompts(cfg, split.pool, 16, 0, 1), cfg, seed=3)
+    samples = [c.continuation for c in generate(model, tokenizer, make_prompts(cfg, split.pool, 16, 0, 1), cfg, seed=3)]
     scores = [nll / ent for nll, ent in per_text_nll_entropy(model, tokenizer, human + samples)]
     weights = importance_weights(scores, 10)
     drawn = drayson_draw(weights, 1.5, 3, "real")

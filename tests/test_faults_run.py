@@ -153,9 +153,11 @@ def test_full_disk_is_one_line_and_leaves_no_temp_folder(one_chain, tmp_path):
 
 # ---------------------------------------------------------------- case 11: opt-ins that run code say so
 def _tiny_copy(tmp_path) -> Path:
-    from madbench.models.base_model import cache_dir
+    from madbench.config.presets import PRESETS
+    from madbench.config.run_config import build_config
+    from madbench.models.tiny import packaged_folder
 
-    (folder,) = [p for p in (cache_dir() / "models").glob("tiny-small-*") if (p / "config.json").is_file()][:1]
+    folder = packaged_folder(build_config(PRESETS.get("smoke")()))  # the smoke preset's model, shipped with madbench
     copy = tmp_path / "model"
     shutil.copytree(folder, copy)
     return copy

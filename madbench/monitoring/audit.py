@@ -86,6 +86,7 @@ class Detector:
         out: List[str] = []
         for attempt in range(4):
             texts = generate(self.model, self.tokenizer, [""] * (n - len(out)), self.cfg, seed=seed + 1000 * attempt, desc="audit samples")
+            texts = [c.continuation for c in texts]
             out += [" ".join(t.split()[:words]) for t in texts if len(t.split()) >= max(4, words // 2)]
             if len(out) >= n:
                 break
