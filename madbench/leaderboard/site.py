@@ -25,7 +25,11 @@ from madbench.reporting import stats
 from madbench.errors import MadbenchError
 from madbench.headline import CURVES
 from madbench.leaderboard import scores as scores_mod
+from madbench.leaderboard.external import declared as plugin_names
+from madbench.leaderboard.external import is_external
 from madbench.leaderboard.svg import fmt, line_chart
+
+EXTERNAL = ' <span class="external" title="a plug-in, not part of madbench: see its declaration on the submission page">external</span>'
 
 
 def page_id(data: dict) -> str:
@@ -88,7 +92,8 @@ def render_table(table_rows: list[dict]) -> str:
                  f'<div class="who">{who}</div></td>',
                  f'<td class="clip" title="{escape(r["model"])}">{escape(r["model"])}</td>',
                  f'<td class="clip" title="{escape(r["corpus"])}">{escape(r["corpus"])}</td>',
-                 f'<td><span class="pill">{escape(r["regime"])}</span></td>', f'<td>{escape(r["mitigation"])}</td>',
+                 f'<td><span class="pill">{escape(r["regime"])}</span></td>',
+                 f'<td>{escape(r["mitigation"])}{EXTERNAL if is_external(sub, group["mitigations"]) else ""}</td>',
                  f'<td data-sort="{len(group["seeds"])}">{len(group["seeds"])}</td>',
                  f'<td data-sort="{group["last_generation"] or 0}">{group["last_generation"]}</td>']
         for d in defs:
@@ -178,6 +183,7 @@ def render_submission(data: dict) -> str:
         ("Content hash", f'<code class="hash">{escape(data["content_hash"])}</code>'),
     ])
     notes = f'<h2>Notes</h2><p class="notes">{escape(data["notes"])}</p>' if data["notes"] else ""
+    notes += render_plugins(data)
     defs = scores_mod.definitions()
     head = "".join(f'<th title="{escape(d["description"])}">{escape(d["label"])} {"↑" if d["higher_is_better"] else "↓"}</th>' for d in defs)
     srows = "".join(f'<tr><td>{escape(g["label"])}</td>' + "".join(f'<td class="num">{_cell(g["scores"][d["name"]], d["unit"])[1]}</td>' for d in defs)
@@ -208,6 +214,23 @@ def render_submission(data: dict) -> str:
         f'<section class="card"><h2>Full config</h2><pre class="config">{escape(json.dumps(data["config"], indent=2))}</pre>'
         f'<p><a href="../data/{page_id(data)}.json">raw submission JSON</a></p></section>'
     )
+
+
+def render_plugins(data: dict) -> str:
+    """The submission's plug-in declarations: what is external, where to get it, the hash of the code that ran."""
+    decl = [p for kind in ("mitigation", "regime", "metric") for p in plugin_names(data, kind).values()]
+    if not decl:
+        return ""
+    rows = "".join(
+        f'<tr><td>{escape(p["kind"])}</td><td><code>{escape(p["name"])}</code>{EXTERNAL}</td>'
+        f'<td>{escape(p["distribution"])} {escape(p["version"])}</td>'
+        f'<td><a href="{escape(p["url"])}" rel="nofollow noopener">{escape(p["url"])}</a></td>'
+        f'<td><code class="hash">{escape(p["sha256"])}</code></td><td>{escape(str(p.get("target_metric") or "—"))}</td></tr>'
+        for p in decl)
+    return ('<h2>External plug-ins</h2><p class="muted">Not part of madbench: install the code from where it says and '
+            'check its sha256 before reproducing the run (a checksum, not a signature).</p><div class="table-wrap">'
+            '<table class="plain plugins"><thead><tr><th>kind</th><th>name</th><th>distribution</th><th>where to get it</th>'
+            f'<th>sha256 of its code</th><th>target metric</th></tr></thead><tbody>{rows}</tbody></table></div>')
 
 
 def _num(value) -> str:

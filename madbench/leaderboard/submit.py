@@ -28,6 +28,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--notes", default="", help="free text shown on the submission's page")
     parser.add_argument("--track", help="the track the run follows (default: NAME for a run made by madbench run --track NAME; "
                         "'open' for none)")
+    parser.add_argument("--plugin-url", metavar="URL",
+                        help="where to get the plug-ins the run used (an http(s) address; default: the installed "
+                        "distribution's project URL): recorded in the submission so it validates without them")
+    parser.add_argument("--plugin-version", metavar="VERSION",
+                        help="the plug-ins' version (default: the installed distribution's, 'unversioned' for a file)")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="submit a run whose chains did not reach the last generation (marked incomplete)")
 
@@ -39,11 +44,18 @@ def main(args) -> int:
 
     if Path(args.run_dir).is_dir():
         verify(Path(args.run_dir))  # never submit numbers a damaged folder may no longer back
+    _load_run_plugins(Path(args.run_dir))
     results = load_results(Path(args.run_dir))
     if not results["complete"] and not args.allow_incomplete:
         raise MadbenchError(f"{args.run_dir} is not complete; finish it with madbench run --resume {args.run_dir} "
                             "or pass --allow-incomplete")
-    data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes, track=_track(args, results))
+    from madbench.leaderboard import external
+
+    draft = bundle.build_submission(results, track=_track(args, results))
+    plugins = external.declarations(Path(args.run_dir), draft, getattr(args, "plugin_url", None),
+                                    getattr(args, "plugin_version", None))
+    data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes, track=_track(args, results),
+                                   plugins=plugins)
     out = Path(args.out) if args.out else DEFAULT_DIR
     if out.is_dir() or not out.suffix:
         out = out / bundle.file_name(data)
@@ -59,6 +71,21 @@ def main(args) -> int:
     print(f"madbench: wrote {out} ({size} bytes, {data['content_hash'][:19]}...)")
     print(f"next: madbench leaderboard validate {out} && madbench leaderboard build")
     return 0
+
+
+def _load_run_plugins(run_dir: Path) -> None:
+    """The plug-ins the run was made with (config.json's ``plugins``), as ``--resume`` loads them: their declarations
+    need their code's hash and their target metric."""
+    from madbench.results import fileio
+
+    try:
+        saved = fileio.read_json(run_dir / "config.json")
+    except (OSError, ValueError):
+        return
+    if saved.get("plugins"):
+        from madbench.plugins import load_named
+
+        load_named(saved["plugins"], f"run folder {run_dir}")
 
 
 def _track(args, results) -> str | None:

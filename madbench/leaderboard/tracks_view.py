@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 from madbench.config.tracks import TRACKS, human_share
 from madbench.headline import DIVERSITY
 from madbench.leaderboard import tiers
+from madbench.leaderboard.external import is_external
 from madbench.leaderboard.svg import fmt
 from madbench.reporting import stats
 
@@ -56,10 +57,12 @@ def panel(subs: List[dict], name: str) -> List[str]:
 def targets(data: dict, mitigations: List[str]) -> List[str]:
     """The declared target metric of each mitigation of a set: the registered class's, else the submission's
     plug-in declaration's (``plugins``), unique, in order."""
+    from madbench.leaderboard.external import declared as plugin_names
     from madbench.mitigations import MITIGATIONS
 
-    declared = {p.get("mitigation"): p.get("target_metric") for p in data.get("plugins") or [] if isinstance(p, dict)}
-    found = [MITIGATIONS.get(m).target_metric if m in MITIGATIONS else declared.get(m) for m in mitigations]
+    declared = {name: p.get("target_metric") for name, p in plugin_names(data, "mitigation").items()}
+    found = [declared.get(m) if m in declared else MITIGATIONS.get(m).target_metric if m in MITIGATIONS else None
+             for m in mitigations]
     return [t for t in dict.fromkeys(found) if t]
 
 
@@ -101,14 +104,8 @@ def submission_rows(data: dict, name: str, metrics: List[str]) -> List[dict]:
                      "effect_pct": primary["effect_pct"], "ci95_pct": primary["ci95_pct"], "separated": primary["separated"],
                      "seeds": primary["n"], "human_share": share, "added_human_share": share - base_share,
                      "within_budget": share - base_share <= tr.human_budget + 1e-9,
-                     "external": any(m not in _registered() for m in chains[0]["mitigations"])})
+                     "external": is_external(data, chains[0]["mitigations"])})
     return rows
-
-
-def _registered():
-    from madbench.mitigations import MITIGATIONS
-
-    return MITIGATIONS
 
 
 def track_rows(subs: List[dict], name: str) -> List[dict]:
