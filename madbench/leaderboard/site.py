@@ -3,8 +3,9 @@
     madbench leaderboard build --out leaderboard/site
     python -c "from madbench.leaderboard.site import build; build(...)"
 
-index.html (sortable, filterable table + per-regime curves), help.html (score
-definitions from scores.py) and one page per submission under s/. Every string
+index.html (what works, the tiered track tables, then the open submissions' sortable, filterable
+table), curves.html (small multiples per model and regime, curves_view.py), t/TRACK.html (a track's
+table and curves), help.html (score definitions from scores.py) and one page per submission under s/. Every string
 from a submission goes through ``html.escape``; file names come from content
 hashes only; a Content-Security-Policy allows only the site's own script.
 """
@@ -21,9 +22,8 @@ from pathlib import Path
 from string import Template
 
 from madbench.results import fileio
-from madbench.reporting import stats
 from madbench.errors import MadbenchError
-from madbench.headline import CURVES
+from madbench.leaderboard import curves_view
 from madbench.leaderboard import scores as scores_mod
 from madbench.leaderboard.external import declared as plugin_names
 from madbench.leaderboard.external import is_external
@@ -105,39 +105,8 @@ def render_table(table_rows: list[dict]) -> str:
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
-def curve_series(subs: list[dict], regime_label: str, metric: str, multi: bool) -> list[dict]:
-    """One series per (submission, mitigation set) of a regime: seed mean with its 95% band."""
-    out = []
-    for data in subs:
-        chains = [c for c in data["chains"] if f"{c['regime']}/{c['mode']}" == regime_label]
-        for group in stats.aggregate_chains(chains):
-            rows_ = group["metrics"].get(metric) or []
-            if not rows_:
-                continue
-            label = _mitigation_label(group["mitigations"])
-            if multi:
-                label = f"{data['run']['name']} · {data['summary']['model']} · {label} · #{data['content_hash'][7:13]}"
-            out.append({"label": label, "points": [(r["generation"], r["mean"]) for r in rows_],
-                        "band": [(r["generation"], r["ci95_low"], r["ci95_high"]) for r in rows_ if r["n"] > 1]})
-    return out
-
-
-def render_curves(subs: list[dict]) -> str:
-    regimes = []
-    for r in rows(subs):
-        if r["regime"] not in regimes:
-            regimes.append(r["regime"])
-    cards = []
-    for regime in regimes:
-        charts = "".join(line_chart(curve_series(subs, regime, m, len(subs) > 1), title=m, width=300, height=230)
-                         for m in CURVES)
-        cards.append(f'<div class="card curve-card" data-regime="{escape(regime)}"><h3>{escape(regime)}</h3>'
-                     f'<div class="charts">{charts}</div></div>')
-    return "".join(cards)
-
-
 def render_index(subs: list[dict]) -> str:
-    from madbench.leaderboard.tracks_view import render_tracks
+    from madbench.leaderboard.tracks_view import render_tracks, what_works
 
     table_rows = rows([s for s in subs if "track" not in s])  # open submissions; tracked ones are ranked per track
     facets = "".join([_options("model", "Model", [r["model"] for r in table_rows]),
@@ -147,20 +116,34 @@ def render_index(subs: list[dict]) -> str:
     return (
         '<section class="intro"><h1>Model autophagy leaderboard</h1>'
         '<p>How fast does a small language model degrade when it is fine-tuned, generation after generation, on its own '
-        'samples, and which mitigations keep it healthy? Each row is one regime and mitigation set of a submitted run; '
-        f'arrows show which direction is better. Definitions: <a href="help.html">scores &amp; help</a>.</p>'
-        f'<div class="stats"><div><b>{len(subs)}</b> submissions</div><div><b>{len(table_rows)}</b> rows</div>'
-        f'<div><b>{len({r["model"] for r in table_rows})}</b> models</div>'
-        f'<div><b>{len({r["regime"] for r in table_rows})}</b> regimes</div></div></section>'
-        '<section id="board-section" class="card"><h2>Open submissions</h2><div class="filters">'
+        'samples, and which mitigations keep it healthy? <b>What works</b>, per track (one frozen protocol, every '
+        'mitigation against the baseline of its own run):</p>'
+        f'{what_works(subs)}'
+        f'<div class="stats"><div><b>{len(subs)}</b> submissions</div>'
+        f'<div><b>{len([s for s in subs if "track" in s])}</b> on tracks</div><div><b>{len(table_rows)}</b> open rows</div>'
+        f'<div><b>{len({s["summary"]["model"] for s in subs})}</b> models</div></div>'
+        '<p class="muted">Curves of every submission, one card per model and regime: <a href="curves.html">curves</a>. '
+        'Definitions: <a href="help.html">scores &amp; help</a>.</p></section>'
+        f'{render_tracks(subs, page_id)}'
+        '<section id="board-section" class="card"><h2>Open submissions</h2><p class="muted">Runs that follow no track: '
+        'each row is one regime and mitigation set; compare rows only under the same protocol (model, corpus, regime).</p>'
+        '<div class="filters">'
         '<input id="filter" type="search" placeholder="Filter rows (any text)…" aria-label="filter rows">'
         f'{facets}<span id="shown" class="shown"></span></div>'
         f'<div class="table-wrap">{render_table(table_rows)}</div></section>'
-        f'{render_tracks(subs, page_id)}'
-        '<section id="curves"><h2>Metric vs generation, per regime</h2>'
-        '<p class="muted">Mean over seeds; a shaded band is the 95% interval where a run has several seeds.</p>'
-        f'<div class="curve-grid">{render_curves(subs)}</div></section>'
     )
+
+
+def render_track_page(subs: list[dict], name: str) -> str:
+    """One track: its tiered table, then the curves of its submissions (a track has one model and regime)."""
+    from madbench.leaderboard.tracks_view import render_track
+
+    mine = [s for s in subs if s.get("track") == name]
+    return (f'<p class="crumbs"><a href="../index.html">← leaderboard</a></p><h1>Track {escape(name)}</h1>'
+            f'{render_track(subs, name, page_id, root="../", link=False)}'
+            '<section id="curves"><h2>Metric vs generation</h2><p class="muted">Mean over seeds with the 95% band; '
+            f'the numbers are in the table under each chart.</p><div class="curve-grid">{curves_view.render_grid(mine)}'
+            '</div></section>')
 
 
 def _dl(items: list[tuple[str, str]]) -> str:
@@ -306,6 +289,11 @@ def _render_into(subs: list[dict], out: Path) -> None:
     n = len(subs)
     fileio.atomic_write_text(out / "index.html", _page("Leaderboard", render_index(subs), "", n, built))
     fileio.atomic_write_text(out / "help.html", _page("Scores & help", render_help(), "", n, built))
+    fileio.atomic_write_text(out / "curves.html", _page("Curves", curves_view.render_page(subs), "", n, built))
+    from madbench.config.tracks import TRACKS
+
+    for name in TRACKS.names():
+        fileio.atomic_write_text(out / "t" / f"{name}.html", _page(f"Track {name}", render_track_page(subs, name), "../", n, built))
     for data in subs:
         fileio.atomic_write_text(out / "s" / f"{page_id(data)}.html",
                              _page(data["run"]["name"], render_submission(data), "../", n, built))

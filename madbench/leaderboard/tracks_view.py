@@ -141,7 +141,7 @@ def _target_cell(row: dict) -> str:
                             f'<span class="ci">{_interval(t["ci95_pct"])}</span></div>' for t in row["targets"]) + "</td>"
 
 
-def render_track(subs: List[dict], name: str, page_id) -> str:
+def render_track(subs: List[dict], name: str, page_id, root: str = "", link: bool = True) -> str:
     tr = TRACKS.get(name)
     cfg = tr.config()
     protocol = (f"model {cfg.model.name}, corpus {cfg.data.corpus}, regime {', '.join(cfg.loop.regimes)}, "
@@ -165,18 +165,37 @@ def render_track(subs: List[dict], name: str, page_id) -> str:
         body.append(
             f'<tr class="{"" if r["within_budget"] else "over-budget"}" data-mitigation="{escape(r["mitigation"])}" '
             f'data-tier="{escape(tier)}"><td class="num tier">{escape(tier)}</td><td>{escape(r["mitigation"])}{ext}</td>'
-            f'<td><a href="s/{page_id(sub)}.html">{escape(sub["run"]["name"])}</a>'
+            f'<td><a href="{root}s/{page_id(sub)}.html">{escape(sub["run"]["name"])}</a>'
             f'<div class="who">{escape(sub["submitter"]) or "anonymous"}</div></td>'
             + "".join(_effect_cell(r["panel"].get(m)) for m in metrics) + _target_cell(r)
             + f'<td class="num">{fmt(100 * r["human_share"])}%</td><td>{budget}</td></tr>')
     if not body:
         body.append(f'<tr><td colspan="{6 + len(metrics)}" class="muted">no submissions yet: madbench run --track '
                     f"{escape(name)} 'loop.mitigations=[yours]' then madbench submit runs/track-{escape(name)}</td></tr>")
-    return (f'<div class="card track" id="track-{escape(name)}" data-track="{escape(name)}"><h3>Track {escape(name)}</h3>'
+    title = f'<a href="{root}t/{escape(name)}.html">Track {escape(name)}</a>' if link else f"Track {escape(name)}"
+    return (f'<div class="card track" id="track-{escape(name)}" data-track="{escape(name)}"><h3>{title}</h3>'
             f'<p class="muted">{escape(tr.description)}. Protocol: {escape(protocol)}. Human-data budget: '
             f'{fmt(100 * tr.human_budget)}% of the mixes (mitigations over it are tiered after those within).</p>'
             f'<div class="table-wrap"><table class="plain track-table"><thead>{head}</thead><tbody>{"".join(body)}</tbody>'
             "</table></div></div>")
+
+
+def what_works(subs: List[dict]) -> str:
+    """The front page's answer, one line per track: its tier-1 mitigations within budget and whether they beat
+    the baseline beyond the seed spread."""
+    items = []
+    for name in TRACKS.names():
+        rows = [r for r in track_rows(subs, name) if r["within_budget"] and r["tier"] == 1]
+        if not rows:
+            items.append(f"<li><b>{escape(name)}</b>: no submissions yet</li>")
+            continue
+        metric = TRACKS.get(name).metric
+        parts = [f'{escape(r["mitigation"])} ({_pct(r["effect_pct"])} {escape(metric)} {_interval(r["ci95_pct"])}'
+                 f'{", beats the baseline" if r["separated"] and r["panel"][metric]["better"] else ", not separated from the baseline"})'
+                 for r in rows]
+        items.append(f'<li><b><a href="t/{escape(name)}.html">{escape(name)}</a></b>: tier 1 of {len(track_rows(subs, name))}: '
+                     f'{"; ".join(parts)}</li>')
+    return f'<ul class="what-works">{"".join(items)}</ul>'
 
 
 def render_tracks(subs: List[dict], page_id) -> str:
