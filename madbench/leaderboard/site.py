@@ -249,7 +249,10 @@ def render_help() -> str:
         '<p>To be ranked in a track, run its frozen protocol with your mitigation (the baseline runs beside it), then submit: '
         '<code>madbench run --track tiny-fs \'loop.mitigations=[yours]\'</code>, <code>madbench submit runs/track-tiny-fs</code> '
         '(<code>madbench list tracks</code>). Anything else is an open submission.</p>'
-        '<p>Open a pull request with the new file in <code>leaderboard/submissions/</code>; CI validates every file there.</p></section>'
+        '<p>Then add the file as <code>leaderboard/submissions/FILE</code> in a fork of the madbench repository and open a pull '
+        'request against <code>main</code> (<code>madbench submit</code> prints these steps); the repository\'s '
+        '<code>.github/workflows/leaderboard.yml</code> validates every submission and builds this site on it. A run made '
+        'with a plug-in declares it (<code>--plugin-url</code>) and validates without it; it is marked external.</p></section>'
     )
 
 

@@ -7,7 +7,8 @@
 The file (leaderboard/submissions/<run>-<model>-<hash>.json by default) holds the
 who/what, the full config, the environment, every chain's per-generation metrics,
 the summary scores and a content hash; schema: madbench/schemas/submission.schema.json.
-Check it with ``madbench leaderboard validate FILE`` and open a pull request with it.
+It prints what to do next: ``madbench leaderboard validate FILE``, how to look at the built site, and
+where the pull request goes (the repository's CI, .github/workflows/leaderboard.yml, validates it there).
 """
 
 from __future__ import annotations
@@ -69,8 +70,46 @@ def main(args) -> int:
         out.unlink()
         raise MadbenchError(f"the submission would be {size} bytes, over the {bundle.MAX_BYTES}-byte limit; submit fewer chains")
     print(f"madbench: wrote {out} ({size} bytes, {data['content_hash'][:19]}...)")
-    print(f"next: madbench leaderboard validate {out} && madbench leaderboard build")
+    print(next_steps(out, data))
     return 0
+
+
+def next_steps(out: Path, data: dict) -> str:
+    """What to do with the file: check it, look at it, and where the pull request goes."""
+    repo = repository_url()
+    where = (f"{repo} (fork it, add the file, open a pull request against main)" if repo else
+             "the madbench repository you got madbench from (its package records no URL)")
+    shown = DEFAULT_DIR / out.name
+    ranked = f"it is ranked in track {data['track']}" if data.get("track") else "it is listed as an open submission"
+    return "\n".join([
+        "next:",
+        f"  1. check it:  madbench leaderboard validate {out}",
+        f"  2. see it:    madbench leaderboard build --out /tmp/madbench-site, then open /tmp/madbench-site/index.html "
+        f"({ranked})",
+        f"  3. submit it: add it as {shown} in a checkout of {where};",
+        "                CI (.github/workflows/leaderboard.yml) validates every submission and builds the site on the pull request",
+    ])
+
+
+def repository_url() -> str | None:
+    """madbench's repository: the package's Project-URL (Repository/Source/Homepage), else the checkout's git origin."""
+    import subprocess
+    from importlib import metadata
+
+    try:
+        urls = dict(u.split(",", 1) for u in metadata.metadata("madbench").get_all("Project-URL") or [] if "," in u)
+        found = next((urls[k].strip() for k in urls if k.strip().lower() in ("repository", "source", "homepage")), None)
+        if found:
+            return found
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        proc = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "remote", "get-url", "origin"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    url = proc.stdout.strip()
+    return url if proc.returncode == 0 and url else None
 
 
 def _load_run_plugins(run_dir: Path) -> None:
