@@ -105,6 +105,8 @@ def build_submission(results: dict, submitter: str = "", notes: str = "", track:
         data["track"] = track
     if plugins:
         data["plugins"] = plugins
+    if results.get("protocol"):  # a published protocol's preset: validate recomputes its deviations from config
+        data["protocol"] = results["protocol"]
     data["content_hash"] = content_hash(data)
     return data
 

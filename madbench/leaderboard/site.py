@@ -106,6 +106,7 @@ def render_table(table_rows: list[dict]) -> str:
 
 
 def render_index(subs: list[dict]) -> str:
+    from madbench.leaderboard import protocols_view
     from madbench.leaderboard.tracks_view import render_tracks, what_works
 
     table_rows = rows([s for s in subs if "track" not in s])  # open submissions; tracked ones are ranked per track
@@ -123,7 +124,8 @@ def render_index(subs: list[dict]) -> str:
         f'<div><b>{len([s for s in subs if "track" in s])}</b> on tracks</div><div><b>{len(table_rows)}</b> open rows</div>'
         f'<div><b>{len({s["summary"]["model"] for s in subs})}</b> models</div></div>'
         '<p class="muted">Curves of every submission, one card per model and regime: <a href="curves.html">curves</a>. '
-        'Definitions: <a href="help.html">scores &amp; help</a>.</p></section>'
+        'Definitions: <a href="help.html">scores &amp; help</a>.</p>'
+        f'{protocols_view.render_index_links()}</section>'
         f'{render_tracks(subs, page_id)}'
         '<section id="board-section" class="card"><h2>Open submissions</h2><p class="muted">Runs that follow no track: '
         'each row is one regime and mitigation set; compare rows only under the same protocol (model, corpus, regime).</p>'
@@ -297,6 +299,12 @@ def _render_into(subs: list[dict], out: Path) -> None:
 
     for name in TRACKS.names():
         fileio.atomic_write_text(out / "t" / f"{name}.html", _page(f"Track {name}", render_track_page(subs, name), "../", n, built))
+    from madbench.config.protocols import PROTOCOLS
+    from madbench.leaderboard import protocols_view
+
+    for name in PROTOCOLS:
+        fileio.atomic_write_text(out / "p" / f"{name}.html",
+                                 _page(f"Protocol {name}", protocols_view.render_page(subs, name, page_id), "../", n, built))
     for data in subs:
         fileio.atomic_write_text(out / "s" / f"{page_id(data)}.html",
                              _page(data["run"]["name"], render_submission(data), "../", n, built))

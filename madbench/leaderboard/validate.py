@@ -189,6 +189,10 @@ def check_renders(data: dict) -> None:
         site.render_index([data])
         if "track" in data:
             tracks_view.track_rows([data], data["track"])
+        if "protocol" in data:
+            from madbench.leaderboard import protocols_view
+
+            protocols_view.render_page([data], data["protocol"]["protocol"], site.page_id)
     except Exception as exc:  # noqa: BLE001 (a file the site cannot draw is refused here, not in the build)
         raise Invalid("(top level)", f"the site cannot render it ({type(exc).__name__}: {str(exc)[:120]}); "
                       "please report this with the file")
@@ -203,6 +207,9 @@ def check_data(data: dict) -> None:
     external.check(data)
     check_names(data)
     check_track(data)
+    from madbench.leaderboard import protocols_view
+
+    protocols_view.check(data)
     check_consistency(data)
     check_renders(data)
 
