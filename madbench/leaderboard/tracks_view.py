@@ -185,7 +185,8 @@ def what_works(subs: List[dict]) -> str:
     the baseline beyond the seed spread."""
     items = []
     for name in TRACKS.names():
-        rows = [r for r in track_rows(subs, name) if r["within_budget"] and r["tier"] == 1]
+        every = track_rows(subs, name)
+        rows = [r for r in every if r["within_budget"] and r["tier"] == 1]
         if not rows:
             items.append(f"<li><b>{escape(name)}</b>: no submissions yet</li>")
             continue
@@ -193,7 +194,7 @@ def what_works(subs: List[dict]) -> str:
         parts = [f'{escape(r["mitigation"])} ({_pct(r["effect_pct"])} {escape(metric)} {_interval(r["ci95_pct"])}'
                  f'{", beats the baseline" if r["separated"] and r["panel"][metric]["better"] else ", not separated from the baseline"})'
                  for r in rows]
-        items.append(f'<li><b><a href="t/{escape(name)}.html">{escape(name)}</a></b>: tier 1 of {len(track_rows(subs, name))}: '
+        items.append(f'<li><b><a href="t/{escape(name)}.html">{escape(name)}</a></b>: tier 1 of {len(every)}: '
                      f'{"; ".join(parts)}</li>')
     return f'<ul class="what-works">{"".join(items)}</ul>'
 
