@@ -185,3 +185,16 @@ def test_a_tracks_tiered_table_and_its_page(browser, track_site):
     assert legend[0] == "none (baseline)" and sorted(legend[1:]) == sorted(r["mitigation"] for r in expected)
     browser.find_element("css selector", "#track-tiny-fs tbody tr a").click()
     assert "track-tiny-fs" in browser.find_element("tag name", "h1").text
+
+
+def test_a_protocol_page_from_the_front_page(browser, track_site):
+    browser.get((track_site / "index.html").as_uri())
+    browser.find_element("link text", "gerstgrasser2024").click()
+    assert browser.find_element("tag name", "h1").text == "Protocol gerstgrasser2024"
+    text = browser.find_element("tag name", "main").text
+    assert "Claim. Replacing the data" in text and "madbench run --preset gerstgrasser2024" in text
+    fixed = [td.text for td in browser.find_elements("css selector", "main table.plain tbody tr td:first-child")]
+    assert "loop.regimes" in fixed and "train.method" in fixed
+    verdict = browser.find_element("css selector", "ul.verdicts li")
+    assert verdict.get_attribute("data-verdict") == "no data"  # the shipped submissions ran no protocol preset
+    assert "no submissions yet" in browser.find_element("css selector", "table.protocol-subs").text
