@@ -224,9 +224,14 @@ def test_the_site_ranks_a_track_apart_from_the_open_submissions(submission, tmp_
     track = json.loads((folder / "track.json").read_text())
     rows = track_rows([track], "tiny-fs")
     assert len(rows) == len({"+".join(c["mitigations"]) for c in track["chains"] if c["mitigations"]})
-    within = [r["effect_pct"] for r in rows if r["within_budget"]]
-    assert within == sorted(within) and all(not r["within_budget"] for r in rows[len(within):])
-    section = index.split('id="track-tiny-fs"')[1].split('id="track-')[0] if 'id="track-tiny-fs"' in index else ""
+    within = [r for r in rows if r["within_budget"]]
+    assert all(not r["within_budget"] for r in rows[len(within):])
+    tiers = [r["tier"] for r in rows]
+    assert tiers == sorted(tiers) and tiers[0] == 1  # tier by tier, the best mitigation first
+    for t in set(tiers):
+        effects = [r["effect_pct"] for r in rows if r["tier"] == t]
+        assert effects == sorted(effects)
+    section = index.split('id="track-tiny-fs"')[1].split('</table>')[0] if 'id="track-tiny-fs"' in index else ""
     assert [m for m in re.findall(r'data-mitigation="([^"]+)"', section)] == [r["mitigation"] for r in rows]
-    assert f"{rows[0]['effect_pct']:+.1f}%" in section
+    assert f"{rows[0]['effect_pct']:+.1f}%" in section and 'data-tier="1"' in section and "Holm" in index
     assert "no submissions yet" in index.split('id="track-smollm2-fs"')[1]

@@ -65,13 +65,41 @@ def column(driver, name):
         "return Array.from(document.querySelectorAll('#board thead th')).findIndex(th => th.dataset.score === arguments[0])", name)
 
 
-def test_table_rows_and_curves(browser, site):
+def test_front_page_tracks_first_then_open_rows(browser, site):
     browser.get((site / "index.html").as_uri())
     rows = visible_rows(browser)
     groups = len(json.loads(next((site / "data").glob("*.json")).read_text())["scores"]["groups"])
     assert len(rows) == 2 * groups
-    assert browser.execute_script("return document.querySelectorAll('#curves svg.chart polyline, #curves svg.chart circle').length") > 0
     assert browser.find_element("id", "shown").text == f"Showing {2 * groups} of {2 * groups} rows"
+    order = browser.execute_script("return Array.from(document.querySelectorAll('main section')).map(s => s.id || s.className)")
+    assert order.index("tracks") < order.index("board-section")  # what works first, the open submissions after
+    answer = browser.find_element("css selector", "ul.what-works").text
+    assert "tiny-fs: no submissions yet" in answer  # (this site holds only open submissions)
+    browser.find_element("link text", "curves").click()
+    assert browser.find_element("tag name", "h1").text == "Metric vs generation"
+
+
+def test_curves_are_small_multiples_with_readable_legends_and_numbers(browser, site):
+    browser.get((site / "curves.html").as_uri())
+    cards = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.curve-card')).map(c => ({model: c.dataset.model, regime: c.dataset.regime,"
+        " legend: Array.from(c.querySelectorAll('ul.legend-list li')).map(li => li.textContent),"
+        " swatches: Array.from(c.querySelectorAll('ul.legend-list rect')).map(r => r.getAttribute('fill')),"
+        " strokes: Array.from(c.querySelectorAll('svg.chart polyline')).map(p => p.getAttribute('stroke')),"
+        " charts: c.querySelectorAll('svg.chart').length}))")
+    assert cards and len({(c["model"], c["regime"]) for c in cards}) == len(cards)  # one card per model and regime
+    for c in cards:
+        assert c["legend"] and not any("…" in label for label in c["legend"])  # labels whole, never cut
+        assert len(set(c["swatches"])) == len(c["swatches"])  # no colour twice within one card
+        assert set(c["strokes"]) <= set(c["swatches"]) and c["charts"] == 2
+    summary = browser.find_element("css selector", ".curve-card details.numbers summary")
+    table = browser.find_element("css selector", ".curve-card details.numbers table")
+    assert not table.is_displayed()
+    summary.click()
+    assert table.is_displayed()
+    gens = browser.execute_script("return Array.from(arguments[0].querySelectorAll('tbody tr')).map(r => r.cells[0].textContent)", table)
+    data = json.loads(next((site / "data").glob("*.json")).read_text())
+    assert gens == [str(g["generation"]) for g in data["chains"][0]["generations"]]
 
 
 def test_header_click_sorts(browser, site):
@@ -111,7 +139,7 @@ def test_filter_hides_rows(browser, site):
 
 
 def test_hostile_strings_are_text(browser, site):
-    for page in [site / "index.html", *(site / "s").glob("*.html")]:
+    for page in [site / "index.html", site / "curves.html", *(site / "t").glob("*.html"), *(site / "s").glob("*.html")]:
         browser.get(page.as_uri())
         assert browser.execute_script("return typeof window.__pwned") == "undefined"
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
@@ -131,21 +159,42 @@ def track_site(tmp_path_factory) -> Path:
     return out
 
 
-def test_a_tracks_ranked_table(browser, track_site):
+def test_a_tracks_tiered_table_and_its_page(browser, track_site):
     from madbench.leaderboard.tracks_view import track_rows
 
     browser.get((track_site / "index.html").as_uri())
     shown = browser.execute_script(
         "return Array.from(document.querySelectorAll('#track-tiny-fs tbody tr')).filter(r => r.offsetParent !== null)"
         ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+    head = browser.execute_script("return Array.from(document.querySelectorAll('#track-tiny-fs thead th')).map(c => c.innerText)")
     subs = [json.loads(p.read_text()) for p in (track_site / "data").glob("*.json")]
     expected = track_rows(subs, "tiny-fs")
-    assert [r[:2] for r in shown] == [[str(r["rank"]), r["mitigation"]] for r in expected]
-    assert [r[3] for r in shown] == [f"{r['effect_pct']:+.1f}%" for r in expected]
-    assert [r[6] == "yes" for r in shown] == [r["separated"] for r in expected]
-    assert [r[8].startswith("over") for r in shown] == [not r["within_budget"] for r in expected]
-    empty = browser.find_element("css selector", "#track-smollm2-fs tbody").text
-    assert "no submissions yet" in empty
-    link = browser.find_element("css selector", "#track-tiny-fs tbody tr a")
-    link.click()
+    assert head[:4] == ["Tier", "Mitigation", "Submission", "perplexity (ranked) ↓"] and "own target" in head
+    assert [r[:2] for r in shown] == [[str(r["tier"]), r["mitigation"]] for r in expected]
+    assert [r[3].split() for r in shown] == [[f"{r['effect_pct']:+.1f}%", f"[{r['ci95_pct'][0]:+.1f},", f"{r['ci95_pct'][1]:+.1f}]"]
+                                             for r in expected]  # the effect with its interval under it
+    assert [r[-1].startswith("over") for r in shown] == [not r["within_budget"] for r in expected]
+    answer = browser.find_element("css selector", "ul.what-works").text
+    assert all(r["mitigation"] in answer for r in expected if r["tier"] == 1 and r["within_budget"])
+    assert "no submissions yet" in browser.find_element("css selector", "#track-smollm2-fs tbody").text
+    browser.find_element("css selector", "#track-tiny-fs h3 a").click()
+    assert browser.find_element("tag name", "h1").text == "Track tiny-fs"
+    cards = browser.find_elements("css selector", ".curve-card")
+    assert len(cards) == 1 and cards[0].get_attribute("data-model") == "tiny"
+    legend = [li.text for li in cards[0].find_elements("css selector", "ul.legend-list li")]
+    assert legend[0] == "none (baseline)" and sorted(legend[1:]) == sorted(r["mitigation"] for r in expected)
+    browser.find_element("css selector", "#track-tiny-fs tbody tr a").click()
     assert "track-tiny-fs" in browser.find_element("tag name", "h1").text
+
+
+def test_a_protocol_page_from_the_front_page(browser, track_site):
+    browser.get((track_site / "index.html").as_uri())
+    browser.find_element("link text", "gerstgrasser2024").click()
+    assert browser.find_element("tag name", "h1").text == "Protocol gerstgrasser2024"
+    text = browser.find_element("tag name", "main").text
+    assert "Claim. Replacing the data" in text and "madbench run --preset gerstgrasser2024" in text
+    fixed = [td.text for td in browser.find_elements("css selector", "main table.plain tbody tr td:first-child")]
+    assert "loop.regimes" in fixed and "train.method" in fixed
+    verdict = browser.find_element("css selector", "ul.verdicts li")
+    assert verdict.get_attribute("data-verdict") == "no data"  # the shipped submissions ran no protocol preset
+    assert "no submissions yet" in browser.find_element("css selector", "table.protocol-subs").text

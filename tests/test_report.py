@@ -126,12 +126,12 @@ def test_the_headline_panel_is_defined_once_and_each_view_keeps_its_columns():
     """madbench/headline.py: the report's columns, the site's curves and the scores' metrics all come from it."""
     from madbench import headline
     from madbench.leaderboard import scores
-    from madbench.leaderboard import site
+    from madbench.leaderboard import curves_view
     from madbench.metrics import HEADLINE, spec
 
     assert HEADLINE == headline.HEADLINE == ("perplexity", "distinct_2", "self_bleu", "vendi_score", "mauve")
     assert (scores.QUALITY, scores.DIVERSITY) == (headline.QUALITY, headline.DIVERSITY) == ("perplexity", "distinct_2")
-    assert site.CURVES == headline.CURVES == ("perplexity", "distinct_2")
+    assert curves_view.CURVES == headline.CURVES == ("perplexity", "distinct_2")
     assert spec(headline.QUALITY).higher_is_better is False and spec(headline.DIVERSITY).higher_is_better is True
     assert set(headline.REPORT_ORDER[:5]) == set(HEADLINE)  # the report orders the same panel its own way
     every = sorted(["perplexity", "distinct_1", "distinct_2", "self_bleu", "vendi_score", "mauve", "mtld", "hdd",

@@ -5,5 +5,7 @@
     madbench leaderboard build                         # -> leaderboard/site/index.html
 
 Modules: bundle (format, hash, safe loading), scores (the summary columns),
-validate (checks), svg (charts), site (HTML), submit and cli (the verbs).
+validate (checks), external (plug-in declarations), tiers (uncertainty-aware ranks),
+tracks_view, curves_view and protocols_view (their pages), svg (charts), site (HTML),
+submit and cli (the verbs).
 """

@@ -80,8 +80,10 @@ def summary(config: dict, chains: list[dict]) -> dict:
     }
 
 
-def build_submission(results: dict, submitter: str = "", notes: str = "", track: str | None = None) -> dict:
-    """A complete submission dict (with content_hash) from a validated results.json dict (``track``: its track, or open)."""
+def build_submission(results: dict, submitter: str = "", notes: str = "", track: str | None = None,
+                     plugins: list | None = None) -> dict:
+    """A complete submission dict (with content_hash) from a validated results.json dict (``track``: its track, or open;
+    ``plugins``: the declarations of the plug-ins it used, see :mod:`madbench.leaderboard.external`)."""
     chains = [c for c in results["chains"] if c.get("generations")]  # an unstarted chain has nothing to show
     data = {
         "format": FORMAT,
@@ -101,6 +103,10 @@ def build_submission(results: dict, submitter: str = "", notes: str = "", track:
     }
     if track:
         data["track"] = track
+    if plugins:
+        data["plugins"] = plugins
+    if results.get("protocol"):  # a published protocol's preset: validate recomputes its deviations from config
+        data["protocol"] = results["protocol"]
     data["content_hash"] = content_hash(data)
     return data
 

@@ -3,8 +3,9 @@
     madbench leaderboard build --out leaderboard/site
     python -c "from madbench.leaderboard.site import build; build(...)"
 
-index.html (sortable, filterable table + per-regime curves), help.html (score
-definitions from scores.py) and one page per submission under s/. Every string
+index.html (what works, the tiered track tables, then the open submissions' sortable, filterable
+table), curves.html (small multiples per model and regime, curves_view.py), t/TRACK.html (a track's
+table and curves), help.html (score definitions from scores.py) and one page per submission under s/. Every string
 from a submission goes through ``html.escape``; file names come from content
 hashes only; a Content-Security-Policy allows only the site's own script.
 """
@@ -21,11 +22,14 @@ from pathlib import Path
 from string import Template
 
 from madbench.results import fileio
-from madbench.reporting import stats
 from madbench.errors import MadbenchError
-from madbench.headline import CURVES
+from madbench.leaderboard import curves_view
 from madbench.leaderboard import scores as scores_mod
+from madbench.leaderboard.external import declared as plugin_names
+from madbench.leaderboard.external import is_external
 from madbench.leaderboard.svg import fmt, line_chart
+
+EXTERNAL = ' <span class="external" title="a plug-in, not part of madbench: see its declaration on the submission page">external</span>'
 
 
 def page_id(data: dict) -> str:
@@ -88,7 +92,8 @@ def render_table(table_rows: list[dict]) -> str:
                  f'<div class="who">{who}</div></td>',
                  f'<td class="clip" title="{escape(r["model"])}">{escape(r["model"])}</td>',
                  f'<td class="clip" title="{escape(r["corpus"])}">{escape(r["corpus"])}</td>',
-                 f'<td><span class="pill">{escape(r["regime"])}</span></td>', f'<td>{escape(r["mitigation"])}</td>',
+                 f'<td><span class="pill">{escape(r["regime"])}</span></td>',
+                 f'<td>{escape(r["mitigation"])}{EXTERNAL if is_external(sub, group["mitigations"]) else ""}</td>',
                  f'<td data-sort="{len(group["seeds"])}">{len(group["seeds"])}</td>',
                  f'<td data-sort="{group["last_generation"] or 0}">{group["last_generation"]}</td>']
         for d in defs:
@@ -100,39 +105,9 @@ def render_table(table_rows: list[dict]) -> str:
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
-def curve_series(subs: list[dict], regime_label: str, metric: str, multi: bool) -> list[dict]:
-    """One series per (submission, mitigation set) of a regime: seed mean with its 95% band."""
-    out = []
-    for data in subs:
-        chains = [c for c in data["chains"] if f"{c['regime']}/{c['mode']}" == regime_label]
-        for group in stats.aggregate_chains(chains):
-            rows_ = group["metrics"].get(metric) or []
-            if not rows_:
-                continue
-            label = _mitigation_label(group["mitigations"])
-            if multi:
-                label = f"{data['run']['name']} · {data['summary']['model']} · {label} · #{data['content_hash'][7:13]}"
-            out.append({"label": label, "points": [(r["generation"], r["mean"]) for r in rows_],
-                        "band": [(r["generation"], r["ci95_low"], r["ci95_high"]) for r in rows_ if r["n"] > 1]})
-    return out
-
-
-def render_curves(subs: list[dict]) -> str:
-    regimes = []
-    for r in rows(subs):
-        if r["regime"] not in regimes:
-            regimes.append(r["regime"])
-    cards = []
-    for regime in regimes:
-        charts = "".join(line_chart(curve_series(subs, regime, m, len(subs) > 1), title=m, width=300, height=230)
-                         for m in CURVES)
-        cards.append(f'<div class="card curve-card" data-regime="{escape(regime)}"><h3>{escape(regime)}</h3>'
-                     f'<div class="charts">{charts}</div></div>')
-    return "".join(cards)
-
-
 def render_index(subs: list[dict]) -> str:
-    from madbench.leaderboard.tracks_view import render_tracks
+    from madbench.leaderboard import protocols_view
+    from madbench.leaderboard.tracks_view import render_tracks, what_works
 
     table_rows = rows([s for s in subs if "track" not in s])  # open submissions; tracked ones are ranked per track
     facets = "".join([_options("model", "Model", [r["model"] for r in table_rows]),
@@ -142,20 +117,35 @@ def render_index(subs: list[dict]) -> str:
     return (
         '<section class="intro"><h1>Model autophagy leaderboard</h1>'
         '<p>How fast does a small language model degrade when it is fine-tuned, generation after generation, on its own '
-        'samples, and which mitigations keep it healthy? Each row is one regime and mitigation set of a submitted run; '
-        f'arrows show which direction is better. Definitions: <a href="help.html">scores &amp; help</a>.</p>'
-        f'<div class="stats"><div><b>{len(subs)}</b> submissions</div><div><b>{len(table_rows)}</b> rows</div>'
-        f'<div><b>{len({r["model"] for r in table_rows})}</b> models</div>'
-        f'<div><b>{len({r["regime"] for r in table_rows})}</b> regimes</div></div></section>'
-        '<section id="board-section" class="card"><h2>Open submissions</h2><div class="filters">'
+        'samples, and which mitigations keep it healthy? <b>What works</b>, per track (one frozen protocol, every '
+        'mitigation against the baseline of its own run):</p>'
+        f'{what_works(subs)}'
+        f'<div class="stats"><div><b>{len(subs)}</b> submissions</div>'
+        f'<div><b>{len([s for s in subs if "track" in s])}</b> on tracks</div><div><b>{len(table_rows)}</b> open rows</div>'
+        f'<div><b>{len({s["summary"]["model"] for s in subs})}</b> models</div></div>'
+        '<p class="muted">Curves of every submission, one card per model and regime: <a href="curves.html">curves</a>. '
+        'Definitions: <a href="help.html">scores &amp; help</a>.</p>'
+        f'{protocols_view.render_index_links()}</section>'
+        f'{render_tracks(subs, page_id)}'
+        '<section id="board-section" class="card"><h2>Open submissions</h2><p class="muted">Runs that follow no track: '
+        'each row is one regime and mitigation set; compare rows only under the same protocol (model, corpus, regime).</p>'
+        '<div class="filters">'
         '<input id="filter" type="search" placeholder="Filter rows (any text)…" aria-label="filter rows">'
         f'{facets}<span id="shown" class="shown"></span></div>'
         f'<div class="table-wrap">{render_table(table_rows)}</div></section>'
-        f'{render_tracks(subs, page_id)}'
-        '<section id="curves"><h2>Metric vs generation, per regime</h2>'
-        '<p class="muted">Mean over seeds; a shaded band is the 95% interval where a run has several seeds.</p>'
-        f'<div class="curve-grid">{render_curves(subs)}</div></section>'
     )
+
+
+def render_track_page(subs: list[dict], name: str) -> str:
+    """One track: its tiered table, then the curves of its submissions (a track has one model and regime)."""
+    from madbench.leaderboard.tracks_view import render_track
+
+    mine = [s for s in subs if s.get("track") == name]
+    return (f'<p class="crumbs"><a href="../index.html">← leaderboard</a></p><h1>Track {escape(name)}</h1>'
+            f'{render_track(subs, name, page_id, root="../", link=False)}'
+            '<section id="curves"><h2>Metric vs generation</h2><p class="muted">Mean over seeds with the 95% band; '
+            f'the numbers are in the table under each chart.</p><div class="curve-grid">{curves_view.render_grid(mine)}'
+            '</div></section>')
 
 
 def _dl(items: list[tuple[str, str]]) -> str:
@@ -178,6 +168,7 @@ def render_submission(data: dict) -> str:
         ("Content hash", f'<code class="hash">{escape(data["content_hash"])}</code>'),
     ])
     notes = f'<h2>Notes</h2><p class="notes">{escape(data["notes"])}</p>' if data["notes"] else ""
+    notes += render_plugins(data)
     defs = scores_mod.definitions()
     head = "".join(f'<th title="{escape(d["description"])}">{escape(d["label"])} {"↑" if d["higher_is_better"] else "↓"}</th>' for d in defs)
     srows = "".join(f'<tr><td>{escape(g["label"])}</td>' + "".join(f'<td class="num">{_cell(g["scores"][d["name"]], d["unit"])[1]}</td>' for d in defs)
@@ -208,6 +199,23 @@ def render_submission(data: dict) -> str:
         f'<section class="card"><h2>Full config</h2><pre class="config">{escape(json.dumps(data["config"], indent=2))}</pre>'
         f'<p><a href="../data/{page_id(data)}.json">raw submission JSON</a></p></section>'
     )
+
+
+def render_plugins(data: dict) -> str:
+    """The submission's plug-in declarations: what is external, where to get it, the hash of the code that ran."""
+    decl = [p for kind in ("mitigation", "regime", "metric") for p in plugin_names(data, kind).values()]
+    if not decl:
+        return ""
+    rows = "".join(
+        f'<tr><td>{escape(p["kind"])}</td><td><code>{escape(p["name"])}</code>{EXTERNAL}</td>'
+        f'<td>{escape(p["distribution"])} {escape(p["version"])}</td>'
+        f'<td><a href="{escape(p["url"])}" rel="nofollow noopener">{escape(p["url"])}</a></td>'
+        f'<td><code class="hash">{escape(p["sha256"])}</code></td><td>{escape(str(p.get("target_metric") or "—"))}</td></tr>'
+        for p in decl)
+    return ('<h2>External plug-ins</h2><p class="muted">Not part of madbench: install the code from where it says and '
+            'check its sha256 before reproducing the run (a checksum, not a signature).</p><div class="table-wrap">'
+            '<table class="plain plugins"><thead><tr><th>kind</th><th>name</th><th>distribution</th><th>where to get it</th>'
+            f'<th>sha256 of its code</th><th>target metric</th></tr></thead><tbody>{rows}</tbody></table></div>')
 
 
 def _num(value) -> str:
@@ -243,7 +251,10 @@ def render_help() -> str:
         '<p>To be ranked in a track, run its frozen protocol with your mitigation (the baseline runs beside it), then submit: '
         '<code>madbench run --track tiny-fs \'loop.mitigations=[yours]\'</code>, <code>madbench submit runs/track-tiny-fs</code> '
         '(<code>madbench list tracks</code>). Anything else is an open submission.</p>'
-        '<p>Open a pull request with the new file in <code>leaderboard/submissions/</code>; CI validates every file there.</p></section>'
+        '<p>Then add the file as <code>leaderboard/submissions/FILE</code> in a fork of the madbench repository and open a pull '
+        'request against <code>main</code> (<code>madbench submit</code> prints these steps); the repository\'s '
+        '<code>.github/workflows/leaderboard.yml</code> validates every submission and builds this site on it. A run made '
+        'with a plug-in declares it (<code>--plugin-url</code>) and validates without it; it is marked external.</p></section>'
     )
 
 
@@ -283,6 +294,17 @@ def _render_into(subs: list[dict], out: Path) -> None:
     n = len(subs)
     fileio.atomic_write_text(out / "index.html", _page("Leaderboard", render_index(subs), "", n, built))
     fileio.atomic_write_text(out / "help.html", _page("Scores & help", render_help(), "", n, built))
+    fileio.atomic_write_text(out / "curves.html", _page("Curves", curves_view.render_page(subs), "", n, built))
+    from madbench.config.tracks import TRACKS
+
+    for name in TRACKS.names():
+        fileio.atomic_write_text(out / "t" / f"{name}.html", _page(f"Track {name}", render_track_page(subs, name), "../", n, built))
+    from madbench.config.protocols import PROTOCOLS
+    from madbench.leaderboard import protocols_view
+
+    for name in PROTOCOLS:
+        fileio.atomic_write_text(out / "p" / f"{name}.html",
+                                 _page(f"Protocol {name}", protocols_view.render_page(subs, name, page_id), "../", n, built))
     for data in subs:
         fileio.atomic_write_text(out / "s" / f"{page_id(data)}.html",
                              _page(data["run"]["name"], render_submission(data), "../", n, built))

@@ -7,7 +7,8 @@
 The file (leaderboard/submissions/<run>-<model>-<hash>.json by default) holds the
 who/what, the full config, the environment, every chain's per-generation metrics,
 the summary scores and a content hash; schema: madbench/schemas/submission.schema.json.
-Check it with ``madbench leaderboard validate FILE`` and open a pull request with it.
+It prints what to do next: ``madbench leaderboard validate FILE``, how to look at the built site, and
+where the pull request goes (the repository's CI, .github/workflows/leaderboard.yml, validates it there).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--notes", default="", help="free text shown on the submission's page")
     parser.add_argument("--track", help="the track the run follows (default: NAME for a run made by madbench run --track NAME; "
                         "'open' for none)")
+    parser.add_argument("--plugin-url", metavar="URL",
+                        help="where to get the plug-ins the run used (an http(s) address; default: the installed "
+                        "distribution's project URL): recorded in the submission so it validates without them")
+    parser.add_argument("--plugin-version", metavar="VERSION",
+                        help="the plug-ins' version (default: the installed distribution's, 'unversioned' for a file)")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="submit a run whose chains did not reach the last generation (marked incomplete)")
 
@@ -39,11 +45,18 @@ def main(args) -> int:
 
     if Path(args.run_dir).is_dir():
         verify(Path(args.run_dir))  # never submit numbers a damaged folder may no longer back
+    _load_run_plugins(Path(args.run_dir))
     results = load_results(Path(args.run_dir))
     if not results["complete"] and not args.allow_incomplete:
         raise MadbenchError(f"{args.run_dir} is not complete; finish it with madbench run --resume {args.run_dir} "
                             "or pass --allow-incomplete")
-    data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes, track=_track(args, results))
+    from madbench.leaderboard import external
+
+    draft = bundle.build_submission(results, track=_track(args, results))
+    plugins = external.declarations(Path(args.run_dir), draft, getattr(args, "plugin_url", None),
+                                    getattr(args, "plugin_version", None))
+    data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes, track=_track(args, results),
+                                   plugins=plugins)
     out = Path(args.out) if args.out else DEFAULT_DIR
     if out.is_dir() or not out.suffix:
         out = out / bundle.file_name(data)
@@ -57,8 +70,61 @@ def main(args) -> int:
         out.unlink()
         raise MadbenchError(f"the submission would be {size} bytes, over the {bundle.MAX_BYTES}-byte limit; submit fewer chains")
     print(f"madbench: wrote {out} ({size} bytes, {data['content_hash'][:19]}...)")
-    print(f"next: madbench leaderboard validate {out} && madbench leaderboard build")
+    print(next_steps(out, data))
     return 0
+
+
+def next_steps(out: Path, data: dict) -> str:
+    """What to do with the file: check it, look at it, and where the pull request goes."""
+    repo = repository_url()
+    where = (f"{repo} (fork it, add the file, open a pull request against main)" if repo else
+             "the madbench repository you got madbench from (its package records no URL)")
+    shown = DEFAULT_DIR / out.name
+    ranked = f"it is ranked in track {data['track']}" if data.get("track") else "it is listed as an open submission"
+    return "\n".join([
+        "next:",
+        f"  1. check it:  madbench leaderboard validate {out}",
+        f"  2. see it:    madbench leaderboard build --out /tmp/madbench-site, then open /tmp/madbench-site/index.html "
+        f"({ranked})",
+        f"  3. submit it: add it as {shown} in a checkout of {where};",
+        "                CI (.github/workflows/leaderboard.yml) validates every submission and builds the site on the pull request",
+    ])
+
+
+def repository_url() -> str | None:
+    """madbench's repository: the package's Project-URL (Repository/Source/Homepage), else the checkout's git origin."""
+    import subprocess
+    from importlib import metadata
+
+    try:
+        urls = dict(u.split(",", 1) for u in metadata.metadata("madbench").get_all("Project-URL") or [] if "," in u)
+        found = next((urls[k].strip() for k in urls if k.strip().lower() in ("repository", "source", "homepage")), None)
+        if found:
+            return found
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        proc = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "remote", "get-url", "origin"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    url = proc.stdout.strip()
+    return url if proc.returncode == 0 and url else None
+
+
+def _load_run_plugins(run_dir: Path) -> None:
+    """The plug-ins the run was made with (config.json's ``plugins``), as ``--resume`` loads them: their declarations
+    need their code's hash and their target metric."""
+    from madbench.results import fileio
+
+    try:
+        saved = fileio.read_json(run_dir / "config.json")
+    except (OSError, ValueError):
+        return
+    if saved.get("plugins"):
+        from madbench.plugins import load_named
+
+        load_named(saved["plugins"], f"run folder {run_dir}")
 
 
 def _track(args, results) -> str | None:

@@ -16,6 +16,13 @@ PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#d
            "#4f46e5", "#b45309", "#0f766e", "#be123c"]
 
 
+def color(i: int, n: int) -> str:
+    """The i-th of n colours, no two alike: the palette while it lasts, then hues a golden angle apart."""
+    if n <= len(PALETTE):
+        return PALETTE[i]
+    return f"hsl({(i * 137.508) % 360:.1f}, 70%, {38 + 10 * (i % 3)}%)"
+
+
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -44,18 +51,20 @@ def fmt(value: float) -> str:
 
 
 def line_chart(series: list[dict], title: str = "", x_label: str = "generation", y_label: str = "",
-               width: int = 460, height: int = 280) -> str:
-    """An SVG string: one polyline with dots per series, axes with ticks, a legend under the plot."""
+               width: int = 460, height: int = 280, legend: bool = True) -> str:
+    """An SVG string: one polyline with dots per series, axes with ticks, a legend under the plot (``legend=False``:
+    none; the page draws one in HTML). A series may set its ``color``; else no two series share one."""
     pts = [(x, y) for s in series for x, y in s["points"]]
     pts += [(x, v) for s in series for x, lo, hi in s.get("band") or [] for v in (lo, hi)]
     longest = max((len(str(s["label"])) for s in series), default=0)
     cols = 2 if longest * 6.3 + 24 <= (width - 58) / 2 else 1  # about 6.3 px per legend character
-    max_chars = int((width - 58 - 24) / (6.3 * cols))
-    legend_rows = math.ceil(len(series) / cols)
+    # a label is never cut: one legend column wider than the plot widens the picture, not the plot
+    full_w = max(width, int(58 + 17 + longest * 6.3 + 8)) if legend else width
+    legend_rows = math.ceil(len(series) / cols) if legend else 0
     left, right, top, bottom = 58, 16, 30, 42 + 18 * legend_rows
     full_h = height + 18 * legend_rows
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {full_h}" '
-           f'width="{width}" height="{full_h}" role="img" aria-label="{escape(title)}">',
+    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {full_w} {full_h}" '
+           f'width="{full_w}" height="{full_h}" role="img" aria-label="{escape(title)}">',
            f'<text class="chart-title" x="{left}" y="18">{escape(title)}</text>']
     if not pts:
         out.append(f'<text class="chart-empty" x="{width / 2}" y="{height / 2}" text-anchor="middle">no data</text></svg>')
@@ -89,28 +98,27 @@ def line_chart(series: list[dict], title: str = "", x_label: str = "generation",
     if y_label:
         out.append(f'<text class="axis-label" transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>')
     for i, s in enumerate(series):
-        color = s.get("color") or PALETTE[i % len(PALETTE)]
+        colour = s.get("color") or color(i, len(series))
         band = sorted(s.get("band") or [])
         if len(band) > 1 and any(lo != hi for _, lo, hi in band):
             poly = [f"{px(x):.1f},{py(hi):.1f}" for x, _, hi in band] + [f"{px(x):.1f},{py(lo):.1f}" for x, lo, _ in reversed(band)]
-            out.append(f'<polygon class="band" fill="{color}" points="{" ".join(poly)}"/>')
+            out.append(f'<polygon class="band" fill="{colour}" points="{" ".join(poly)}"/>')
         points = sorted(s["points"])
         label = escape(str(s["label"]))
         out.append(f'<g class="series" data-label="{label}">')
         if len(points) > 1:
             path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
-            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
+            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         for x, y in points:
-            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.2" fill="{color}">'
+            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.2" fill="{colour}">'
                        f'<title>{label}: generation {fmt(x)}, {escape(title)} {fmt(y)}</title></circle>')
         out.append("</g>")
-    for i, s in enumerate(series):
-        color = s.get("color") or PALETTE[i % len(PALETTE)]
+    for i, s in enumerate(series if legend else []):
+        colour = s.get("color") or color(i, len(series))
         lx = left + (i % cols) * ((width - left) / cols)
         ly = height + 8 + 18 * (i // cols)
         text = str(s["label"])
-        text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-        out.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="12" height="4" rx="2" fill="{color}"/>'
+        out.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="12" height="4" rx="2" fill="{colour}"/>'
                    f'<text class="legend" x="{lx + 17:.1f}" y="{ly - 4}">{escape(text)}<title>{escape(str(s["label"]))}</title></text>')
     out.append("</svg>")
     return "".join(out)

@@ -11,7 +11,8 @@ What a valid submission guarantees:
   * it is plain JSON under the size cap that matches the submission schema (never executed);
   * it was not corrupted or edited after its ``content_hash`` was computed (a checksum:
     accidental damage and careless edits are caught);
-  * its regimes, mitigations and metrics are names madbench knows (or metrics it declares),
+  * its regimes, mitigations and metrics are names madbench knows, or plug-ins it declares (distribution,
+    version, url, sha256 of the code: :mod:`madbench.leaderboard.external`; no plug-in is imported),
     its generations start at 0 and increase, its numbers are finite;
   * its summary block and every summary score equal what madbench recomputes from its own
     per-generation metrics and config, so the leaderboard's columns follow from the curves;
@@ -85,18 +86,23 @@ def check_names(data: dict) -> None:
 
     from madbench.config.limits import hidden_characters
 
-    declared = set(data["metrics_info"])
+    from madbench.leaderboard.external import declared as plugin_names
+
+    declared = set(data["metrics_info"]) | set(plugin_names(data, "metric"))
+    own = {kind: plugin_names(data, kind) for kind in ("mitigation", "regime")}
     for field, text in [("run/name", data["run"]["name"]), ("submitter", data["submitter"]),
                         *((f"chains/{i}/id", c["id"]) for i, c in enumerate(data["chains"]))]:
         if hidden_characters(str(text)):
             raise Invalid(field, f"{ascii(str(text)[:80])} holds bidi-override or zero-width characters (it would read "
                                  "as another name); use plain text")
     for i, chain in enumerate(data["chains"]):
-        if chain["regime"] not in REGIMES:
-            raise Invalid(f"chains/{i}/regime", f"unknown regime '{chain['regime']}'; known: {', '.join(REGIMES.names())}")
+        if chain["regime"] not in REGIMES and chain["regime"] not in own["regime"]:
+            raise Invalid(f"chains/{i}/regime", f"unknown regime '{chain['regime']}' (a plug-in's must be declared under "
+                                                f"plugins); known: {', '.join(REGIMES.names())}")
         for j, name in enumerate(chain["mitigations"]):
-            if name not in MITIGATIONS:
-                raise Invalid(f"chains/{i}/mitigations/{j}", f"unknown mitigation '{name}'; known: {', '.join(MITIGATIONS.names())}")
+            if name not in MITIGATIONS and name not in own["mitigation"]:
+                raise Invalid(f"chains/{i}/mitigations/{j}", f"unknown mitigation '{name}' (a plug-in's must be declared "
+                                                             f"under plugins); known: {', '.join(MITIGATIONS.names())}")
         seen = []
         for j, gen in enumerate(chain["generations"]):
             seen.append(gen["generation"])
@@ -183,6 +189,10 @@ def check_renders(data: dict) -> None:
         site.render_index([data])
         if "track" in data:
             tracks_view.track_rows([data], data["track"])
+        if "protocol" in data:
+            from madbench.leaderboard import protocols_view
+
+            protocols_view.render_page([data], data["protocol"]["protocol"], site.page_id)
     except Exception as exc:  # noqa: BLE001 (a file the site cannot draw is refused here, not in the build)
         raise Invalid("(top level)", f"the site cannot render it ({type(exc).__name__}: {str(exc)[:120]}); "
                       "please report this with the file")
@@ -192,8 +202,14 @@ def check_data(data: dict) -> None:
     """Every check of a parsed submission, in order; raises the first :class:`Invalid`."""
     check_schema(data)
     check_hash(data)
+    from madbench.leaderboard import external
+
+    external.check(data)
     check_names(data)
     check_track(data)
+    from madbench.leaderboard import protocols_view
+
+    protocols_view.check(data)
     check_consistency(data)
     check_renders(data)
 

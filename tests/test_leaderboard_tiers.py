@@ -1,0 +1,79 @@
+"""Tiers within a track on constructed cases: clearly better, tied, clearly worse (madbench/leaderboard/tiers.py).
+
+    .venv/bin/python -m pytest -q tests/test_leaderboard_tiers.py
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from madbench.leaderboard import tiers
+from madbench.leaderboard.tracks_view import track_rows
+
+
+def row(label, effects):
+    return {"label": label, "per_seed": dict(enumerate(effects))}
+
+
+def test_clearly_better_tied_and_clearly_worse_fall_in_three_tiers():
+    rows = [row("worse", [-1.0, -1.5, -0.5, -1.2]),       # near the baseline: far from the best
+            row("best", [-20.0, -21.0, -19.0, -20.5]),
+            row("tied", [-19.0, -21.5, -18.0, -20.0]),     # within the seed spread of the best
+            row("middle", [-10.0, -11.0, -9.5, -10.5])]
+    out = tiers.assign_tiers(rows, higher_is_better=False)  # perplexity: a negative effect is better
+    assert [(r["label"], r["tier"]) for r in out] == [("best", 1), ("tied", 1), ("middle", 2), ("worse", 3)]
+    assert out[0]["vs_best_p"] is None and out[1]["vs_best_p"] > 0.05 and out[1]["tier_best"] == "best"
+    assert out[3]["tier_best"] == "worse"  # alone in the last round: the best of what was left
+
+
+def test_holm_keeps_a_borderline_difference_in_the_best_tier():
+    # 'edge' alone against 'best' would be rejected at 5%; with three comparisons Holm needs p <= 0.05 / 3 first
+    p = tiers.difference_p({0: 0.0, 1: 1.7, 2: 0.4}, {0: -2.0, 1: -1.5, 2: -1.2})
+    assert 0.05 / 3 < p < 0.05
+    rows = [row("best", [-2.0, -1.5, -1.2]), row("edge", [0.0, 1.7, 0.4]),
+            row("t1", [-1.9, -1.4, -1.3]), row("t2", [-2.1, -1.6, -1.0])]
+    out = {r["label"]: r["tier"] for r in tiers.assign_tiers(rows, higher_is_better=False)}
+    assert out == {"best": 1, "edge": 1, "t1": 1, "t2": 1}
+    assert tiers.holm_rejects([0.001, 0.04, 0.03]) == [True, False, False]
+    assert tiers.holm_rejects([0.001, 0.02, 0.04]) == [True, True, True]
+
+
+def test_higher_is_better_and_one_seed():
+    better = [row("up", [10.0, 11.0, 9.0]), row("flat", [0.1, -0.2, 0.0])]
+    assert [(r["label"], r["tier"]) for r in tiers.assign_tiers(better, higher_is_better=True)] == [("up", 1), ("flat", 2)]
+    single = [row("a", [-30.0]), row("b", [0.0])]  # one seed: nothing can be told apart
+    assert {r["tier"] for r in tiers.assign_tiers(single, higher_is_better=False)} == {1}
+
+
+def test_paired_effect_and_its_interval():
+    per_seed = tiers.paired_effect({0: 90.0, 1: 96.8, 2: 89.0, 3: 70.0}, {0: 100.0, 1: 110.0, 2: 100.0})
+    assert per_seed == pytest.approx({0: -10.0, 1: -12.0, 2: -11.0})  # seed 3 has no baseline: dropped
+    s = tiers.effect_summary(per_seed, higher_is_better=False)
+    assert s["effect_pct"] == pytest.approx(-11.0) and s["n"] == 3 and s["better"] is True
+    lo, hi = s["ci95_pct"]
+    assert lo < s["effect_pct"] < hi < 0 and s["separated"]
+
+
+def _chains(mits, values, d2, synthetic=1.0):
+    return [{"id": f"s{s}-{'+'.join(mits)}", "regime": "fully_synthetic", "mode": "replace", "seed": s,
+             "mitigations": list(mits), "complete": True,
+             "generations": [{"generation": 0, "synthetic_fraction": 0.0, "metrics": {"perplexity": 100.0, "distinct_2": 0.6}},
+                             {"generation": 1, "synthetic_fraction": synthetic, "metrics": {"perplexity": p, "distinct_2": d}}]}
+            for s, (p, d) in enumerate(zip(values, d2))]
+
+
+def test_track_rows_show_the_panel_and_the_own_target_with_tiers():
+    data = {"track": "tiny-fs", "content_hash": "sha256:" + "ab" * 32, "metrics_info": {},
+            "chains": (_chains((), [130, 132, 128, 131], [0.50, 0.52, 0.49, 0.51])
+                       + _chains(("mix_real",), [118, 119, 117, 118], [0.50, 0.52, 0.49, 0.51], synthetic=0.9)
+                       + _chains(("dedup",), [131, 130, 129, 133], [0.60, 0.61, 0.59, 0.62])
+                       + _chains(("watermark_filter",), [103, 104, 102, 103], [0.5, 0.5, 0.5, 0.5], synthetic=0.5))}
+    rows = track_rows([data], "tiny-fs")
+    assert [(r["mitigation"], r["tier"], r["within_budget"]) for r in rows] == [
+        ("mix_real", 1, True), ("dedup", 2, True), ("watermark_filter", 3, False)]  # over budget: tiered after
+    dedup = rows[1]
+    assert list(dedup["panel"]) == ["perplexity", "distinct_2"]  # no tail or task metric measured: not shown
+    (target,) = dedup["targets"]
+    assert target["metric"] == "distinct_2" and target["separated"] and target["better"]  # its own aim, met
+    assert target["effect_pct"] == pytest.approx(100 * (0.605 / 0.505 - 1), rel=0.01)
+    assert not dedup["panel"]["perplexity"]["separated"]
