@@ -95,12 +95,12 @@ def madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts, seed: 
     t1 = time.perf_counter()
     total, count = token_nll(model, tokenizer, eval_texts, cfg.eval.batch_size)
     t2 = time.perf_counter()
-    outputs = [f"{c.prompt} {c.continuation}".strip()  # prompt + continuation, as the plain baseline decodes them
-               for c in generate(model, tokenizer, prompts, cfg, seed, desc="bench: madbench sampling")]
+    completions = generate(model, tokenizer, prompts, cfg, seed, desc="bench: madbench sampling")
+    outputs = [f"{c.prompt} {c.continuation}".strip() for c in completions]  # as the plain baseline decodes them
     t3 = time.perf_counter()
     return {"train_tokens": stats["train_tokens"], "train_seconds": stats["train_seconds"], "setup_train_seconds": t1 - t0,
             "eval_tokens": count, "eval_seconds": t2 - t1, "perplexity": math.exp(total / max(1, count)),
-            "sample_tokens": _new_tokens(tokenizer, prompts, outputs), "sample_seconds": t3 - t2,
+            "sample_tokens": sum(c.new_tokens for c in completions), "sample_seconds": t3 - t2,
             "distinct_2": _distinct2(outputs), "step_seconds": t3 - t0, "rss_mb": rss_mb()}
 
 
