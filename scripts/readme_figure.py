@@ -2,8 +2,8 @@
 
     python scripts/readme_figure.py      # -> docs/img/default-run.png
 
-Reads leaderboard/submissions/default-smollm2-135m-*.json (a real `madbench run` of the default
-experiment, its commit in environment.git) and plots held-out perplexity and distinct-2 per regime
+Reads the newest (by its recorded ``created``) leaderboard/submissions/default-smollm2-135m-*.json (a real
+`madbench run` of the default experiment, its commit in environment.git) and plots held-out perplexity and distinct-2 per regime
 against generation; no training, a second or two.
 """
 
@@ -22,8 +22,8 @@ OUT = ROOT / "docs" / "img" / "default-run.png"
 
 
 def main() -> None:
-    path = next(iter(sorted((ROOT / "leaderboard" / "submissions").glob("default-smollm2-135m-*.json"))))
-    sub = json.loads(path.read_text())
+    subs = [json.loads(p.read_text()) for p in (ROOT / "leaderboard" / "submissions").glob("default-smollm2-135m-*.json")]
+    sub = max(subs, key=lambda d: d["created"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for chain in sub["chains"]:
         gens = [g["generation"] for g in chain["generations"]]
@@ -39,7 +39,7 @@ def main() -> None:
     fig.tight_layout()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=110, metadata={"Software": None})
-    print(f"wrote {OUT.relative_to(ROOT)} from {path.relative_to(ROOT)}")
+    print(f"wrote {OUT.relative_to(ROOT)} from the submission created {sub['created']}")
 
 
 if __name__ == "__main__":
