@@ -200,7 +200,7 @@ def test_scoring_counts_lead_time_on_degrading_chains_and_false_alarms_on_holdin
 def test_monitor_verb_on_a_submission_and_its_bad_input(tmp_path):
     from conftest import ROOT, cli, one_line_error
 
-    track = ROOT / "leaderboard/submissions/track-tiny-fs-tiny-2b5b44f45927.json"
+    track = ROOT / "leaderboard/archive/track-tiny-fs-tiny-2b5b44f45927.json"  # the scored table of docs/monitoring.md
     out = cli("monitor", track, "--rule", "cusum_distinct_2")
     assert out.returncode == 0, out.stderr
     assert "fully_synthetic-replace-s0 (" in out.stdout and "scale: seeds" in out.stdout
