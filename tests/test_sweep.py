@@ -227,3 +227,19 @@ def test_summary_compares_mitigations_and_variants():
     assert "Holm's method over the family of all 4 comparisons" in text
     raw = sorted((c["welch_p"], c["welch_p_holm"]) for c in summary["comparisons"])
     assert raw[0][1] == pytest.approx(4 * raw[0][0]) and all(h >= p for p, h in raw)
+
+
+def test_a_protocol_sweep_records_each_variants_departures_from_the_protocol(tmp_path):
+    """sweeps/drayson2025.yaml's variants are drayson2025 runs: each run folder records the protocol block (as
+    `madbench run --preset` does), so its submission reaches the protocol page, an overridden fixed key listed."""
+    import json
+
+    from madbench.experiments.sweep import load_spec, plan, prepare_run_dirs
+
+    variants = plan(load_spec(ROOT / "sweeps" / "drayson2025.yaml"), ["model.name=tiny", "train.learning_rate=3e-3"])
+    prepare_run_dirs(variants, tmp_path)
+    assert len(variants) == 6
+    for v in variants:
+        info = json.loads((tmp_path / "runs" / v["id"] / "protocol.json").read_text())
+        assert info["protocol"] == "drayson2025"
+        assert info["deviations"] == [{"key": "train.learning_rate", "protocol": 5e-05, "run": 0.003}]

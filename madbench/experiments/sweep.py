@@ -132,7 +132,7 @@ def plan(spec: dict, overrides=()) -> List[dict]:
             import dataclasses
 
             cfg = dataclasses.replace(cfg, name=f"{cfg.name}.{slug}")
-        variants.append({"id": slug, "axes": axes, "config": cfg, "chains": plan_chains(cfg)})
+        variants.append({"id": slug, "axes": axes, "config": cfg, "chains": plan_chains(cfg), "preset": spec.get("preset") or "default"})
     return variants
 
 
@@ -195,9 +195,17 @@ def _chain_dict(chain) -> dict:
 
 
 def prepare_run_dirs(variants: List[dict], sweep_dir: Path) -> None:
-    """Write each variant's config.json; refuse a folder that holds a different experiment."""
+    """Write each variant's config.json (and, for a published protocol's preset, where it departs from the protocol,
+    as ``madbench run --preset`` records it); refuse a folder that holds a different experiment."""
+    from madbench.config.protocols import check
+    from madbench.results.run_store import RunStore
+
     for v in variants:
         cfg, run_dir = v["config"], sweep_dir / "runs" / v["id"]
+        info = check(v.get("preset") or "default", cfg)
+        if info is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            fileio.write_json(RunStore(run_dir).protocol, info)
         saved = run_dir / "config.json"
         if saved.is_file():
             from madbench.config.run_config import from_dict

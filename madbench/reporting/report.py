@@ -167,9 +167,11 @@ def _change(chain: dict, first: dict, last: dict, metric: str) -> str:
 
 def _summary(results_list, chains, headline, info, notes) -> dict:
     """Everything the md and html writers show, as plain strings (escaped by each writer)."""
+    from madbench.metrics.intervals import APPROXIMATE  # the metrics whose interval coverage falls short
+
     arrows = {m: {True: " ↑", False: " ↓"}.get((info.get(m) or {}).get("higher_is_better"), "") for m in headline}
     header = ["chain", "group", "seed", "generations"]
-    header += [f"{m}{arrows[m]} gen 0 → last" for m in headline]
+    header += [f"{m}{arrows[m]} gen 0 → last" + (" (interval approximate)" if m in APPROXIMATE else "") for m in headline]
     chain_rows = []
     for c in chains:
         gens = c.get("generations") or []
@@ -207,6 +209,10 @@ def _summary(results_list, chains, headline, info, notes) -> dict:
         notes = notes + ["[low, high]: 95% estimator interval from the samples (or held-out documents) a value was scored "
                          "on. not resolved: the interval at the last generation overlaps the one at generation 0, so "
                          "the change may be noise of the sample count (seed variance is separate: see the per-group table)"]
+    shown = [m for m in headline if m in APPROXIMATE]
+    if shown and any(g.get("intervals") for c in chains for g in c.get("generations") or []):
+        notes = notes + ["interval approximate (its measured coverage falls short of 90-99%, docs/metrics.md): "
+                         + "; ".join(f"{m}: {APPROXIMATE[m]}" for m in shown)]
     title = "madbench report: " + ", ".join(dict.fromkeys(str(r.get("run_name")) for r in results_list))
     return {"title": title, "meta": meta, "notes": notes, "header": header, "rows": chain_rows,
             "group_header": group_header, "group_rows": group_rows,
