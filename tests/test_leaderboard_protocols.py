@@ -66,3 +66,22 @@ def test_a_hidden_deviation_or_an_unknown_protocol_is_one_line(tmp_path):
         (tmp_path / "x.json").write_text(json.dumps(data))
         item = check_file(tmp_path / "x.json")
         assert not item.ok and item.error.field == field and message in item.error.message, item.line()
+
+
+def test_mad2024_verdicts_are_per_sampling_arm_and_paired_by_seed(tmp_path):
+    """The shipped 8-seed mad2024 sweep (biased and unbiased sampling) gives two verdicts, never one pooled one."""
+    subs = [json.loads(f.read_text()) for f in sorted((ROOT / "leaderboard" / "submissions").glob("mad2024.*.json"))]
+    assert len(subs) == 2 and all(not d["protocol"]["deviations"] for d in subs)
+    site.build(subs, tmp_path / "site")
+    page = (tmp_path / "site" / "p" / "mad2024.html").read_text()
+    items = re.findall(r'<li data-verdict="([^"]+)"><b>[^<]*</b>([^<]*)</li>', page)
+    assert len(items) == 2, items
+    for data in subs:  # the per-seed difference of the perplexity rise, computed here from the chains
+        rise = {(c["regime"], c["seed"]): c["generations"][-1]["metrics"]["perplexity"]
+                / c["generations"][0]["metrics"]["perplexity"] - 1 for c in data["chains"]}
+        diffs = [100 * (rise["fully_synthetic", s] - rise["fresh_data", s]) for s in data["summary"]["seeds"]]
+        t = data["config"]["sampling"]["temperature"]
+        (text,) = [text for _, text in items if f"temperature={t}" in text]
+        shown = float(re.search(r"paired by seed: ([-0-9.]+) points", text).group(1))
+        assert abs(shown - sum(diffs) / len(diffs)) < 0.1, (text, diffs)
+        assert f"worse in {sum(d > 0 for d in diffs)} of {len(diffs)}" in text

@@ -12,6 +12,11 @@ ordering of regimes, the perplexity increase (last generation vs generation 0, p
 claimed to degrade more against the other's, with 95% seed intervals: "reproduced" when they separate in
 the claimed direction, "direction only" when the means are ordered but the intervals overlap, "not
 reproduced" when reversed.
+
+A verdict is one per model and per *arm*: faithful submissions whose sampling settings differ (mad2024's
+biased and unbiased sweep) are judged apart, never pooled. Where every chain has its partner (the other
+regime, same submission, same seed) the verdict is paired: the 95% t-interval of the per-seed difference
+must exclude 0; otherwise the two groups are compared unpaired (:func:`madbench.reporting.stats.compare`).
 """
 
 from __future__ import annotations
@@ -84,24 +89,52 @@ def deviation_text(data: dict) -> str:
 
 
 def verdict(subs: List[dict], worse: str, better: str) -> dict:
-    """Pool the faithful submissions' chains per model; compare the two regimes' perplexity increase."""
+    """Pool the faithful submissions' chains (one model, one arm); compare the two regimes' perplexity increase,
+    paired by (submission, seed) when every chain has its partner."""
     from madbench.leaderboard.scores import ppl_increase_pct
-    from madbench.reporting.stats import compare
+    from madbench.reporting.stats import compare, seed_summary
 
-    values = {worse: [], better: []}
-    for data in subs:
+    values = {worse: {}, better: {}}
+    for i, data in enumerate(subs):
         for c in data["chains"]:
             label = f"{c['regime']}/{c['mode']}"
             if label in values and not c["mitigations"]:
-                values[label].append(ppl_increase_pct(c, {}))
-    cmp = compare([v for v in values[better] if v is not None], [v for v in values[worse] if v is not None], False)
+                v = ppl_increase_pct(c, {})
+                if v is not None:
+                    values[label][(i, c["seed"])] = v
+    cmp = compare(list(values[better].values()), list(values[worse].values()), False)
     if cmp["diff"] is None:
-        return {"verdict": "no data", "cmp": cmp}
-    if cmp["diff"] > 0:
-        word = "reproduced" if cmp["separated"] else "direction only (intervals overlap)"
+        return {"verdict": "no data", "cmp": cmp, "paired": None}
+    paired = None
+    if set(values[worse]) == set(values[better]) and len(values[worse]) >= 2:
+        diffs = [values[worse][k] - values[better][k] for k in values[worse]]
+        paired = seed_summary(diffs)
+        paired["worse_in"] = sum(d > 0 for d in diffs)
+        ordered, separated = paired["mean"] > 0, paired["ci95_low"] > 0 or paired["ci95_high"] < 0
     else:
-        word = "not reproduced" + ("" if cmp["separated"] else " (intervals overlap)")
-    return {"verdict": word, "cmp": cmp}
+        ordered, separated = cmp["diff"] > 0, cmp["separated"]
+    if ordered:
+        word = "reproduced" if separated else "direction only (intervals overlap)"
+    else:
+        word = "not reproduced" + ("" if separated else " (intervals overlap)")
+    return {"verdict": word, "cmp": cmp, "paired": paired}
+
+
+ARM_BLOCKS = ("sampling",)  # a protocol's sweep arms vary these; its verdict is judged per arm
+
+
+def arms(subs: List[dict]) -> dict:
+    """Group submissions by the settings of ``ARM_BLOCKS`` that differ between them: {label: [submissions]};
+    one group labelled "" when they all agree."""
+    from madbench.config.dotted import flatten
+
+    flat = [{f"{b}.{k}": v for b in ARM_BLOCKS for k, v in flatten(d["config"].get(b) or {}).items()} for d in subs]
+    varying = sorted({k for f in flat for k in f if len({json.dumps(g.get(k), sort_keys=True) for g in flat}) > 1})
+    out: dict = {}
+    for d, f in zip(subs, flat):
+        label = ", ".join(f"{k.split('.', 1)[1]}={json.dumps(f.get(k))}" for k in varying)
+        out.setdefault(label, []).append(d)
+    return out
 
 
 def _summary(s: dict) -> str:
@@ -109,6 +142,13 @@ def _summary(s: dict) -> str:
         return "—"
     ci = f" [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]" if s["n"] > 1 else ""
     return f"{fmt(s['mean'])}%{ci}, {s['n']} chain{'s' * (s['n'] != 1)}"
+
+
+def _paired(p: Optional[dict]) -> str:
+    if not p:
+        return ""
+    return (f"; paired by seed: {fmt(p['mean'])} points [{fmt(p['ci95_low'])}, {fmt(p['ci95_high'])}], "
+            f"worse in {p['worse_in']} of {p['n']}")
 
 
 def render_page(subs: List[dict], name: str, page_id) -> str:
@@ -128,17 +168,20 @@ def render_page(subs: List[dict], name: str, page_id) -> str:
     for worse, better in orderings:
         models = sorted({d["summary"]["model"] for d in faithful})
         for model in models or [None]:
-            v = verdict([d for d in faithful if d["summary"]["model"] == model], worse, better)
-            verdicts.append(f'<li data-verdict="{escape(v["verdict"])}"><b>{escape(v["verdict"])}</b>'
-                            f'{" on " + escape(model) if model else ""}: perplexity increase of {escape(worse)} '
-                            f'{_summary(v["cmp"]["b"])} vs {escape(better)} {_summary(v["cmp"]["a"])}</li>')
+            for arm, group in sorted(arms([d for d in faithful if d["summary"]["model"] == model]).items()) or [("", [])]:
+                v = verdict(group, worse, better)
+                where = (" on " + escape(model) if model else "") + (f" ({escape(arm)})" if arm else "")
+                verdicts.append(f'<li data-verdict="{escape(v["verdict"])}"><b>{escape(v["verdict"])}</b>{where}: '
+                                f'perplexity increase of {escape(worse)} {_summary(v["cmp"]["b"])} vs {escape(better)} '
+                                f'{_summary(v["cmp"]["a"])}{_paired(v["paired"])}</li>')
     if not orderings:
         verdicts.append("<li>judged across decoding settings, one run each: read the curves (not computed here)</li>")
     fixed = "".join(f"<tr><td><code>{escape(k)}</code></td><td><code>{escape(json.dumps(_get(_plain(p['values']), k)))}</code>"
                     "</td></tr>" for k in p["fixed"])
     return (f'<p class="crumbs"><a href="../index.html">← leaderboard</a></p><h1>Protocol {escape(name)}</h1>'
             f'<section class="card"><p><b>Paper.</b> {escape(p["paper"])}</p><p><b>Claim.</b> {escape(claim)}</p>'
-            f'<p><b>Verdict</b> (faithful submissions only; perplexity increase last vs generation 0, 95% seed intervals):</p>'
+            f'<p><b>Verdict</b> (faithful submissions only, per model and sampling arm; perplexity increase last vs '
+            'generation 0, 95% seed intervals, paired by seed where every chain has its partner):</p>'
             f'<ul class="verdicts">{"".join(verdicts)}</ul>'
             f'<p><b>Command.</b> <code>{escape(command)}</code> then <code>madbench submit RUN</code>. Card: '
             f'<code>docs/protocols/{escape(name)}.md</code>.</p></section>'
