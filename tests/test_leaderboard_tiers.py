@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 from madbench.leaderboard import tiers
 from madbench.leaderboard.tracks_view import track_rows
@@ -77,3 +78,30 @@ def test_track_rows_show_the_panel_and_the_own_target_with_tiers():
     assert target["metric"] == "distinct_2" and target["separated"] and target["better"]  # its own aim, met
     assert target["effect_pct"] == pytest.approx(100 * (0.605 / 0.505 - 1), rel=0.01)
     assert not dedup["panel"]["perplexity"]["separated"]
+
+
+def test_seeds_for_power_matches_the_paired_t_tables():
+    # d = |mean| / sd = 1: 10 seeds for 80% power at alpha 0.05 (the exact noncentral-t answer); d = 0.5: 34
+    half = 2 ** -0.5  # two values mean -+ half have sd 1
+    assert tiers.seeds_for_power({0: 1 - half, 1: 1 + half}) == 10
+    assert tiers.seeds_for_power({0: -0.5 - half, 1: -0.5 + half}) == 34
+    assert tiers.seeds_for_power({0: 3.0}) is None and tiers.seeds_for_power({0: 1.0, 1: -1.0}) is None
+    assert tiers.seeds_for_power({0: 5.0, 1: 5.0}) == 2
+
+
+def test_the_tiny_fs_seeds_separate_what_the_regression_check_separates():
+    """The regression check separates mix_real, accumulate, watermark_filter (perplexity) and surprise_filter (its
+    target, distinct-2) from the baseline; at the track's 4 seeds the shipped tiny-fs submission does too, and the
+    measured spread says how many seeds each needs for 80% power (scripts/track_seeds.py prints the table)."""
+    import json
+    import subprocess
+    import sys
+
+    sub = ROOT / "leaderboard" / "submissions" / "track-tiny-fs-tiny-51bf8400cbf8.json"
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "track_seeds.py"), str(sub), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    got = {(r["mitigation"], r["metric"]): r for r in (json.loads(line) for line in out.splitlines() if line)}
+    for key in [("mix_real", "perplexity (target)"), ("accumulate", "perplexity (target)"),
+                ("watermark_filter", "perplexity (target)"), ("surprise_filter", "distinct_2 (target)")]:
+        assert got[key]["separated"] and got[key]["seeds"] == 4 and got[key]["seeds_for_power"] <= 6, got[key]
+    assert not got["surprise_filter", "perplexity"]["separated"]  # the filter's perplexity cost is within the noise

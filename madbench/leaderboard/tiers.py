@@ -73,6 +73,30 @@ def difference_p(a: Dict[int, float], b: Dict[int, float]) -> Optional[float]:
     return stats.welch_p(list(a.values()), list(b.values()))
 
 
+def seeds_for_power(per_seed: Dict[int, float], power: float = 0.8, alpha: float = ALPHA, most: int = 1000) -> Optional[int]:
+    """How many seeds a track needs for its paired 95% interval to exclude 0 with probability ``power``, if the
+    effect and its seed-to-seed spread are what ``per_seed`` measured: the smallest n >= 2 with
+    ``t(1-alpha/2, n-1) + t(power, n-1) <= |mean| sqrt(n) / sd`` (the usual t approximation of the paired
+    t-test's power; d = 1 gives 10, as the exact noncentral t does). None with under 2 seeds or no effect;
+    ``most + 1`` when even ``most`` seeds would not do."""
+    values = [v for v in per_seed.values() if _finite(v)]
+    if len(values) < 2:
+        return None
+    mean = math.fsum(values) / len(values)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    if mean == 0:
+        return None
+    if sd == 0:
+        return 2
+    from scipy.stats import t
+
+    d = abs(mean) / sd
+    for n in range(2, most + 1):
+        if t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1) <= d * math.sqrt(n):
+            return n
+    return most + 1
+
+
 def holm_rejects(pvalues: Sequence[Optional[float]], alpha: float = ALPHA) -> List[bool]:
     """Holm's step-down: which hypotheses are rejected (a None p-value is never rejected and counts in m)."""
     m = len(pvalues)
