@@ -3,10 +3,11 @@
 Each filter keeps a share of what it is given (``dedup`` at most 1/oversample, score
 filters ``keep_fraction``), so a chain samples ``num_samples`` times the *product* of
 the filters' oversampling factors and runs the filters in order. When duplicates leave
-too few documents, it samples more (up to ``MAX_TOP_UPS`` further rounds, sized by the
-yield so far) and runs the filters again over everything sampled; a surplus is cut in
-sampling order. If even that cannot reach ``num_samples`` the generation fails with one
-line naming the mitigations and what to change. Every filter's kept/dropped counts of
+too few documents, it samples more (further rounds sized by the yield so far, as long as
+each round adds kept documents, at most ``MAX_TOP_UPS``) and runs the filters again over
+everything sampled; a surplus is cut in sampling order. If that cannot reach
+``num_samples`` (a round that adds nothing: the sampler has collapsed onto what is kept)
+the generation fails with one line naming the mitigations and what to change. Every filter's kept/dropped counts of
 the final pass stay recorded, beside ``composition``'s totals::
 
     madbench run --preset smoke 'loop.mitigations=[[dedup,verifier_filter]]'
@@ -20,7 +21,7 @@ from typing import Callable, List, Tuple
 from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
 
-MAX_TOP_UPS = 2  # extra sampling rounds before a generation gives up
+MAX_TOP_UPS = 6  # extra sampling rounds at most; a round that adds no kept document ends the search earlier
 
 
 def oversample_factor(mitigations) -> float:
@@ -46,13 +47,14 @@ def compose_samples(draw: Callable[[int, int], List[Doc]], mitigations, ctx, tar
     factor = oversample_factor(mitigations)
     docs = draw(int(math.ceil(target * factor - 1e-9)), 0)
     kept, stats = run_filters(docs, mitigations, ctx)
-    rounds = 1
-    while len(kept) < target and rounds <= MAX_TOP_UPS and mitigations:
+    rounds, progress = 1, True
+    while len(kept) < target and rounds <= MAX_TOP_UPS and mitigations and progress:
         rate = max(len(kept) / max(1, len(docs)), 1.0 / (4 * factor))  # the yield so far, floored
         n = min(int(math.ceil((target - len(kept)) / rate * 1.2)), int(math.ceil(4 * factor * target)))
         docs = docs + draw(n, rounds)
+        before = len(kept)
         kept, stats = run_filters(docs, mitigations, ctx)
-        rounds += 1
+        rounds, progress = rounds + 1, len(kept) > before
     if len(kept) < target:
         names = "+".join(m.name for m in mitigations) or "none"
         counts = ", ".join(f"{k} kept {v.get('kept')}" for k, v in stats.items() if "kept" in v)
