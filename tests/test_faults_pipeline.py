@@ -23,7 +23,7 @@ from madbench.leaderboard.validate import check_file
 
 SUBS = ROOT / "leaderboard" / "submissions"
 SHIPPED = SUBS / "smoke-tiny-761528f493e4.json"
-TRACK = SUBS / "track-tiny-fs-tiny-51bf8400cbf8.json"
+TRACK = SUBS / "track-tiny-fs-tiny-26ef58669eed.json"
 EXTREME = [0.0, 1e-294, -1e-294, 5e-324, 1e12, -1e12, 1e-12, 3.5, 117.97, 0.5, 1.0, 999999999999.0, 2.2250738585072014e-308]
 OPTIONAL = ["train_tokens", "train_docs", "synthetic_fraction", "num_samples", "num_kept", "seconds", "train_loss_last",
             "mitigations", "intervals"]

@@ -22,7 +22,7 @@ def test_a_track_run_is_its_protocol_plus_your_mitigation_beside_the_baseline(tm
     proc = madbench("run", "--track", "tiny-fs", "loop.mitigations=[mix_real]", "mitigation_params.mix_real.fraction=0.05",
                     "--output-dir", tmp_path / "t", "--dry-run", check=True)
     chains = [line.split()[1].rstrip(":") for line in proc.stdout.splitlines() if line.startswith("#   ")]
-    assert chains == [f"fully_synthetic-replace-s{s}{m}" for s in range(4) for m in ("", "-mix_real")]
+    assert chains == [f"fully_synthetic-replace-s{s}{m}" for s in range(6) for m in ("", "-mix_real")]
     import yaml
 
     cfg = yaml.safe_load(proc.stdout.split("# config hash")[0])

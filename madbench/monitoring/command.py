@@ -1,7 +1,7 @@
 """``madbench monitor``: which alarm rules fire on each chain, and at which generation; or score the rules.
 
     madbench monitor runs/smoke                                         # every rule the run's panel allows
-    madbench monitor leaderboard/submissions/track-tiny-fs-tiny-51bf8400cbf8.json --rule any_leading
+    madbench monitor leaderboard/submissions/track-tiny-fs-tiny-26ef58669eed.json --rule any_leading
     madbench monitor --score leaderboard/submissions/*.json runs/smoke --output-dir runs/monitor-score
 
 A run folder's panel has 95% intervals (the rules' units); a submission has none, so its scale is the
