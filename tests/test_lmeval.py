@@ -11,7 +11,7 @@ import torch
 
 from conftest import madbench
 
-from madbench.evaluation import lmeval
+from madbench.evaluation import lmeval, task_data
 from madbench.config.run_config import build_config
 from madbench.data.corpus import load_split
 from madbench.config.presets import PRESETS
@@ -46,7 +46,7 @@ def test_task_data_is_held_out_deterministic_and_well_formed(tmp_path):
     held_out = [d.text for d in split.eval]
     trained = {d.text for d in split.pool + split.fresh}
     configs = lmeval.build_task_data(list(SUITE), split, cfg, tmp_path / "a")
-    lmeval._BUILT.clear()  # build again from scratch, elsewhere: same bytes
+    task_data._BUILT.clear()  # build again from scratch, elsewhere: same bytes
     lmeval.build_task_data(list(SUITE), load_split(cfg), cfg, tmp_path / "b")
     for name in SUITE:
         assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
