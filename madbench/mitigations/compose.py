@@ -3,8 +3,8 @@
 Each filter keeps a share of what it is given (``dedup`` at most 1/oversample, score
 filters ``keep_fraction``), so a chain samples ``num_samples`` times the *product* of
 the filters' oversampling factors and runs the filters in order. When duplicates leave
-too few documents, it samples more (further rounds sized by the yield so far, as long as
-each round adds kept documents, at most ``MAX_TOP_UPS``) and runs the filters again over
+too few documents, it samples more (further rounds sized by the yield so far: ``SURE_TOP_UPS``
+always, then more as long as each adds kept documents, at most ``MAX_TOP_UPS``) and runs the filters again over
 everything sampled; a surplus is cut in sampling order. If that cannot reach
 ``num_samples`` (a round that adds nothing: the sampler has collapsed onto what is kept)
 the generation fails with one line naming the mitigations and what to change. Every filter's kept/dropped counts of
@@ -21,7 +21,8 @@ from typing import Callable, List, Tuple
 from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
 
-MAX_TOP_UPS = 6  # extra sampling rounds at most; a round that adds no kept document ends the search earlier
+SURE_TOP_UPS = 2  # extra sampling rounds always tried when short
+MAX_TOP_UPS = 6  # extra sampling rounds at most; past SURE_TOP_UPS, a round that adds no kept document ends the search
 
 
 def oversample_factor(mitigations) -> float:
@@ -48,7 +49,7 @@ def compose_samples(draw: Callable[[int, int], List[Doc]], mitigations, ctx, tar
     docs = draw(int(math.ceil(target * factor - 1e-9)), 0)
     kept, stats = run_filters(docs, mitigations, ctx)
     rounds, progress = 1, True
-    while len(kept) < target and rounds <= MAX_TOP_UPS and mitigations and progress:
+    while len(kept) < target and mitigations and (rounds <= SURE_TOP_UPS or (progress and rounds <= MAX_TOP_UPS)):
         rate = max(len(kept) / max(1, len(docs)), 1.0 / (4 * factor))  # the yield so far, floored
         n = min(int(math.ceil((target - len(kept)) / rate * 1.2)), int(math.ceil(4 * factor * target)))
         docs = docs + draw(n, rounds)
