@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from madbench.leaderboard import tiers, tracks_view  # noqa: E402
 
+MOST = 1000  # seeds_for_power searches up to this many seeds
+
 
 def rows(data: dict, power: float):
     name = data["track"]
@@ -35,7 +37,7 @@ def rows(data: dict, power: float):
             own = any(t["metric"] == cell["metric"] for t in r["targets"])
             yield {"track": name, "mitigation": r["mitigation"], "metric": cell["metric"] + (" (target)" if own else ""),
                    "effect_pct": cell["effect_pct"], "ci95_pct": cell["ci95_pct"], "seeds": cell["n"],
-                   "separated": cell["separated"], "seeds_for_power": tiers.seeds_for_power(cell["per_seed"], power)}
+                   "separated": cell["separated"], "seeds_for_power": tiers.seeds_for_power(cell["per_seed"], power, most=MOST)}
 
 
 def main(argv=None) -> int:
@@ -44,8 +46,9 @@ def main(argv=None) -> int:
     ap.add_argument("--power", type=float, default=0.8)
     ap.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     args = ap.parse_args(argv)
-    print("| track | mitigation | metric | effect | 95% interval | seeds | separated | seeds for "
-          f"{args.power:.0%} power |\n|---|---|---|---|---|---|---|---|" if not args.json else "", end="\n" * (not args.json))
+    if not args.json:
+        print(f"| track | mitigation | metric | effect | 95% interval | seeds | separated | seeds for {args.power:.0%} power |\n"
+              "|---|---|---|---|---|---|---|---|")
     for f in args.files:
         data = json.loads(f.read_text())
         if not data.get("track"):
@@ -59,7 +62,7 @@ def main(argv=None) -> int:
             need = row["seeds_for_power"]
             print(f"| {row['track']} | {row['mitigation']} | {row['metric']} | {row['effect_pct']:+.1f}% | "
                   f"[{lo:+.1f}, {hi:+.1f}] | {row['seeds']} | {'yes' if row['separated'] else 'no'} | "
-                  f"{'—' if need is None else ('>1000' if need > 1000 else need)} |")
+                  f"{'—' if need is None else (f'>{MOST}' if need > MOST else need)} |")
     return 0
 
 

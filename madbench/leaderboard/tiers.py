@@ -79,18 +79,14 @@ def seeds_for_power(per_seed: Dict[int, float], power: float = 0.8, alpha: float
     ``t(1-alpha/2, n-1) + t(power, n-1) <= |mean| sqrt(n) / sd`` (the usual t approximation of the paired
     t-test's power; d = 1 gives 10, as the exact noncentral t does). None with under 2 seeds or no effect;
     ``most + 1`` when even ``most`` seeds would not do."""
-    values = [v for v in per_seed.values() if _finite(v)]
-    if len(values) < 2:
+    s = stats.seed_summary([v for v in per_seed.values() if _finite(v)])
+    if s["n"] < 2 or s["mean"] == 0:
         return None
-    mean = math.fsum(values) / len(values)
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    if mean == 0:
-        return None
-    if sd == 0:
+    if s["std"] == 0:
         return 2
     from scipy.stats import t
 
-    d = abs(mean) / sd
+    d = abs(s["mean"]) / s["std"]
     for n in range(2, most + 1):
         if t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1) <= d * math.sqrt(n):
             return n
