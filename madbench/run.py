@@ -9,6 +9,7 @@
     madbench run --preset smoke --report-to tensorboard,disk  # also log to trackers (madbench/reporting/trackers.py)
     madbench run --resume runs/default --repair    # recompute damaged generations (see madbench/results/integrity.py)
     madbench run --preset shumailov2024            # a published protocol (madbench list presets, docs/protocols/)
+    madbench run --resume runs/default --allow-processor-change   # continue on another kind of CPU (recorded)
 
 Re-running with the same config and output folder resumes it; finished
 generations are never recomputed.
@@ -16,6 +17,7 @@ generations are never recomputed.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -42,6 +44,9 @@ def add_arguments(p) -> None:
     p.add_argument("--track", metavar="NAME", help="run a leaderboard track: its frozen protocol, your loop.mitigations beside its baseline (see: madbench list tracks)")
     p.add_argument("--report-to", action="append", default=[], metavar="TRACKERS",
                    help="experiment trackers, comma-separated or repeated: disk, tensorboard, mlflow, wandb (default: none)")
+    p.add_argument("--allow-processor-change", action="store_true",
+                   help="resume on a machine whose processor kind or resolved dtype differs from the one the run started on "
+                        "(default: refused; both are recorded in results.json's environment.computed_on)")
     p.add_argument("--repair", action="store_true",
                    help="move damaged finished generations (and those built on them) to RUN/damaged/ and recompute them")
 
@@ -123,7 +128,8 @@ def main(args) -> int:
             report_to = check(previous(run_dir))
         preflight(cfg)  # every config error is one line here, before anything trains or is written
         _protocol(args, cfg, run_dir)
-        return execute(cfg, run_dir, repair=getattr(args, "repair", False), report_to=report_to)
+        return execute(cfg, run_dir, repair=getattr(args, "repair", False), report_to=report_to,
+                       allow_processor_change=getattr(args, "allow_processor_change", False))
     from madbench.plugins import defer_named_plugins, deferred
 
     if not getattr(args, "load_plugins", False):
@@ -171,7 +177,8 @@ def _protocol(args, cfg: RunConfig, run_dir: Path) -> None:
         fileio.write_json(RunStore(run_dir).protocol, info)
 
 
-def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool = False, report_to=()) -> int:
+def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool = False, report_to=(),
+            allow_processor_change: bool = False) -> int:
     from madbench.loop.runner import plan_chains
 
     from accelerate import PartialState
@@ -185,9 +192,42 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool 
     log = log if is_main else (lambda *a, **k: None)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not is_main:
-        return _execute(cfg, run_dir, chains, log, repair, is_main, report_to)
+        return _execute(cfg, run_dir, chains, log, repair, is_main, report_to, allow_processor_change)
     with RunStore(run_dir).lock("run"):  # one writer per run folder; the kernel drops it if this process dies
-        return _execute(cfg, run_dir, chains, log, repair, is_main, report_to)
+        return _execute(cfg, run_dir, chains, log, repair, is_main, report_to, allow_processor_change)
+
+
+def computed_on(store: RunStore, here: dict, allow: bool) -> list:
+    """The numerics (results/environment.numerics) of every segment that computed this run, this one last.
+
+    A run resumed where the processor kind, device or resolved dtypes differ from those its finished generations
+    were computed with would continue their chains on another arithmetic path (float32 against bf16, AVX2
+    against AMX kernels) and nothing in the numbers would show it: refused in one line unless ``allow``."""
+    from madbench.results.integrity import try_read_json
+
+    earlier = []
+    if store.events.is_file():
+        for line in store.events.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and row.get("event") == "start" and isinstance(row.get("numerics"), dict):
+                if row["numerics"] not in earlier:
+                    earlier.append(row["numerics"])
+    if not earlier and store.results.is_file():  # a run started before the start events recorded numerics
+        data, why = try_read_json(store.results)
+        kind = ((data or {}).get("environment") or {}).get("processor", {}).get("kind") if not why else None
+        if kind:
+            earlier.append({"processor": kind})
+    started = bool(store.finished_gen0_folders() or store.finished_generation_folders())
+    first = earlier[0] if earlier else None
+    if started and first and any(first.get(k) != here.get(k) for k in first) and not allow:
+        diff = ", ".join(f"{k} {first[k]!r} there, {here.get(k)!r} here" for k in first if first.get(k) != here.get(k))
+        raise MadbenchError(f"{store.root} was computed on another kind of machine ({diff}); generations computed here "
+                            f"would not continue its chains on the same arithmetic: resume it on a machine like the first, "
+                            f"or continue anyway with: madbench run --resume {store.root} --allow-processor-change (recorded)")
+    return [*(e for e in earlier if e != here), here]
 
 
 def _already_done(store: RunStore, cfg: RunConfig, chains, is_main: bool):
@@ -207,9 +247,10 @@ def _already_done(store: RunStore, cfg: RunConfig, chains, is_main: bool):
         return None
 
 
-def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool, report_to=()) -> int:
+def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: bool, report_to=(),
+             allow_processor_change: bool = False) -> int:
     from madbench.results.collect import ResultsWriter
-    from madbench.results.environment import environment
+    from madbench.results.environment import environment, numerics
     from madbench.loop.runner import Runner
 
     store = RunStore(run_dir)
@@ -226,6 +267,9 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
 
         extra = {"plugins": loaded_specs(), "plugin_sha256": digests(), "plugin_origins": origins()} if origins() else {}
         fileio.write_json(store.config, {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
+    here = numerics(cfg)  # refused here, before trackers or models, when the finished generations came from another kind of CPU
+    unfinished = any(store.finished_generations(c.id, cfg.loop.generations) <= cfg.loop.generations for c in chains)
+    seen = computed_on(store, here, allow_processor_change or not unfinished) if is_main else [here]
     start = time.perf_counter()
     log(f"madbench: run '{cfg.name}' -> {run_dir} ({len(chains)} chains x {cfg.loop.generations + 1} generations)")
     # trackers (main process only): an interrupted run's are closed by their own exit hooks
@@ -247,14 +291,14 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
     runner = Runner(cfg, run_dir, log=log)
     from madbench.models.base_model import load_warnings
 
-    env = {**environment(), "model_path": runner.model_path,
+    env = {**environment(), "computed_on": seen, "model_path": runner.model_path,
            "model_warnings": load_warnings(runner.model_path, cfg)}  # trust_remote_code, pickle weights
     if cfg.eval.include_path:  # the user's lm-eval task folders: which YAMLs, by content
         from madbench.evaluation.lmeval import include_record
 
         env["lm_eval_include"] = include_record(cfg.eval.include_path)
     if is_main:
-        store.append_event(event="start", config_hash=cfg.hash())
+        store.append_event(event="start", config_hash=cfg.hash(), numerics=here)
     results = ResultsWriter(store, cfg, chains, env, tracker, started=start)
     try:
         monitor = []

@@ -135,6 +135,32 @@ def test_leftover_temp_folders_are_removed_on_resume(run):
     assert not left.exists() and "removed 1 unfinished temporary" in proc.stdout
 
 
+def test_resume_on_another_kind_of_processor_is_refused_unless_allowed(run):
+    """A chain continued on other kernels or another dtype (float32 on AVX2, bf16 on AMX) mixes two trajectories
+    that no number shows: refused in one line before anything loads; allowed on request, and recorded."""
+    from madbench.processor import processor
+
+    events = run / "events.jsonl"
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    starts = [r for r in rows if r["event"] == "start"]
+    first = starts[0]["numerics"]
+    assert first["processor"] == processor()["kind"] and first["dtype"] in ("float32", "bfloat16")
+    other = {**first, "processor": "Other CPU | avx512f,amx_bf16 | AVX512", "dtype": "bfloat16" if first["dtype"] == "float32" else "float32"}
+    events.write_text("".join(json.dumps({**r, "numerics": other} if r["event"] == "start" else r) + "\n" for r in rows))
+    proc = cli("run", "--resume", run)  # a finished run only rewrites its results: nothing is computed, nothing refused
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    last = len(list((run / "chains" / CHAIN).glob("gen_*"))) - 1
+    shutil.rmtree(gen(run, last))
+    proc = cli("run", "--resume", run)
+    one_line_error(proc, "Other CPU", other["dtype"], "--allow-processor-change")
+    assert not gen(run, last).exists()
+    proc = cli("run", "--resume", run, "--allow-processor-change")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (gen(run, last) / "meta.json").is_file()
+    computed_on = json.loads((run / "results.json").read_text())["environment"]["computed_on"]
+    assert computed_on == [other, first]
+
+
 def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # any write past 20 kB fails like a full disk
 

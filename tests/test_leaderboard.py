@@ -130,6 +130,7 @@ def test_site_escapes_hostile_strings(submission, tmp_path):
     data = json.loads(submission.read_text())
     data["submitter"] = data["notes"] = HOSTILE
     data["config"]["model"]["name"] = data["summary"]["model"] = HOSTILE
+    data["environment"]["computed_on"] = [{"processor": HOSTILE}, {"processor": "AMD EPYC | avx2 | AVX2"}]  # a resumed run
     folder = tmp_path / "subs"
     folder.mkdir()
     resave(data, folder / "hostile.json")
@@ -141,6 +142,8 @@ def test_site_escapes_hostile_strings(submission, tmp_path):
         assert "window.__pwned" in html  # shown ...
         assert "<script>window" not in html and "<img" not in html  # ... only as text
         assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+    page = next((tmp_path / "site" / "s").glob("*.html")).read_text()
+    assert "then AMD EPYC | avx2 | AVX2 <span class=\"na\">(resumed on another kind of machine)" in page
 
 
 @pytest.mark.slow

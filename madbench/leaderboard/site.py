@@ -152,6 +152,16 @@ def _dl(items: list[tuple[str, str]]) -> str:
     return '<dl class="facts">' + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
 
 
+def _processors(env: dict) -> str:
+    """The CPU kind that computed the run; every kind, marked, when a resume continued it on another
+    (``environment.computed_on``, madbench/run.py:computed_on)."""
+    proc = env.get("processor")
+    kinds = [str(n.get("processor")) for n in env.get("computed_on") or [] if isinstance(n, dict)]
+    if len(kinds) > 1:
+        return escape(" then ".join(kinds)) + ' <span class="na">(resumed on another kind of machine)</span>'
+    return escape(str(proc.get("kind") if isinstance(proc, dict) else "unknown"))
+
+
 def render_submission(data: dict) -> str:
     s, env = data["summary"], data["environment"]
     git = env.get("git") or {}
@@ -164,7 +174,7 @@ def render_submission(data: dict) -> str:
         ("Sampling", escape(", ".join(f"{k}={v}" for k, v in s["sampling"].items()))),
         ("Config hash", f'<code>{escape(data["run"]["config_hash"])}</code>'),
         ("Git commit", f'<code>{escape(str(git.get("commit")))}</code>' + (" (dirty)" if git.get("dirty") else "")),
-        ("Device", escape(str(env.get("device")))), ("Complete", "yes" if data["run"]["complete"] else "no"),
+        ("Device", escape(str(env.get("device")))), ("Processor", _processors(env)), ("Complete", "yes" if data["run"]["complete"] else "no"),
         ("Content hash", f'<code class="hash">{escape(data["content_hash"])}</code>'),
     ])
     notes = f'<h2>Notes</h2><p class="notes">{escape(data["notes"])}</p>' if data["notes"] else ""

@@ -54,6 +54,19 @@ def device_info() -> dict:
     return info
 
 
+def numerics(cfg) -> dict:
+    """What fixes a run's arithmetic on this machine: the processor kind (which kernels torch picks), the device,
+    and what ``model.dtype`` and ``train.mixed_precision`` resolve to here ('auto' is bf16 only where the CPU has
+    it). Two segments of one run with different numerics would mix two trajectories in one chain."""
+    import torch
+
+    from madbench.models.base_model import pick_dtype
+    from madbench.training.trainer import mixed_precision
+
+    return {"processor": processor()["kind"], "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "dtype": str(pick_dtype(cfg.model.dtype)).removeprefix("torch."), "mixed_precision": mixed_precision(cfg)}
+
+
 def environment() -> dict:
     return {"versions": versions(), "git": git_commit(), **device_info(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
