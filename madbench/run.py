@@ -225,8 +225,8 @@ def computed_on(store: RunStore, here: dict, allow: bool) -> list:
     if started and first and any(first.get(k) != here.get(k) for k in first) and not allow:
         diff = ", ".join(f"{k} {first[k]!r} there, {here.get(k)!r} here" for k in first if first.get(k) != here.get(k))
         raise MadbenchError(f"{store.root} was computed on another kind of machine ({diff}); generations computed here "
-                            f"would not continue its chains on the same arithmetic: resume it on a machine like the first, "
-                            f"or continue anyway with: madbench run --resume {store.root} --allow-processor-change (recorded)")
+                            f"would not continue its chains on the same arithmetic: resume it on a machine like the first, start "
+                            f"afresh in another folder (madbench regress: --fresh), or continue anyway with: madbench run --resume {store.root} --allow-processor-change (recorded)")
     return [*(e for e in earlier if e != here), here]
 
 
