@@ -87,6 +87,20 @@ def test_seeds_for_power_matches_the_paired_t_tables():
     assert tiers.seeds_for_power({0: -0.5 - half, 1: -0.5 + half}) == 34
     assert tiers.seeds_for_power({0: 3.0}) is None and tiers.seeds_for_power({0: 1.0, 1: -1.0}) is None
     assert tiers.seeds_for_power({0: 5.0, 1: 5.0}) == 2
+    assert tiers.seeds_for_power({0: 1 - half, 1: 1 + half}, effect=-0.5) == 34  # a given effect, the measured sd
+
+
+def test_conservative_seed_count_asks_for_the_intervals_near_end():
+    # 10 seeds, mean 10, sd 10: the 95% interval is 10 -+ 2.262 * 10 / sqrt(10) = [2.85, 17.15]; its near end
+    # is d = 0.285 (about 99 seeds for 80% power), where the measured mean (d = 1) asks for 10
+    per_seed = dict(enumerate([10 + x for x in (-15, -10, -5, -5, 0, 0, 5, 5, 10, 15)]))
+    sd = (sum((v - 10) ** 2 for v in per_seed.values()) / 9) ** 0.5
+    per_seed = {k: 10 + (v - 10) * 10 / sd for k, v in per_seed.items()}  # rescaled to sd 10 exactly
+    assert tiers.seeds_for_power(per_seed) == 10
+    near = tiers.conservative_seeds_for_power(per_seed)
+    assert 95 <= near <= 102 and near == tiers.seeds_for_power(per_seed, effect=10 - 2.2622 * 10 / 10 ** 0.5)
+    assert tiers.conservative_seeds_for_power({k: -v for k, v in per_seed.items()}) == near  # either sign
+    assert tiers.conservative_seeds_for_power({0: 1.0, 1: -0.5, 2: 2.0}) is None  # the interval holds 0
 
 
 def test_the_tiny_fs_seeds_separate_what_the_regression_check_separates():

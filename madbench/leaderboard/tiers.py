@@ -73,24 +73,41 @@ def difference_p(a: Dict[int, float], b: Dict[int, float]) -> Optional[float]:
     return stats.welch_p(list(a.values()), list(b.values()))
 
 
-def seeds_for_power(per_seed: Dict[int, float], power: float = 0.8, alpha: float = ALPHA, most: int = 1000) -> Optional[int]:
+def seeds_for_power(per_seed: Dict[int, float], power: float = 0.8, alpha: float = ALPHA, most: int = 1000,
+                    effect: Optional[float] = None) -> Optional[int]:
     """How many seeds a track needs for its paired 95% interval to exclude 0 with probability ``power``, if the
     effect and its seed-to-seed spread are what ``per_seed`` measured: the smallest n >= 2 with
-    ``t(1-alpha/2, n-1) + t(power, n-1) <= |mean| sqrt(n) / sd`` (the usual t approximation of the paired
-    t-test's power; d = 1 gives 10, as the exact noncentral t does). None with under 2 seeds or no effect;
-    ``most + 1`` when even ``most`` seeds would not do."""
+    ``t(1-alpha/2, n-1) + t(power, n-1) <= |effect| sqrt(n) / sd`` (the usual t approximation of the paired
+    t-test's power; d = 1 gives 10, as the exact noncentral t does). ``effect`` defaults to the measured mean,
+    which is optimistic (the seeds that estimate it also make it look clear); ``conservative_seeds_for_power``
+    asks for the interval's end nearer 0 instead. None with under 2 seeds or no effect; ``most + 1`` when even
+    ``most`` seeds would not do."""
     s = stats.seed_summary([v for v in per_seed.values() if _finite(v)])
-    if s["n"] < 2 or s["mean"] == 0:
+    effect = s["mean"] if effect is None else effect
+    if s["n"] < 2 or effect == 0:
         return None
     if s["std"] == 0:
         return 2
     from scipy.stats import t
 
-    d = abs(s["mean"]) / s["std"]
+    d = abs(effect) / s["std"]
     for n in range(2, most + 1):
         if t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1) <= d * math.sqrt(n):
             return n
     return most + 1
+
+
+def conservative_seeds_for_power(per_seed: Dict[int, float], power: float = 0.8, alpha: float = ALPHA,
+                                 most: int = 1000) -> Optional[int]:
+    """``seeds_for_power`` for the smallest effect the 95% seed interval keeps (its end nearer 0), at the measured
+    spread: the count that does not lean on the estimate's luck. None when the interval holds 0 (no effect is
+    assured) or with under 2 seeds."""
+    values = [v for v in per_seed.values() if _finite(v)]
+    s = stats.seed_summary(values)
+    if s["n"] < 2 or not (s["ci95_low"] > 0 or s["ci95_high"] < 0):
+        return None
+    near = min(s["ci95_low"], s["ci95_high"], key=abs)
+    return seeds_for_power(per_seed, power, alpha, most, effect=near)
 
 
 def holm_rejects(pvalues: Sequence[Optional[float]], alpha: float = ALPHA) -> List[bool]:
