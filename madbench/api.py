@@ -158,7 +158,7 @@ def build(config: Any = None, overrides: Iterable[str] = (), preset: str = "defa
 
 def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides: Iterable[str] = (),
         preset: str = "default", plugins: Sequence[str] = (), report_to: Sequence[str] = (), log=print) -> Results:
-    """Run (or resume) an experiment in ``output_dir`` (default runs/<name>) and return its results.
+    """Run (or resume, or grow by mitigation sets: madbench/run_folder.py) an experiment in ``output_dir`` (default runs/<name>) and return its results.
 
     Without a ``name`` of its own (its preset's) the run is named after ``output_dir`` (``runs/notebook`` -> "notebook");
     a folder made earlier keeps the name it was made with. Third-party progress bars stay off."""
@@ -180,6 +180,9 @@ def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides
         earlier = fileio.read_json(saved).get("config", {}).get("name") if saved.is_file() else None
         cfg = dataclasses.replace(cfg, name=earlier or run_dir.resolve().name)
     if saved.is_file() and fileio.read_json(saved).get("config_hash") != cfg.hash():
-        raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
+        from madbench.run_folder import added_mitigation_sets
+
+        if added_mitigation_sets(fileio.read_json(saved).get("config") or {}, cfg) is None:  # more sets: it grows
+            raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
     execute(cfg, run_dir, log=log, report_to=report_to)
     return load_results(run_dir)

@@ -12,12 +12,15 @@
     madbench run --resume runs/default --allow-processor-change   # continue on another kind of CPU (recorded)
 
 Re-running with the same config and output folder resumes it; finished
-generations are never recomputed.
+generations are never recomputed. Re-running it with more mitigation sets (and
+nothing else changed) extends it: only the new chains run.
+
+    madbench run --track tiny-fs 'loop.mitigations=[[mix_real]]' --output-dir runs/tf
+    madbench run --track tiny-fs 'loop.mitigations=[[mix_real],[dedup]]' --output-dir runs/tf   # adds dedup
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +33,7 @@ from madbench.results.run_store import RunStore
 from madbench.config.run_config import RunConfig, build_config, from_dict
 from madbench.config.validation import validate
 from madbench.errors import MadbenchError
+from madbench.run_folder import added_mitigation_sets, computed_on, extend
 
 
 def add_arguments(p) -> None:
@@ -90,7 +94,7 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
     if RunStore(run_dir).config.is_file():
         old = _saved_config(run_dir)
-        if old.get("config_hash") != cfg.hash():
+        if old.get("config_hash") != cfg.hash() and added_mitigation_sets(old["config"], cfg) is None:
             return cfg, run_dir, (
                 f"{run_dir} holds a run with a different config (hash {old.get('config_hash')} vs {cfg.hash()}); "
                 f"use --resume {run_dir} to continue it, or pick another --output-dir")
@@ -147,6 +151,10 @@ def main(args) -> int:
     print(f"# config hash {cfg.hash()}; output {run_dir}")
     if differs:
         print(f"# note: {differs}; a run with this config there would be refused")
+    elif RunStore(run_dir).config.is_file() and _saved_config(run_dir).get("config_hash") != cfg.hash():
+        added = added_mitigation_sets(_saved_config(run_dir)["config"], cfg)
+        print(f"# note: {run_dir} holds this run with fewer mitigation sets; running extends it with "
+              + ", ".join("+".join(m) or "none" for m in added) + " (its finished chains are kept)")
     fresh = f", fresh_data uses {facts['fresh_needed']}" if facts["fresh_needed"] else ""
     print(f"# pre-flight: ok (corpus: {facts['passages']} passages; held-out + generation 0 use {facts['held_out_and_gen0']}{fresh})")
     print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")
@@ -197,39 +205,6 @@ def execute(cfg: RunConfig, run_dir: Path, chains=None, log=print, repair: bool 
         return _execute(cfg, run_dir, chains, log, repair, is_main, report_to, allow_processor_change)
 
 
-def computed_on(store: RunStore, here: dict, allow: bool) -> list:
-    """The numerics (results/environment.numerics) of every segment that computed this run, this one last.
-
-    A run resumed where the processor kind, device or resolved dtypes differ from those its finished generations
-    were computed with would continue their chains on another arithmetic path (float32 against bf16, AVX2
-    against AMX kernels) and nothing in the numbers would show it: refused in one line unless ``allow``."""
-    from madbench.results.integrity import try_read_json
-
-    earlier = []
-    if store.events.is_file():
-        for line in store.events.read_text(errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and row.get("event") == "start" and isinstance(row.get("numerics"), dict):
-                if row["numerics"] not in earlier:
-                    earlier.append(row["numerics"])
-    if not earlier and store.results.is_file():  # a run started before the start events recorded numerics
-        data, why = try_read_json(store.results)
-        kind = ((data or {}).get("environment") or {}).get("processor", {}).get("kind") if not why else None
-        if kind:
-            earlier.append({"processor": kind})
-    started = bool(store.finished_gen0_folders() or store.finished_generation_folders())
-    first = earlier[0] if earlier else None
-    if started and first and any(first.get(k) != here.get(k) for k in first) and not allow:
-        diff = ", ".join(f"{k} {first[k]!r} there, {here.get(k)!r} here" for k in first if first.get(k) != here.get(k))
-        raise MadbenchError(f"{store.root} was computed on another kind of machine ({diff}); generations computed here "
-                            f"would not continue its chains on the same arithmetic: resume it on a machine like the first, start "
-                            f"afresh in another folder (madbench regress: --fresh), or continue anyway with: madbench run --resume {store.root} --allow-processor-change (recorded)")
-    return [*(e for e in earlier if e != here), here]
-
-
 def _already_done(store: RunStore, cfg: RunConfig, chains, is_main: bool):
     """The recorded environment when every chain is finished and the report exists (single process), else None.
 
@@ -267,6 +242,8 @@ def _execute(cfg: RunConfig, run_dir: Path, chains, log, repair: bool, is_main: 
 
         extra = {"plugins": loaded_specs(), "plugin_sha256": digests(), "plugin_origins": origins()} if origins() else {}
         fileio.write_json(store.config, {"config": cfg.to_dict(), "config_hash": cfg.hash(), **extra})
+    elif is_main:
+        extend(store, cfg, log)
     here = numerics(cfg)  # refused here, before trackers or models, when the finished generations came from another kind of CPU
     unfinished = any(store.finished_generations(c.id, cfg.loop.generations) <= cfg.loop.generations for c in chains)
     seen = computed_on(store, here, allow_processor_change or not unfinished) if is_main else [here]

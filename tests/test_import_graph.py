@@ -38,7 +38,7 @@ LAYERS = [
     ("reporting", ("madbench.reporting",)),
     ("checks", ("madbench.config.validation", "madbench.config.preflight", "madbench.config.tracks", "madbench.plugins",
                 "madbench.plugin_contracts")),
-    ("run", ("madbench.run",)),
+    ("run", ("madbench.run", "madbench.run_folder")),
     ("experiments", ("madbench.experiments",)),
     ("leaderboard", ("madbench.leaderboard",)),
     ("entry", ("madbench", "madbench.cli", "madbench.api", "madbench.listing", "madbench.__main__")),

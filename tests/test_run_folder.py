@@ -1,0 +1,64 @@
+"""A run folder grows by mitigation sets: re-running it with one more set runs only the new chains, and
+anything else that differs is still refused (madbench/run_folder.py).
+
+    .venv/bin/python -m pytest -q tests/test_run_folder.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, madbench, one_line_error
+from madbench.config.presets import PRESETS
+from madbench.config.run_config import build_config
+from madbench.run_folder import added_mitigation_sets
+
+SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]"]
+
+
+def smoke(*overrides):
+    return build_config(PRESETS.get("smoke")(), None, [*SMALL, *overrides])
+
+
+@pytest.mark.parametrize("new,added", [
+    (["loop.mitigations=[none,mix_real,dedup]"], [("dedup",)]),
+    (["loop.mitigations=[dedup,mix_real,none]"], [("dedup",)]),  # order is not a change
+    (["loop.mitigations=[none,mix_real,dedup]", "mitigation_params.dedup.threshold=0.5"], [("dedup",)]),  # the new one's own params
+    (["loop.mitigations=[none,mix_real]", "monitor.rule=any_leading"], None),  # nothing added (monitor is not hashed anyway)
+    (["loop.mitigations=[none,dedup]"], None),  # mix_real's finished chains would be dropped
+    (["loop.mitigations=[none,mix_real,dedup]", "mitigation_params.mix_real.fraction=0.2"], None),  # a kept set's params
+    (["loop.mitigations=[none,mix_real,dedup]", "loop.generations=2"], None),
+    (["loop.mitigations=[none,mix_real,dedup]", "sampling.temperature=0.9"], None),
+])
+def test_what_counts_as_only_adding_mitigation_sets(new, added):
+    saved = json.loads(json.dumps(smoke("loop.mitigations=[none,mix_real]").to_dict()))  # as config.json holds it
+    assert added_mitigation_sets(saved, smoke(*new)) == added
+
+
+def test_a_run_folder_grows_by_a_mitigation_set_and_keeps_its_finished_chains(tmp_path, madbench_cache):
+    out = tmp_path / "run"
+    madbench("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "--output-dir", out, check=True)
+    baseline = out / "chains" / "fully_synthetic-replace-s0"
+    before = {p: p.stat().st_mtime_ns for p in baseline.rglob("*") if p.is_file()}
+    first = json.loads((out / "results.json").read_text())
+    proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none,mix_real]", "--output-dir", out, "--dry-run")
+    assert "extends it with mix_real" in proc.stdout and "fully_synthetic-replace-s0: 2/2 generations done" in proc.stdout
+    proc = madbench("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none,mix_real]", "--output-dir", out, check=True)
+    assert "extending" in proc.stdout and "mix_real" in proc.stdout
+    assert {p: p.stat().st_mtime_ns for p in baseline.rglob("*") if p.is_file()} == before  # nothing recomputed
+    results = json.loads((out / "results.json").read_text())
+    assert [c["id"] for c in results["chains"]] == ["fully_synthetic-replace-s0", "fully_synthetic-replace-s0-mix_real"]
+    assert results["complete"] and results["chains"][0] == first["chains"][0]
+    assert results["config_hash"] == json.loads((out / "config.json").read_text())["config_hash"] != first["config_hash"]
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    extend = [e for e in events if e["event"] == "extend"]
+    assert extend == [{**extend[0], "from_config_hash": first["config_hash"], "added": [["mix_real"]]}]
+    # anything else that differs is refused, one line, before anything runs
+    proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none,mix_real]", "loop.generations=2", "--output-dir", out)
+    one_line_error(proc, "different config", "--resume")
+    proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "--output-dir", out)
+    one_line_error(proc, "different config")  # dropping a set would leave its chains behind
+    assert Path(out / "chains" / "fully_synthetic-replace-s0-mix_real").is_dir()
