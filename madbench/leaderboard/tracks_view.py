@@ -159,7 +159,7 @@ def render_track(subs: List[dict], name: str, page_id, root: str = "", link: boo
     body = []
     for r in rows:
         sub = r["sub"]
-        budget = "within" if r["within_budget"] else f'<span class="over">over ({fmt(100 * r["added_human_share"])}%)</span>'
+        budget = "within" if r["within_budget"] else f'<span class="over">over ({100 * r["added_human_share"]:.1f}%)</span>'
         ext = ' <span class="external" title="a plug-in: see the submission page">external</span>' if r["external"] else ""
         tier = "—" if r["tier"] is None else str(r["tier"])
         body.append(
@@ -168,7 +168,7 @@ def render_track(subs: List[dict], name: str, page_id, root: str = "", link: boo
             f'<td><a href="{root}s/{page_id(sub)}.html">{escape(sub["run"]["name"])}</a>'
             f'<div class="who">{escape(sub["submitter"]) or "anonymous"}</div></td>'
             + "".join(_effect_cell(r["panel"].get(m)) for m in metrics) + _target_cell(r)
-            + f'<td class="num">{fmt(100 * r["human_share"])}%</td><td>{budget}</td></tr>')
+            + f'<td class="num">{100 * r["human_share"]:.1f}%</td><td>{budget}</td></tr>')
     if not body:
         body.append(f'<tr><td colspan="{6 + len(metrics)}" class="muted">no submissions yet: madbench run --track '
                     f"{escape(name)} 'loop.mitigations=[yours]' then madbench submit runs/track-{escape(name)}</td></tr>")
