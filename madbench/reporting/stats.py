@@ -24,6 +24,7 @@ members share their mixes and are averaged first (their spread is ``member_std``
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
 
 def _t975(df: int) -> float:
@@ -186,7 +187,9 @@ def welch_p(a: list[float], b: list[float]) -> float | None:
         from scipy.stats import ttest_ind
     except ImportError:
         return None
-    p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # nearly identical values (a shared generation 0): scipy warns, the p stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(a, b, equal_var=False).pvalue)
     return p if math.isfinite(p) else None
 
 
@@ -234,7 +237,9 @@ def welch_interval(a: list[float], b: list[float]) -> list[float] | None:
         return None
     from scipy.stats import ttest_ind
 
-    ci = ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    with warnings.catch_warnings():  # as in welch_p
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
     return [float(ci.low), float(ci.high)] if math.isfinite(ci.low) and math.isfinite(ci.high) else None
 
 
