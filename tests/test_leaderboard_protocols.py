@@ -69,8 +69,8 @@ def test_a_hidden_deviation_or_an_unknown_protocol_is_one_line(tmp_path):
 
 
 def test_mad2024_verdicts_are_per_sampling_arm_and_paired_by_seed(tmp_path):
-    """The shipped 8-seed mad2024 sweep (biased and unbiased sampling) gives two verdicts, never one pooled one."""
-    subs = [json.loads(f.read_text()) for f in sorted((ROOT / "leaderboard" / "submissions").glob("mad2024.*.json"))]
+    """The shipped 8-seed tiny-model mad2024 sweep (biased and unbiased sampling) gives two verdicts, never one pooled one."""
+    subs = [json.loads(f.read_text()) for f in sorted((ROOT / "leaderboard" / "submissions").glob("mad2024.*-tiny-*.json"))]
     assert len(subs) == 2 and all(not d["protocol"]["deviations"] for d in subs)
     site.build(subs, tmp_path / "site")
     page = (tmp_path / "site" / "p" / "mad2024.html").read_text()
