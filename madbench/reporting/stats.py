@@ -178,18 +178,26 @@ def hedges_g(a: list[float], b: list[float]) -> float | None:
     return (mb - ma) / pooled * correction
 
 
+def _welch(a: list[float], b: list[float]):
+    """scipy's Welch t-test of a against b; its "nearly identical values" RuntimeWarning (chains sharing
+    generation 0) is silenced: the result stands, and callers drop what is not finite."""
+    from scipy.stats import ttest_ind
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return ttest_ind(a, b, equal_var=False)
+
+
 def welch_p(a: list[float], b: list[float]) -> float | None:
     """Two-sided Welch t-test p-value; None with fewer than 2 values a side or zero variance."""
     a, b = clean(a), clean(b)
     if len(a) < 2 or len(b) < 2:
         return None
     try:
-        from scipy.stats import ttest_ind
+        import scipy.stats  # noqa: F401
     except ImportError:
         return None
-    with warnings.catch_warnings():  # nearly identical values (a shared generation 0): scipy warns, the p stands
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    p = float(_welch(a, b).pvalue)
     return p if math.isfinite(p) else None
 
 
@@ -235,11 +243,7 @@ def welch_interval(a: list[float], b: list[float]) -> list[float] | None:
     a, b = clean(a), clean(b)
     if len(a) < 2 or len(b) < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
         return None
-    from scipy.stats import ttest_ind
-
-    with warnings.catch_warnings():  # as in welch_p
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ci = ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    ci = _welch(b, a).confidence_interval(0.95)
     return [float(ci.low), float(ci.high)] if math.isfinite(ci.low) and math.isfinite(ci.high) else None
 
 
