@@ -180,9 +180,9 @@ def run(config: Any = None, output_dir: Union[str, Path, None] = None, overrides
         earlier = fileio.read_json(saved).get("config", {}).get("name") if saved.is_file() else None
         cfg = dataclasses.replace(cfg, name=earlier or run_dir.resolve().name)
     if saved.is_file() and fileio.read_json(saved).get("config_hash") != cfg.hash():
-        from madbench.run_folder import added_mitigation_sets
+        from madbench.run_folder import added_chains
 
-        if added_mitigation_sets(fileio.read_json(saved).get("config") or {}, cfg) is None:  # more sets: it grows
+        if added_chains(fileio.read_json(saved).get("config") or {}, cfg) is None:  # more seeds or sets: it grows
             raise MadbenchError(f"{run_dir} holds a run with a different config; pick another output_dir")
     execute(cfg, run_dir, log=log, report_to=report_to)
     return load_results(run_dir)

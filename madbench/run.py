@@ -33,7 +33,7 @@ from madbench.results.run_store import RunStore
 from madbench.config.run_config import RunConfig, build_config, from_dict
 from madbench.config.validation import validate
 from madbench.errors import MadbenchError
-from madbench.run_folder import added_mitigation_sets, computed_on, extend
+from madbench.run_folder import added_chains, computed_on, describe, extend
 
 
 def add_arguments(p) -> None:
@@ -94,7 +94,7 @@ def resolve_plan(args) -> tuple[RunConfig, Path, str]:
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
     if RunStore(run_dir).config.is_file():
         old = _saved_config(run_dir)
-        if old.get("config_hash") != cfg.hash() and added_mitigation_sets(old["config"], cfg) is None:
+        if old.get("config_hash") != cfg.hash() and added_chains(old["config"], cfg) is None:
             return cfg, run_dir, (
                 f"{run_dir} holds a run with a different config (hash {old.get('config_hash')} vs {cfg.hash()}); "
                 f"use --resume {run_dir} to continue it, or pick another --output-dir")
@@ -152,9 +152,9 @@ def main(args) -> int:
     if differs:
         print(f"# note: {differs}; a run with this config there would be refused")
     elif RunStore(run_dir).config.is_file() and _saved_config(run_dir).get("config_hash") != cfg.hash():
-        added = added_mitigation_sets(_saved_config(run_dir)["config"], cfg)
-        print(f"# note: {run_dir} holds this run with fewer mitigation sets; running extends it with "
-              + ", ".join("+".join(m) or "none" for m in added) + " (its finished chains are kept)")
+        added = added_chains(_saved_config(run_dir)["config"], cfg)
+        print(f"# note: {run_dir} holds this run with fewer chains; running extends it with {describe(added)} "
+              "(its finished chains are kept)")
     fresh = f", fresh_data uses {facts['fresh_needed']}" if facts["fresh_needed"] else ""
     print(f"# pre-flight: ok (corpus: {facts['passages']} passages; held-out + generation 0 use {facts['held_out_and_gen0']}{fresh})")
     print(f"# plan: generation 0 per seed {list(cfg.loop.seeds)}, then {cfg.loop.generations} generations x {len(chains)} chains:")

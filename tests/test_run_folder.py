@@ -1,4 +1,4 @@
-"""A run folder grows by mitigation sets: re-running it with one more set runs only the new chains, and
+"""A run folder grows by seeds and mitigation sets: re-running it with one more runs only the new chains, and
 anything else that differs is still refused (madbench/run_folder.py).
 
     .venv/bin/python -m pytest -q tests/test_run_folder.py
@@ -14,7 +14,7 @@ import pytest
 from conftest import cli, madbench, one_line_error
 from madbench.config.presets import PRESETS
 from madbench.config.run_config import build_config
-from madbench.run_folder import added_mitigation_sets
+from madbench.run_folder import added_chains
 
 SMALL = ["loop.regimes=[fully_synthetic]", "loop.generations=1", "eval.tasks=[]", "eval.metrics=[perplexity,distinct_2]"]
 
@@ -24,18 +24,22 @@ def smoke(*overrides):
 
 
 @pytest.mark.parametrize("new,added", [
-    (["loop.mitigations=[none,mix_real,dedup]"], [("dedup",)]),
-    (["loop.mitigations=[dedup,mix_real,none]"], [("dedup",)]),  # order is not a change
-    (["loop.mitigations=[none,mix_real,dedup]", "mitigation_params.dedup.threshold=0.5"], [("dedup",)]),  # the new one's own params
+    (["loop.mitigations=[none,mix_real,dedup]"], {"seeds": [], "mitigations": [("dedup",)]}),
+    (["loop.mitigations=[dedup,mix_real,none]"], {"seeds": [], "mitigations": [("dedup",)]}),  # order is not a change
+    (["loop.mitigations=[none,mix_real,dedup]", "mitigation_params.dedup.threshold=0.5"],
+     {"seeds": [], "mitigations": [("dedup",)]}),  # the new one's own params
+    (["loop.mitigations=[none,mix_real]", "loop.seeds=[0,3]"], {"seeds": [3], "mitigations": []}),
+    (["loop.mitigations=[none,mix_real,dedup]", "loop.seeds=[2,0]"], {"seeds": [2], "mitigations": [("dedup",)]}),
+    (["loop.mitigations=[none,mix_real]", "loop.seeds=[1]"], None),  # seed 0's finished chains would be dropped
     (["loop.mitigations=[none,mix_real]", "monitor.rule=any_leading"], None),  # nothing added (monitor is not hashed anyway)
     (["loop.mitigations=[none,dedup]"], None),  # mix_real's finished chains would be dropped
     (["loop.mitigations=[none,mix_real,dedup]", "mitigation_params.mix_real.fraction=0.2"], None),  # a kept set's params
     (["loop.mitigations=[none,mix_real,dedup]", "loop.generations=2"], None),
     (["loop.mitigations=[none,mix_real,dedup]", "sampling.temperature=0.9"], None),
 ])
-def test_what_counts_as_only_adding_mitigation_sets(new, added):
+def test_what_counts_as_only_adding_seeds_or_mitigation_sets(new, added):
     saved = json.loads(json.dumps(smoke("loop.mitigations=[none,mix_real]").to_dict()))  # as config.json holds it
-    assert added_mitigation_sets(saved, smoke(*new)) == added
+    assert added_chains(saved, smoke(*new)) == added
 
 
 def test_a_run_folder_grows_by_a_mitigation_set_and_keeps_its_finished_chains(tmp_path, madbench_cache):
@@ -55,7 +59,7 @@ def test_a_run_folder_grows_by_a_mitigation_set_and_keeps_its_finished_chains(tm
     assert results["config_hash"] == json.loads((out / "config.json").read_text())["config_hash"] != first["config_hash"]
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     extend = [e for e in events if e["event"] == "extend"]
-    assert extend == [{**extend[0], "from_config_hash": first["config_hash"], "added": [["mix_real"]]}]
+    assert extend == [{**extend[0], "from_config_hash": first["config_hash"], "added": [["mix_real"]], "added_seeds": []}]
     # anything else that differs is refused, one line, before anything runs
     proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none,mix_real]", "loop.generations=2", "--output-dir", out)
     one_line_error(proc, "different config", "--resume")
