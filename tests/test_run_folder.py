@@ -49,7 +49,7 @@ def test_a_run_folder_grows_by_a_mitigation_set_and_keeps_its_finished_chains(tm
     before = {p: p.stat().st_mtime_ns for p in baseline.rglob("*") if p.is_file()}
     first = json.loads((out / "results.json").read_text())
     proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none,mix_real]", "--output-dir", out, "--dry-run")
-    assert "extends it with mix_real" in proc.stdout and "fully_synthetic-replace-s0: 2/2 generations done" in proc.stdout
+    assert "extends it with the mitigation set(s) mix_real" in proc.stdout and "fully_synthetic-replace-s0: 2/2 generations done" in proc.stdout
     proc = madbench("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none,mix_real]", "--output-dir", out, check=True)
     assert "extending" in proc.stdout and "mix_real" in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in baseline.rglob("*") if p.is_file()} == before  # nothing recomputed
@@ -66,3 +66,24 @@ def test_a_run_folder_grows_by_a_mitigation_set_and_keeps_its_finished_chains(tm
     proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "--output-dir", out)
     one_line_error(proc, "different config")  # dropping a set would leave its chains behind
     assert Path(out / "chains" / "fully_synthetic-replace-s0-mix_real").is_dir()
+
+
+def test_a_run_folder_grows_by_a_seed_and_the_new_chain_is_the_one_a_fresh_run_computes(tmp_path, madbench_cache):
+    grown, fresh = tmp_path / "grown", tmp_path / "fresh"
+    madbench("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "loop.seeds=[0]", "--output-dir", grown, check=True)
+    before = {p: p.stat().st_mtime_ns for p in (grown / "chains").rglob("*") if p.is_file()}
+    proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "loop.seeds=[0,1]", "--output-dir", grown, "--dry-run")
+    assert "extends it with seed(s) 1" in proc.stdout and "fully_synthetic-replace-s1: 0/2 generations done" in proc.stdout
+    madbench("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "loop.seeds=[0,1]", "--output-dir", grown, check=True)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # seed 0 untouched
+    madbench("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "loop.seeds=[1]", "--output-dir", fresh, check=True)
+    chains = {c["id"]: c for c in json.loads((grown / "results.json").read_text())["chains"]}
+    alone = json.loads((fresh / "results.json").read_text())["chains"]
+    assert sorted(chains) == ["fully_synthetic-replace-s0", "fully_synthetic-replace-s1"]
+    # a chain depends on its own seed only: seed 1 grown into the folder equals seed 1 run alone
+    assert [g["metrics"]["perplexity"] for g in chains["fully_synthetic-replace-s1"]["generations"]] == \
+        [g["metrics"]["perplexity"] for g in alone[0]["generations"]]
+    events = [json.loads(line) for line in (grown / "events.jsonl").read_text().splitlines()]
+    assert [e["added_seeds"] for e in events if e["event"] == "extend"] == [[1]]
+    proc = cli("run", "--preset", "smoke", *SMALL, "loop.mitigations=[none]", "loop.seeds=[1]", "--output-dir", grown)
+    one_line_error(proc, "different config")  # dropping seed 0 would leave its chains behind
