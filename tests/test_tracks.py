@@ -34,7 +34,7 @@ def test_a_track_run_is_its_protocol_plus_your_mitigation_beside_the_baseline(tm
 @pytest.mark.parametrize("args, expected", [
     (["loop.mitigations=[mix_real]", "loop.generations=2", "train.epochs=1"],
      "--track tiny-fs freezes the protocol; these settings would change it: loop.generations, train.epochs"),
-    (["loop.mitigations=[mix_real]", "loop.seeds=[0]"], "would change it: loop.seeds"),
+    (["loop.mitigations=[mix_real]", "loop.seeds=[0,6]"], "would change it: loop.seeds"),  # [0] alone is a shard (test_leaderboard_merge.py)
     ([], "give loop.mitigations=[your_mitigation]"),
 ])
 def test_a_protocol_change_is_one_line_listing_the_keys(tmp_path, args, expected):

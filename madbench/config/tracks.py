@@ -128,13 +128,22 @@ def resolve(name: str, config_file=None, overrides=()):
         data = merge(data, parse_override(text))
     cfg = build_config(data)
     changed = protocol_diff(cfg.to_dict(), tr)
+    if changed == ["loop.seeds"] and is_shard(cfg.loop.seeds, tr):
+        changed = []  # a shard: some of the track's seeds, run here, merged later (madbench submit --merge-with)
     if changed:
         raise MadbenchError(f"--track {name} freezes the protocol; these settings would change it: {', '.join(changed)} "
-                            f"(only loop.mitigations and mitigation_params.* may be set)")
+                            f"(only loop.mitigations, mitigation_params.* and, for a shard run on one of several "
+                            f"machines, loop.seeds as a subset of {tr.config().loop.seeds} may be set)")
     sets = [s for s in cfg.loop.mitigations if s]
     if not sets:
         raise MadbenchError(f"--track {name} compares a mitigation with the baseline: give loop.mitigations=[your_mitigation]")
     return build_config(cfg.to_dict(), None, [f"loop.mitigations=[none,{','.join('+'.join(s) for s in sets)}]"])
+
+
+def is_shard(seeds, tr: Track) -> bool:
+    """Some, not all, of the track's seeds: a part of a track run split across machines, submitted merged."""
+    mine, theirs = set(map(int, seeds or [])), set(tr.config().loop.seeds)
+    return bool(mine) and mine < theirs
 
 
 def human_share(chain: dict) -> float:

@@ -162,6 +162,16 @@ def _processors(env: dict) -> str:
     return escape(str(proc.get("kind") if isinstance(proc, dict) else "unknown"))
 
 
+def _parts(parts: list) -> str:
+    """A merged submission's parts (``environment.parts``, madbench/leaderboard/merge.py): which seeds ran where."""
+    def one(p: dict) -> str:
+        git = p.get("git") or {}
+        commit = str(git.get("commit"))[:12] + (" (dirty)" if git.get("dirty") else "")
+        return (f'seeds {escape(", ".join(map(str, p.get("seeds") or [])))} at <code>{escape(commit)}</code>, '
+                f'{escape(str(p.get("date")))}')
+    return "; ".join(one(p) for p in parts if isinstance(p, dict))
+
+
 def render_submission(data: dict) -> str:
     s, env = data["summary"], data["environment"]
     git = env.get("git") or {}
@@ -174,6 +184,7 @@ def render_submission(data: dict) -> str:
         ("Sampling", escape(", ".join(f"{k}={v}" for k, v in s["sampling"].items()))),
         ("Config hash", f'<code>{escape(data["run"]["config_hash"])}</code>'),
         ("Git commit", f'<code>{escape(str(git.get("commit")))}</code>' + (" (dirty)" if git.get("dirty") else "")),
+        *([("Merged from", _parts(env["parts"]))] if env.get("parts") else []),
         ("Device", escape(str(env.get("device")))), ("Processor", _processors(env)), ("Complete", "yes" if data["run"]["complete"] else "no"),
         ("Content hash", f'<code class="hash">{escape(data["content_hash"])}</code>'),
     ])

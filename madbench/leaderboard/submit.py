@@ -3,6 +3,7 @@
     madbench submit runs/default --submitter "Jane Doe" --notes "5 generations, 3 seeds"
     madbench submit runs/smoke --out /tmp/smoke.json
     madbench submit runs/track-tiny-fs --submitter me        # a `madbench run --track tiny-fs` run: its track is declared
+    madbench submit runs/shard-345 --merge-with leaderboard/submissions/A.json   # add this run's seeds to A's (merge.py)
 
 The file (leaderboard/submissions/<run>-<model>-<hash>.json by default) holds the
 who/what, the full config, the environment, every chain's per-generation metrics,
@@ -34,6 +35,10 @@ def add_arguments(parser) -> None:
                         "distribution's project URL): recorded in the submission so it validates without them")
     parser.add_argument("--plugin-version", metavar="VERSION",
                         help="the plug-ins' version (default: the installed distribution's, 'unversioned' for a file)")
+    parser.add_argument("--merge-with", metavar="SUBMISSION", action="append", default=[],
+                        help="an earlier submission of the same config but other seeds (a track's seeds run on several "
+                        "machines; repeat for more parts): write one submission holding every part's chains "
+                        "(madbench/leaderboard/merge.py)")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="submit a run whose chains did not reach the last generation (marked incomplete)")
 
@@ -52,9 +57,20 @@ def main(args) -> int:
                             "or pass --allow-incomplete")
     from madbench.leaderboard import external
 
+    earlier = []
+    for path in getattr(args, "merge_with", None) or []:
+        from madbench.leaderboard import merge
+
+        earlier.append(merge.load_earlier(Path(path)))
+        results = merge.merge_results(results, earlier[-1], Path(path))
+    _refuse_shard(args, results)
     draft = bundle.build_submission(results, track=_track(args, results))
     plugins = external.declarations(Path(args.run_dir), draft, getattr(args, "plugin_url", None),
                                     getattr(args, "plugin_version", None))
+    for path, other in zip(getattr(args, "merge_with", None) or [], earlier):
+        if sorted(map(str, other.get("plugins") or [])) != sorted(map(str, plugins or [])):
+            raise MadbenchError(f"--merge-with {path}: its plug-in declarations differ from this run's; "
+                                "merge runs made with the same plug-ins")
     data = bundle.build_submission(results, submitter=args.submitter, notes=args.notes, track=_track(args, results),
                                    plugins=plugins)
     out = Path(args.out) if args.out else DEFAULT_DIR
@@ -125,6 +141,20 @@ def _load_run_plugins(run_dir: Path) -> None:
         from madbench.plugins import load_named
 
         load_named(saved["plugins"], f"run folder {run_dir}")
+
+
+def _refuse_shard(args, results) -> None:
+    """A run of some of a track's seeds is submitted merged with the rest (--merge-with, repeated for more parts),
+    never alone: it would not validate as the track's. ``--track open`` submits a part as an open submission."""
+    from madbench.config.tracks import TRACKS, is_shard, protocol_diff
+
+    name = _track(args, results)
+    if not name:
+        return
+    seeds = (results["config"].get("loop") or {}).get("seeds")
+    if protocol_diff(results["config"], TRACKS.get(name)) == ["loop.seeds"] and is_shard(seeds, TRACKS.get(name)):
+        raise MadbenchError(f"{args.run_dir} holds seeds {seeds} of track {name}'s {TRACKS.get(name).config().loop.seeds}: "
+                            "add the other seeds' submission with --merge-with SUBMISSION (or submit it with --track open)")
 
 
 def _track(args, results) -> str | None:
