@@ -179,7 +179,7 @@ def test_a_tracks_tiered_table_and_its_page(browser, track_site):
     smol = browser.execute_script("return Array.from(document.querySelectorAll('#track-smollm2-fs tbody tr'))"
                                   ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
     smol_head = browser.execute_script("return Array.from(document.querySelectorAll('#track-smollm2-fs thead th')).map(c => c.innerText)")
-    expected_smol = track_rows(subs, "smollm2-fs")  # the shipped SmolLM2 submission: the baseline and all 8 built-in mitigations, 3 seeds
+    expected_smol = track_rows(subs, "smollm2-fs")  # the shipped SmolLM2 submission: the baseline and all 8 built-in mitigations, 6 seeds (two parts merged)
     assert expected_smol and [r[:2] for r in smol] == [[str(r["tier"]), r["mitigation"]] for r in expected_smol]
     assert any(h.startswith("madbench_cloze/acc") for h in smol_head)  # the task score is on the track's panel
     browser.find_element("css selector", "#track-tiny-fs h3 a").click()

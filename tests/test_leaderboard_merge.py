@@ -94,3 +94,16 @@ def test_a_track_run_may_be_a_shard_of_its_seeds_and_a_shard_is_never_submitted_
         else:
             _refuse_shard(args, results)
         _refuse_shard(Namespace(track="open", run_dir="runs/shard"), results)  # an open submission may hold any seeds
+
+
+def test_the_seeds_of_a_run_submitted_apart_equal_a_run_of_those_seeds(parts, tmp_path):
+    out = tmp_path / "one.json"
+    madbench("submit", parts / "both", "--seeds", "1", "--out", out, check=True)
+    picked, alone = (json.loads(p.read_text()) for p in (out, parts / "s1.json"))
+    assert picked["config"] == alone["config"] and picked["run"]["config_hash"] == alone["run"]["config_hash"]
+    metrics = lambda sub: [[g["metrics"] for g in c["generations"]] for c in sub["chains"]]  # noqa: E731
+    assert [c["id"] for c in picked["chains"]] == [c["id"] for c in alone["chains"]]
+    assert metrics(picked) == metrics(alone) and picked["scores"] == alone["scores"]
+    one_line_error(cli("submit", parts / "both", "--seeds", "7", "--out", tmp_path / "x.json"), "has no seed 7")
+    one_line_error(cli("submit", parts / "both", "--seeds", "a,b", "--out", tmp_path / "x.json"), "comma-separated")
+    assert not (tmp_path / "x.json").exists()

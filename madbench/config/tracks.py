@@ -52,10 +52,10 @@ def track(name: str, description: str, preset: str, overrides, **kw) -> None:
 track("tiny-fs", "tiny model, fully synthetic loop, 6 seeds x 4 generations; about 10 min for every built-in mitigation "
       "on a 2-core AVX2 EPYC", "tiny",
       ["loop.regimes=[fully_synthetic]", "loop.seeds=[0,1,2,3,4,5]", "loop.generations=4"])
-track("smollm2-fs", "SmolLM2-135M on KJV, fully synthetic loop, 3 seeds x 5 generations; on a 2-core AMD EPYC with "
-      "avx512_bf16 about 7 min for the baseline and 6-12 more per mitigation (68 min for all 8); about 4.5 times "
-      "that on a 2-core AVX2 EPYC", "default",
-      ["loop.regimes=[fully_synthetic]", "loop.seeds=[0,1,2]", "loop.generations=5",
+track("smollm2-fs", "SmolLM2-135M on KJV, fully synthetic loop, 6 seeds x 5 generations; on 2-core AMD EPYCs with "
+      "avx512_bf16 2.3 to 4.6 h for the baseline and all 8 mitigations (seeds 0-2 took 68 min on one, 3-5 took 138 min "
+      "on another); seeds may run on several machines and be merged (madbench submit --merge-with)", "default",
+      ["loop.regimes=[fully_synthetic]", "loop.seeds=[0,1,2,3,4,5]", "loop.generations=5",
        "eval.metrics=[perplexity,distinct_2,self_bleu,mauve]"])
 
 

@@ -2,6 +2,7 @@
 
     madbench run --config track.json loop.seeds=[3,4,5] --output-dir runs/shard-345   # the seeds not yet run
     madbench submit runs/shard-345 --merge-with leaderboard/submissions/track-smollm2-fs-...json
+    madbench submit runs/shard-345 --seeds 3,4 --track open --out part.json    # the seeds that finished, as a part
 
 A chain depends on its own seed only (tests/test_run_folder.py: seed 1 grown into a folder equals seed 1 run
 alone), so seeds run apart and merged give the submission one run of all the seeds gives, provided the two
@@ -89,6 +90,27 @@ def merge_results(results: dict, earlier: dict, earlier_path: Path) -> dict:
         "environment": {**env_here, "parts": parts},
     })
     return merged
+
+
+def select_seeds(results: dict, seeds: list) -> dict:
+    """``results`` restricted to some seeds whose chains all finished (a run stopped before its last seeds, kept as a
+    part to merge later); its wall time is the sum of those chains' generation times."""
+    from madbench.config.run_config import config_hash, hashed_part
+
+    have = sorted({int(c["seed"]) for c in results["chains"]})
+    missing = sorted(set(seeds) - set(have))
+    if missing:
+        raise MadbenchError(f"--seeds {','.join(map(str, seeds))}: the run has no seed {missing[0]}; it has {have}")
+    chains = [c for c in results["chains"] if int(c["seed"]) in seeds]
+    unfinished = [c["id"] for c in chains if not c.get("complete")]
+    if unfinished:
+        raise MadbenchError(f"--seeds {','.join(map(str, seeds))}: chain {unfinished[0]} has not finished; choose seeds "
+                            f"whose chains all finished, or finish the run with madbench run --resume")
+    config = copy.deepcopy(results["config"])
+    config["loop"]["seeds"] = sorted(seeds)
+    wall = sum(float(g.get("seconds") or 0) for c in chains for g in c.get("generations") or [])
+    return {**results, "config": config, "config_hash": config_hash(hashed_part(config)), "chains": chains,
+            "complete": True, "wall_seconds": round(wall, 2)}
 
 
 def _part(run: dict, env: dict, seeds: list) -> dict:

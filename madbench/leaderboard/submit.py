@@ -39,6 +39,9 @@ def add_arguments(parser) -> None:
                         help="an earlier submission of the same config but other seeds (a track's seeds run on several "
                         "machines; repeat for more parts): write one submission holding every part's chains "
                         "(madbench/leaderboard/merge.py)")
+    parser.add_argument("--seeds", metavar="S,S,...", type=_seed_list,
+                        help="submit only these seeds, whose chains all finished (a part of a stopped run, to merge "
+                        "later with --merge-with)")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="submit a run whose chains did not reach the last generation (marked incomplete)")
 
@@ -52,6 +55,10 @@ def main(args) -> int:
         verify(Path(args.run_dir))  # never submit numbers a damaged folder may no longer back
     _load_run_plugins(Path(args.run_dir))
     results = load_results(Path(args.run_dir))
+    if getattr(args, "seeds", None):
+        from madbench.leaderboard import merge
+
+        results = merge.select_seeds(results, args.seeds)
     if not results["complete"] and not args.allow_incomplete:
         raise MadbenchError(f"{args.run_dir} is not complete; finish it with madbench run --resume {args.run_dir} "
                             "or pass --allow-incomplete")
@@ -141,6 +148,18 @@ def _load_run_plugins(run_dir: Path) -> None:
         from madbench.plugins import load_named
 
         load_named(saved["plugins"], f"run folder {run_dir}")
+
+
+def _seed_list(text: str) -> list:
+    import argparse
+
+    try:
+        seeds = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seeds, e.g. 3,4")
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed, e.g. --seeds 3")
+    return seeds
 
 
 def _refuse_shard(args, results) -> None:
