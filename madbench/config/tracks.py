@@ -127,9 +127,8 @@ def resolve(name: str, config_file=None, overrides=()):
     for text in overrides:
         data = merge(data, parse_override(text))
     cfg = build_config(data)
-    changed = protocol_diff(cfg.to_dict(), tr)
-    if changed == ["loop.seeds"] and is_shard(cfg.loop.seeds, tr):
-        changed = []  # a shard: some of the track's seeds, run here, merged later (madbench submit --merge-with)
+    # a shard (some of the track's seeds, run here, merged later by madbench submit --merge-with) follows the protocol
+    changed = [] if is_shard(cfg.to_dict(), tr) else protocol_diff(cfg.to_dict(), tr)
     if changed:
         raise MadbenchError(f"--track {name} freezes the protocol; these settings would change it: {', '.join(changed)} "
                             f"(only loop.mitigations, mitigation_params.* and, for a shard run on one of several "
@@ -140,9 +139,12 @@ def resolve(name: str, config_file=None, overrides=()):
     return build_config(cfg.to_dict(), None, [f"loop.mitigations=[none,{','.join('+'.join(s) for s in sets)}]"])
 
 
-def is_shard(seeds, tr: Track) -> bool:
-    """Some, not all, of the track's seeds: a part of a track run split across machines, submitted merged."""
-    mine, theirs = set(map(int, seeds or [])), set(tr.config().loop.seeds)
+def is_shard(config: dict, tr: Track) -> bool:
+    """The track's protocol but for some, not all, of its seeds: a part of a track run split across machines,
+    submitted merged (madbench/leaderboard/merge.py)."""
+    if protocol_diff(config, tr) != ["loop.seeds"]:
+        return False
+    mine, theirs = set(map(int, (config.get("loop") or {}).get("seeds") or [])), set(tr.config().loop.seeds)
     return bool(mine) and mine < theirs
 
 

@@ -1,6 +1,6 @@
 """Merge a run's seeds into an earlier submission of the same protocol: a track's seeds run on several machines.
 
-    madbench run --config track.json loop.seeds=[3,4,5] --output-dir runs/shard-345   # the seeds not yet run
+    madbench run --track smollm2-fs 'loop.mitigations=[[mix_real]]' 'loop.seeds=[3,4,5]' --output-dir runs/shard-345
     madbench submit runs/shard-345 --merge-with leaderboard/submissions/track-smollm2-fs-...json
     madbench submit runs/shard-345 --seeds 3,4 --track open --out part.json    # the seeds that finished, as a part
 
@@ -42,8 +42,6 @@ def load_earlier(path: Path) -> dict:
 def merge_results(results: dict, earlier: dict, earlier_path: Path) -> dict:
     """``results`` (this run's results.json dict) with the earlier submission's chains added, as one results dict
     that :func:`madbench.leaderboard.bundle.build_submission` turns into the merged submission."""
-    from madbench.config.run_config import config_hash, hashed_part
-
     where = f"--merge-with {earlier_path}"
     mine, theirs = flatten(results["config"]), flatten(earlier["config"])
     differ = sorted(k for k in set(mine) | set(theirs) if k != "loop.seeds" and mine.get(k) != theirs.get(k))
@@ -70,33 +68,20 @@ def merge_results(results: dict, earlier: dict, earlier_path: Path) -> dict:
     if not earlier["run"].get("complete"):
         raise MadbenchError(f"{where}: it is marked incomplete; merge complete runs")
 
-    seeds = sorted(seeds_here + seeds_there)
-    config = copy.deepcopy(results["config"])
-    config["loop"]["seeds"] = seeds
-    order = [list(m) for m in config["loop"].get("mitigations") or [[]]]
+    order = [list(m) for m in results["config"]["loop"].get("mitigations") or [[]]]
     rank = lambda c: (int(c["seed"]), order.index(list(c["mitigations"]))  # noqa: E731
                       if list(c["mitigations"]) in order else len(order), str(c["id"]))
     chains = sorted([*earlier["chains"], *results["chains"]], key=rank)
     parts = [*(env_there.get("parts") or [_part(earlier["run"], env_there, seeds_there)]),
              _part({"wall_seconds": results.get("wall_seconds")}, env_here, seeds_here)]
     wall = [p.get("wall_seconds") for p in parts]
-    merged = dict(results)
-    merged.update({
-        "config": config,
-        "config_hash": config_hash(hashed_part(config)),
-        "chains": chains,
-        "complete": bool(results["complete"]),
-        "wall_seconds": round(sum(wall), 2) if all(isinstance(w, (int, float)) for w in wall) else None,
-        "environment": {**env_here, "parts": parts},
-    })
-    return merged
+    total = round(sum(wall), 2) if all(isinstance(w, (int, float)) for w in wall) else None
+    return {**_with_seeds(results, chains, total), "environment": {**env_here, "parts": parts}}
 
 
 def select_seeds(results: dict, seeds: list) -> dict:
     """``results`` restricted to some seeds whose chains all finished (a run stopped before its last seeds, kept as a
     part to merge later); its wall time is the sum of those chains' generation times."""
-    from madbench.config.run_config import config_hash, hashed_part
-
     have = sorted({int(c["seed"]) for c in results["chains"]})
     missing = sorted(set(seeds) - set(have))
     if missing:
@@ -106,11 +91,18 @@ def select_seeds(results: dict, seeds: list) -> dict:
     if unfinished:
         raise MadbenchError(f"--seeds {','.join(map(str, seeds))}: chain {unfinished[0]} has not finished; choose seeds "
                             f"whose chains all finished, or finish the run with madbench run --resume")
-    config = copy.deepcopy(results["config"])
-    config["loop"]["seeds"] = sorted(seeds)
     wall = sum(float(g.get("seconds") or 0) for c in chains for g in c.get("generations") or [])
+    return _with_seeds(results, chains, round(wall, 2))
+
+
+def _with_seeds(results: dict, chains: list, wall_seconds) -> dict:
+    """``results`` holding ``chains``: its config's ``loop.seeds`` (and so its hash) are the chains' seeds."""
+    from madbench.config.run_config import config_hash, hashed_part
+
+    config = copy.deepcopy(results["config"])
+    config["loop"]["seeds"] = sorted({int(c["seed"]) for c in chains})
     return {**results, "config": config, "config_hash": config_hash(hashed_part(config)), "chains": chains,
-            "complete": True, "wall_seconds": round(wall, 2)}
+            "complete": all(c.get("complete") for c in chains), "wall_seconds": wall_seconds}
 
 
 def _part(run: dict, env: dict, seeds: list) -> dict:

@@ -55,9 +55,9 @@ def main(args) -> int:
         verify(Path(args.run_dir))  # never submit numbers a damaged folder may no longer back
     _load_run_plugins(Path(args.run_dir))
     results = load_results(Path(args.run_dir))
-    if getattr(args, "seeds", None):
-        from madbench.leaderboard import merge
+    from madbench.leaderboard import merge
 
+    if getattr(args, "seeds", None):
         results = merge.select_seeds(results, args.seeds)
     if not results["complete"] and not args.allow_incomplete:
         raise MadbenchError(f"{args.run_dir} is not complete; finish it with madbench run --resume {args.run_dir} "
@@ -66,8 +66,6 @@ def main(args) -> int:
 
     earlier = []
     for path in getattr(args, "merge_with", None) or []:
-        from madbench.leaderboard import merge
-
         earlier.append(merge.load_earlier(Path(path)))
         results = merge.merge_results(results, earlier[-1], Path(path))
     _refuse_shard(args, results)
@@ -165,15 +163,13 @@ def _seed_list(text: str) -> list:
 def _refuse_shard(args, results) -> None:
     """A run of some of a track's seeds is submitted merged with the rest (--merge-with, repeated for more parts),
     never alone: it would not validate as the track's. ``--track open`` submits a part as an open submission."""
-    from madbench.config.tracks import TRACKS, is_shard, protocol_diff
+    from madbench.config.tracks import TRACKS, is_shard
 
     name = _track(args, results)
-    if not name:
-        return
-    seeds = (results["config"].get("loop") or {}).get("seeds")
-    if protocol_diff(results["config"], TRACKS.get(name)) == ["loop.seeds"] and is_shard(seeds, TRACKS.get(name)):
-        raise MadbenchError(f"{args.run_dir} holds seeds {seeds} of track {name}'s {TRACKS.get(name).config().loop.seeds}: "
-                            "add the other seeds' submission with --merge-with SUBMISSION (or submit it with --track open)")
+    if name and is_shard(results["config"], TRACKS.get(name)):
+        raise MadbenchError(f"{args.run_dir} holds seeds {results['config']['loop']['seeds']} of track {name}'s "
+                            f"{TRACKS.get(name).config().loop.seeds}: add the other seeds' submission with "
+                            "--merge-with SUBMISSION (or submit it with --track open)")
 
 
 def _track(args, results) -> str | None:
