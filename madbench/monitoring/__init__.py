@@ -25,6 +25,8 @@ for _metric in LEADING:
     MONITOR_RULES.add_lazy(f"cusum_{_metric}", f"madbench.monitoring.rules:cusum_{_metric}")
 MONITOR_RULES.add_lazy("any_leading", "madbench.monitoring.rules:any_leading")
 MONITOR_RULES.add_lazy("any_leading_10pct", "madbench.monitoring.rules:any_leading_10pct")
+for _baseline in ("always_g1", "never"):  # baselines every score is read against (monitoring/score.py)
+    MONITOR_RULES.add_lazy(_baseline, f"madbench.monitoring.rules:{_baseline}")
 
 
 def get_rule(name: str):

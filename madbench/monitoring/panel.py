@@ -159,3 +159,4 @@ def attach_seed_noise(panels: List[ChainPanel]) -> None:
         if not any(p.intervals):
             seeds = by_model.get((p.info.get("model"), p.info.get("num_samples")), {})
             p.seed_noise = {m: stdev(v.values()) for m, v in seeds.items() if len(v) >= 2}
+            p.info["noise_seeds"] = {m: len(v) for m, v in seeds.items() if len(v) >= 2}  # the rules' threshold reads it

@@ -1,6 +1,6 @@
 """Alarm rules: given a chain's panel, the first generation at which the rule alarms, or None.
 
-    madbench list monitor_rules                       # cusum_<indicator> per leading indicator, any_leading(_10pct)
+    madbench list monitor_rules                       # cusum_<indicator> per leading indicator, any_leading(_10pct), baselines
     madbench monitor runs/smoke --rule cusum_distinct_2 --alpha 0.05
 
 ``cusum_<metric>``: a one-sided CUSUM (Page 1954) of the indicator's standardised change from
@@ -18,6 +18,15 @@ when the first of them does.
 
 ``any_leading_10pct``: the same, counting only the part of a change beyond 10% of generation 0's value
 (the null is then "moved less than 10%", so its false-alarm rate on a stationary chain is below alpha).
+
+A scale from few seeds (a submission: the sd of generation 0 over n seeds, ``panel.attach_seed_noise``) is
+itself noisy, and a z over it has heavier tails than a normal's: with h from the normal null a nominal
+alpha of 0.05 fires on 0.13 of stationary chains at 3 seeds. There ``h`` comes from the same simulation
+with the scale estimated as the panel estimates it (the sd of n seeds' generation 0, the chain's own among
+them: ``cusum_threshold_seeds``), so alpha holds at the submission's seed count.
+
+Baselines every score is read against (``madbench monitor --score`` always scores them): ``always_g1``
+alarms at generation 1 on every chain (its lead is onset - 1 by construction), ``never`` never alarms.
 
 Your own rule is a plug-in: an object (or a class building with no arguments) with ``needs`` (the
 metrics it reads) and ``first_alarm(panel, alpha) -> Alarm | None``::
@@ -68,6 +77,35 @@ def cusum_threshold(alpha: float, horizon: int, k: float = K, draws: int = DRAWS
     return float(np.quantile(top, 1 - alpha))
 
 
+@lru_cache(maxsize=512)
+def cusum_threshold_seeds(alpha: float, horizon: int, seeds: int, k: float = K, draws: int = DRAWS) -> float:
+    """h for a chain whose scale is the sd of generation 0 over ``seeds`` seeds (its own among them), so that
+    P(max_g S_g > h) = alpha for a stationary indicator: the noisy scale is simulated, not taken as known."""
+    if not 0 < alpha < 1:
+        raise MadbenchError(f"the false-alarm rate alpha must be between 0 and 1, got {alpha}")
+    if seeds < 2:
+        raise MadbenchError(f"a scale from the spread over seeds needs at least 2 seeds, got {seeds}")
+    rng = np.random.default_rng(SEED)
+    g0 = rng.standard_normal((draws, seeds))  # every seed's generation 0; the chain is seed 0
+    sd = g0.std(axis=1, ddof=1)
+    e = rng.standard_normal((draws, max(horizon, 1)))
+    z = (e - g0[:, :1]) / (math.sqrt(2) * sd[:, None])
+    s = np.zeros(draws)
+    top = np.zeros(draws)
+    for g in range(z.shape[1]):
+        s = np.maximum(0.0, s + z[:, g] - k)
+        top = np.maximum(top, s)
+    return float(np.quantile(top, 1 - alpha))
+
+
+def threshold_for(panel: ChainPanel, metric: str, alpha: float, horizon: int, k: float = K) -> float:
+    """The CUSUM bar for this panel's scale: known (95% intervals) or the spread of few seeds."""
+    seeds = (panel.info.get("noise_seeds") or {}).get(metric) if panel.noise == "seeds" else None
+    if seeds and seeds >= 2:
+        return cusum_threshold_seeds(float(alpha), horizon, int(seeds), k)
+    return cusum_threshold(float(alpha), horizon, k)
+
+
 def cusum_first(z: Sequence[Optional[float]], h: float, k: float = K) -> Tuple[Optional[int], float]:
     """(first generation with S_g > h, or None; the largest S_g seen). z[0] is generation 1."""
     s = top = 0.0
@@ -95,7 +133,7 @@ class CusumRule:
         z = panel.z_scores(self.metric, self.margin)
         if z is None:
             return None
-        h = cusum_threshold(float(alpha), max(panel.horizon, len(z)), self.k)
+        h = threshold_for(panel, self.metric, alpha, max(panel.horizon, len(z)), self.k)
         g, s = cusum_first(z, h, self.k)
         return None if g is None else Alarm(self.name, g, self.metric, s, h)
 
@@ -126,8 +164,34 @@ class AnyLeading:
         return Alarm(self.name, first.generation, first.indicator, first.statistic, first.threshold)
 
 
+class AlwaysG1:
+    """Baseline: alarms at generation 1 on every chain that has one (a monitor that says "it will degrade")."""
+
+    needs: Tuple[str, ...] = ()
+    name = "always_g1"
+    description = "baseline: alarm at generation 1 on every chain"
+
+    def first_alarm(self, panel: ChainPanel, alpha: float) -> Optional[Alarm]:
+        return Alarm(self.name, 1, "-", 1.0, 0.0) if len(panel.values) > 1 else None
+
+
+class Never:
+    """Baseline: never alarms (a monitor that says "it will hold")."""
+
+    needs: Tuple[str, ...] = ()
+    name = "never"
+    description = "baseline: never alarm"
+
+    def first_alarm(self, panel: ChainPanel, alpha: float) -> Optional[Alarm]:
+        return None
+
+
+BASELINES = ("always_g1", "never")
+
 # module attributes, so that the registry's lazy "module:object" entries find them (madbench/monitoring/__init__.py)
 for _metric in LEADING:
     globals()[f"cusum_{_metric}"] = CusumRule(_metric)
 any_leading = AnyLeading()
 any_leading_10pct = AnyLeading(margin=MARGIN)
+always_g1 = AlwaysG1()
+never = Never()
