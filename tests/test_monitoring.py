@@ -212,3 +212,74 @@ def test_monitor_verb_on_a_submission_and_its_bad_input(tmp_path):
     assert scored.returncode == 0, scored.stderr
     assert "| any_leading | tiny-base | 12 |" in scored.stdout
     assert (tmp_path / "s" / "lead_vs_false_alarms.png").stat().st_size > 1000
+
+
+def write_run(path, chains, generations):
+    """A results.json-shaped file of constructed chains (values with 95% intervals: the rules' own scale)."""
+    doc = {"config": {"model": {"name": "m"}, "loop": {"generations": generations}, "sampling": {"num_samples": 64}},
+           "chains": [{"id": cid, "regime": cid.split("-")[0], "mode": "replace", "seed": seed, "mitigations": [],
+                       "generations": [{"generation": g, "metrics": {"perplexity": ppl[g], "distinct_2": d2[g]},
+                                        "intervals": {"perplexity": [ppl[g] - 1, ppl[g] + 1],
+                                                      "distinct_2": [d2[g] - 0.0196, d2[g] + 0.0196]}}
+                                       for g in range(len(ppl))]} for cid, seed, ppl, d2 in chains]}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def constructed(tmp_path, name, seeds, leads: bool):
+    """Chains that degrade (perplexity +10% at generation 3) and chains that hold; distinct-2 falls from generation 1
+    on the degrading ones only (``leads``) or on every chain (it tracks "fine-tuned again", not "degrading")."""
+    rng = np.random.default_rng(sum(seeds))
+    chains = []
+    for s in seeds:
+        fall = [0.6, 0.5, 0.45, 0.4, 0.4]
+        flat = list(0.6 + 0.002 * rng.standard_normal(5))
+        chains.append((f"fs-s{s}", s, [100, 102, 105, 112, 120], fall))
+        chains.append((f"fresh-s{s}", s, [100, 99, 98, 99, 98], flat if leads else fall))
+    return write_run(tmp_path / f"{name}.json", chains, 4)
+
+
+def test_a_rule_that_truly_leads_beats_always_g1_out_of_sample(tmp_path):
+    from conftest import cli
+
+    select, scored = constructed(tmp_path, "a", range(0, 8), True), constructed(tmp_path, "b", range(8, 16), True)
+    out = cli("monitor", "--score", scored, "--select-on", select, "--rule", "cusum_distinct_2", "--output-dir", tmp_path / "o")
+    assert out.returncode == 0, out.stderr
+    rows = {r["rule"]: r for r in json.loads((tmp_path / "o" / "monitor_score.json").read_text())["rows"]}
+    assert set(rows) == {"cusum_distinct_2", "always_g1", "never"}  # the baselines are always scored
+    assert rows["always_g1"]["j"] == 0 and rows["never"]["j"] == 0 and not rows["always_g1"]["useful"]
+    assert rows["always_g1"]["median_lead"] == rows["always_g1"]["trivial_lead"] == 2  # onset - 1, by construction
+    d2 = rows["cusum_distinct_2"]
+    assert d2["j"] == 1.0 and d2["j_low"] > 0 and d2["p"] < 0.01 and d2["useful"] and d2["shuffled_j"] < 0.5
+    assert "usable out of sample: cusum_distinct_2" in out.stdout
+
+
+def test_a_rule_that_fires_on_holding_chains_too_ties_always_g1_and_is_not_named(tmp_path):
+    from conftest import cli
+
+    select, scored = constructed(tmp_path, "a", range(0, 8), False), constructed(tmp_path, "b", range(8, 16), False)
+    out = cli("monitor", "--score", scored, "--select-on", select, "--rule", "cusum_distinct_2")
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("| cusum_distinct_2 |"))
+    assert "| 0.00 (" in line and line.endswith("| no |")  # J 0: the tie with always_g1, in the table
+    assert "no rule chosen" in out.stdout and "usable out of sample" not in out.stdout
+    # the same chains in both sets are chosen on, never scored
+    from conftest import one_line_error
+
+    one_line_error(cli("monitor", "--score", scored, "--select-on", scored), "nothing is left to score on")
+    one_line_error(cli("monitor", scored, "--split", "seeds"), "add --score")
+
+
+@pytest.mark.parametrize("seeds", [3, 6])
+def test_a_scale_from_few_seeds_keeps_the_set_false_alarm_rate(seeds):
+    rng = np.random.default_rng(11)  # not the calibration's seed
+    horizon, groups, alpha = 4, 700, 0.05
+    rule, fired, total = get_rule("cusum_distinct_2"), 0, 0
+    for _ in range(groups):
+        chains = [ChainPanel(f"s{s}", [{"distinct_2": float(x)} for x in 0.6 + 0.01 * rng.standard_normal(horizon + 1)],
+                             horizon=horizon, info={"model": "m", "seed": s}) for s in range(seeds)]
+        attach_seed_noise(chains)
+        fired += sum(rule.first_alarm(c, alpha) is not None for c in chains)
+        total += seeds
+    # without the few-seed bar the same chains fire at 0.13 (3 seeds) and 0.07 (6 seeds): docs/monitoring.md
+    assert abs(fired / total - alpha) < 3 * np.sqrt(alpha * (1 - alpha) / groups), fired / total

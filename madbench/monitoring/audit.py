@@ -250,10 +250,13 @@ def threshold_position(share: float, curve: Optional[dict] = None) -> str:
 
 
 def mixture_table(det: Detector, human: Sequence[str], sources: Dict[str, Sequence[str]], mix_machine: Sequence[str],
-                  shares: Sequence[float], n_docs: int, reps: int, calibration: int, seed: int = SEED) -> List[dict]:
+                  shares: Sequence[float], n_docs: int, reps: int, calibration: int, seed: int = SEED,
+                  cal_human: Optional[Sequence[str]] = None) -> List[dict]:
     """Error, interval coverage and "cannot tell" count of the audit on mixtures of known share: human passages
-    and ``mix_machine`` (the generator under test, drawn apart from the calibration ``sources``)."""
+    and ``mix_machine`` (the generator under test, drawn apart from the calibration ``sources``); the human
+    calibration set from ``cal_human`` (another source) or from ``human`` (disjoint from each mixture)."""
     h_f, x_f = det.features(human), det.features(mix_machine)
+    ch_f = det.features(cal_human) if cal_human is not None else None
     src_f = {k: det.features(v) for k, v in sources.items()}
     rng = np.random.default_rng(seed)
     per = max(1, calibration // max(1, len(src_f)))  # the machine calibration set: the sources in equal parts
@@ -263,7 +266,9 @@ def mixture_table(det: Detector, human: Sequence[str], sources: Dict[str, Sequen
         for r in range(reps):
             hi, xi = rng.permutation(len(h_f)), rng.permutation(len(x_f))
             k = int(round(share * n_docs))
-            cal_h = h_f[hi[:calibration]]
+            cal_h = h_f[hi[:calibration]] if ch_f is None else ch_f[rng.permutation(len(ch_f))[:calibration]]
+            if ch_f is not None:
+                hi = np.concatenate([hi[calibration:], hi[:calibration]])  # every human passage may go to the mixture
             cal = {name: f[rng.permutation(len(f))[:per]] for name, f in src_f.items()}
             cal_m = np.concatenate(list(cal.values()))
             mix = np.concatenate([h_f[hi[calibration:calibration + n_docs - k]], x_f[xi[:k]]])

@@ -28,7 +28,8 @@ from madbench.monitoring.audit import (THRESHOLD_CURVE, Detector, corpus_passage
 def add_arguments(p) -> None:
     p.add_argument("corpus", help="a .txt/.jsonl file or a folder of them (the text to audit)")
     p.add_argument("--preset", default="tiny", help="the detector model's preset (default: tiny)")
-    p.add_argument("--human", default=None, metavar="CORPUS", help="known human text to calibrate on (default: the preset corpus's held-out passages)")
+    p.add_argument("--human", default=None, metavar="CORPUS", help="known human text to calibrate on (default: the preset corpus's "
+                   "held-out passages; with --score-mixtures: the corpus's own, apart from each mixture)")
     p.add_argument("--calibration", type=int, default=100, help="passages of each kind (human, machine) to calibrate on (default 100)")
     p.add_argument("--doc-words", type=int, default=32, help="words per passage (default 32, the tiny preset's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -146,10 +147,14 @@ def _mixtures(args, det, passages) -> int:
     gen = det.with_sampler(t, p) if t is not None else det.with_sampler(*_first(args, det))
     machine = gen.samples(2 * need, args.seed + 104729)  # apart from every calibration draw
     shares = [i / 10 for i in range(11)]
-    rows = mixture_table(det, pool, sources, machine, shares, args.mixture_docs, args.reps, args.calibration, seed=args.seed)
+    cal_human = corpus_passages(args.human, args.doc_words) if args.human else None
+    rows = mixture_table(det, pool, sources, machine, shares, args.mixture_docs, args.reps, args.calibration, seed=args.seed,
+                         cal_human=random.Random(args.seed).sample(cal_human, min(len(cal_human), 2 * args.calibration))
+                         if cal_human else None)
     score_auroc = pool_auroc(det, pool, machine)
     print(f"madbench audit: {len(pool)} corpus passages (taken as human) vs {len(machine)} samples of the {args.preset} model at "
-          f"{gen.sampler()} (detector AUROC {score_auroc:.3f}); calibrated on {args.calibration} human passages and "
+          f"{gen.sampler()} (detector AUROC {score_auroc:.3f}); calibrated on {args.calibration} human passages "
+          f"({args.human or 'of the corpus, apart from each mixture'}) and "
           f"{', '.join(sources)}; {args.mixture_docs} passages per mixture")
     print("| machine share | mean error | mean abs error | RMSE | 95% interval coverage | mixtures (cannot tell; blind) |\n"
           "|---|---|---|---|---|---|")

@@ -3,11 +3,16 @@
     madbench monitor runs/smoke                                         # every rule the run's panel allows
     madbench monitor leaderboard/submissions/track-tiny-fs-tiny-26ef58669eed.json --rule any_leading
     madbench monitor --score leaderboard/submissions/*.json runs/smoke --output-dir runs/monitor-score
+    madbench monitor --score NEW.json --select-on OLD.json       # choose rule and alpha on OLD's chains, score on NEW's
+    madbench monitor --score RUN.json --split seeds              # choose on the even seeds, score on the odd ones
 
 A run folder's panel has 95% intervals (the rules' units); a submission has none, so its scale is the
 spread of generation 0 over the seeds of the same model among the inputs (docs/monitoring.md).
-``--score`` writes ``monitor_score.json``, ``monitor_score.md`` and ``lead_vs_false_alarms.png`` to
-``--output-dir`` (printed only, without it).
+``--score`` always scores the baselines ``always_g1`` and ``never`` beside the rules, and each rule against
+its shuffled null (madbench/monitoring/score.py); its summary names a rule only when it was chosen on other
+chains (``--select-on`` or ``--split seeds``) and is usable on the scored ones. It writes
+``monitor_score.json``, ``monitor_score.md`` and ``lead_vs_false_alarms.png`` to ``--output-dir``
+(printed only, without it).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from pathlib import Path
 from madbench.errors import MadbenchError
 from madbench.monitoring import MONITOR_RULES, get_rule, missing_metrics
 from madbench.monitoring.panel import LAGGING, LEADING, PANEL_KEY, attach_seed_noise, load_panels
-from madbench.monitoring.score import ONSET_RATIO, default_rules, figure, markdown, onset, score, usable
+from madbench.monitoring.rules import BASELINES
+from madbench.monitoring.score import ONSET_RATIO, chain_key, choose, default_rules, figure, markdown, onset, score, usable
 
 
 def add_arguments(p) -> None:
@@ -26,6 +32,10 @@ def add_arguments(p) -> None:
                    help="a monitor rule (repeatable; default: every rule the panel allows; madbench list monitor_rules)")
     p.add_argument("--alpha", type=float, default=0.05, help="per-chain false-alarm rate each rule is set to (default 0.05)")
     p.add_argument("--score", action="store_true", help="score the rules: lead time on degrading chains vs false alarms on holding ones")
+    p.add_argument("--select-on", nargs="+", default=None, metavar="RUN_OR_FILE",
+                   help="with --score: choose the rule and its alpha on these chains, score it on the inputs (disjoint chains)")
+    p.add_argument("--split", choices=["seeds"], default=None,
+                   help="with --score: choose on the inputs' even seeds and score on their odd ones")
     p.add_argument("--output-dir", default=None, help="with --score: write the table, its JSON and the figure here")
 
 
@@ -56,6 +66,8 @@ def main(args) -> int:
     panels = load_panels(args.inputs)
     attach_seed_noise(panels)
     names = _check(args, panels)
+    if (args.select_on or args.split) and not args.score:
+        raise MadbenchError("--select-on and --split choose a rule for --score; add --score")
     if args.score:
         return _score(args, panels, names)
     for p in panels:
@@ -76,25 +88,71 @@ def main(args) -> int:
     return 0
 
 
+def _sets(args, panels):
+    """(the chains a rule is chosen on or None, the chains it is scored on, how they were split)."""
+    if args.select_on and args.split:
+        raise MadbenchError("give --select-on or --split, not both")
+    if args.select_on:
+        select = load_panels(args.select_on)
+        attach_seed_noise(select)
+        seen = {chain_key(p) for p in select}
+        scored = [p for p in panels if chain_key(p) not in seen]  # a chain in both is chosen on, never scored
+        if not scored:
+            raise MadbenchError(f"every chain of {', '.join(args.inputs)} is also in --select-on: nothing is left to score on")
+        shared = f" ({len(panels) - len(scored)} chain(s) in both left out of scoring)" if len(scored) < len(panels) else ""
+        return select, scored, f"chosen on {', '.join(args.select_on)}; scored on {', '.join(args.inputs)}{shared}"
+    if args.split == "seeds":
+        halves = [load_panels(args.inputs), load_panels(args.inputs)]  # apart: each half's scale from its own seeds
+        select, scored = ([p for p in h if isinstance(p.info.get("seed"), int) and p.info["seed"] % 2 == odd]
+                          for h, odd in zip(halves, (0, 1)))
+        if not select or not scored:
+            raise MadbenchError(f"--split seeds needs even and odd seeds among {', '.join(args.inputs)}")
+        attach_seed_noise(select)
+        attach_seed_noise(scored)
+        return select, scored, "chosen on the even seeds, scored on the odd seeds"
+    return None, panels, "in sample: no rule is chosen (give --select-on or --split seeds to choose one on other chains)"
+
+
 def _score(args, panels, names) -> int:
-    rows, counts = score(panels, names, args.alpha)
+    names = list(dict.fromkeys([*names, *BASELINES]))
+    select, scored, how = _sets(args, panels)
+    chosen = choose(select, names) if select is not None else {}
+    rows, counts = score(scored, names, args.alpha)
+    oos = []
+    for model, pick in chosen.items():  # the chosen rule at its chosen alpha, on the scored chains
+        row = next((r for r in score(scored, [pick["rule"]], pick["alpha"])[0] if r["model"] == model), None)
+        if row:
+            oos.append(dict(row, alpha=pick["alpha"], selected={k: pick[k] for k in ("j", "p", "median_lead", "false_alarm_rate")}))
     table = markdown(rows)
     print(table)
+    print(f"madbench monitor: {how}; alpha {args.alpha:g} in the table")
     for model, c in counts.items():
         print(f"{model}: {c['degrading']} degrading, {c['holding']} holding, {c['mixed']} left out (seed and group disagree)")
-        timely = [r for r in rows if r["model"] == model and r["degrading"] and r["warned_in_time"] == r["degrading"]]
-        if timely:
-            best = max(timely, key=lambda r: (r["median_lead"], -(r["false_alarm_rate"] or 0)))
-            fa = "-" if best["false_alarm_rate"] is None else f"{best['false_alarms']}/{best['holding']}"
-            print(f"  warns first on every degrading chain: {best['rule']}, a median {best['median_lead']:g} generation(s) "
-                  f"before perplexity +{ONSET_RATIO - 1:.0%}; false alarms on holding chains {fa}")
+        if select is None:
+            continue
+        if model not in chosen:
+            print("  no rule chosen: on the chains it was chosen on, none beats always_g1, never and its shuffled null "
+                  "on every degrading chain")
+            continue
+        pick, r = chosen[model], next((o for o in oos if o["model"] == model), None)
+        lead = "-" if r is None or r["median_lead"] is None else f"{r['median_lead']:g} (always_g1: {r['trivial_lead']:g})"
+        if r and r["useful"] and r["covers_all"]:
+            print(f"  usable out of sample: {pick['rule']} at alpha {pick['alpha']:g}: warned by the onset on {r['warned_in_time']}/"
+                  f"{r['degrading']} degrading chains, median lead {lead}, false alarms {r['false_alarms']}/{r['holding']}; "
+                  f"J {r['j']:.2f} vs shuffled {r['shuffled_j']:.2f} (p {r['p']:.3f})")
+        else:
+            why = ("it cannot read every degrading chain's panel" if r and not r["covers_all"] else
+                   f"J {r['j'] if r['j'] is not None else '-'} (p {r['p'] if r['p'] is not None else '-'}) does not beat "
+                   "always_g1, never and the shuffled null" if r else "it reads none of these chains")
+            print(f"  no rule usable out of sample: {pick['rule']} at alpha {pick['alpha']:g}, chosen, fails here: {why}")
     if args.output_dir:
         from madbench.results import fileio
 
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        fileio.write_json(out / "monitor_score.json", {"alpha": args.alpha, "onset_ratio": ONSET_RATIO,
-                                                       "inputs": list(args.inputs), "counts": counts, "rows": rows})
+        fileio.write_json(out / "monitor_score.json", {"alpha": args.alpha, "onset_ratio": ONSET_RATIO, "inputs": list(args.inputs),
+                                                       "select_on": list(args.select_on or []), "split": args.split, "how": how,
+                                                       "counts": counts, "rows": rows, "chosen": oos})
         fileio.atomic_write_text(out / "monitor_score.md", table + "\n")
         figure(rows, out / "lead_vs_false_alarms.png")
         print(f"madbench monitor: wrote {out}/monitor_score.json, monitor_score.md, lead_vs_false_alarms.png")

@@ -15,6 +15,17 @@ Per rule: on degrading chains, the lead time = onset - alarm generation (positiv
 a rule that never fires is a miss, counted in the median as firing just after the last generation) and the share warned at or before the onset; on holding chains, the
 false-alarm rate with its Wilson 95% interval. Chains repeated across inputs (the same model, chain
 id and perplexities) count once.
+
+Against what doing nothing gives: ``always_g1`` warns in time on every degrading chain, with a lead of
+onset - 1 by construction, and fires on every holding one; ``never`` does neither. Both have
+J = (share warned in time) - (false-alarm rate) = 0, so a rule's **J** is what it adds to them, and the lead
+``always_g1`` gets on the same chains (``trivial_lead``) stands beside its own. The **shuffled null** is a
+random rule with the same alarms: the rule's alarm generations dealt out to the scored chains at random
+(``SHUFFLES`` times); ``p`` = the share of shuffles with a J at least the rule's. A rule is **useful** when
+its J's lower bound (the Wilson lower bound of the share warned in time minus the upper bound of the false-alarm
+rate) is above 0 and p < 0.05; it is **usable** on a set of chains when it is useful there and reads a panel that every
+degrading chain has (``covers_all``). Choose a rule and its alpha on one set of chains (``choose``) and
+score it on another: ``madbench monitor --score SCORE_INPUTS --select-on SELECT_INPUTS``.
 """
 
 from __future__ import annotations
@@ -24,10 +35,16 @@ from dataclasses import dataclass, field
 from statistics import mean, median
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from madbench.monitoring import MONITOR_RULES, get_rule, missing_metrics
 from madbench.monitoring.panel import LAGGING, LEADING, ChainPanel
 
 ONSET_RATIO = 1.10
+SHUFFLES = 2000
+SHUFFLE_SEED = 41
+USEFUL_P = 0.05
+ALPHAS = (0.01, 0.05, 0.2)  # the alphas a rule is chosen at (with it) on the select set
 
 
 def onset(panel: ChainPanel, ratio: float = ONSET_RATIO) -> Optional[int]:
@@ -43,10 +60,15 @@ def group_key(panel: ChainPanel) -> Tuple:
     return (i.get("model"), i.get("regime"), i.get("mode"), tuple(i.get("mitigations") or ()), i.get("real_fraction"))
 
 
+def chain_key(p: ChainPanel) -> Tuple:
+    """The same chain wherever it was submitted: model, chain id and its perplexities."""
+    return (p.info.get("model"), p.chain_id, tuple(round(v.get(LAGGING, float("nan")), 6) for v in p.values))
+
+
 def dedupe(panels: Sequence[ChainPanel]) -> List[ChainPanel]:
     seen, out = set(), []
     for p in panels:
-        key = (p.info.get("model"), p.chain_id, tuple(round(v.get(LAGGING, float("nan")), 6) for v in p.values))
+        key = chain_key(p)
         if key not in seen:
             seen.add(key)
             out.append(p)
@@ -90,6 +112,8 @@ class RuleScore:
     misses_at: List[int] = field(default_factory=list)  # a miss's lead if it had fired just after the last generation
     false_alarms: int = 0
     holding: int = 0
+    chains: List[Tuple[Optional[int], Optional[int]]] = field(default_factory=list)  # (onset or None, alarm or None)
+    unscored_degrading: int = 0  # degrading chains of the model whose panel the rule cannot read
 
     @property
     def degrading(self) -> int:
@@ -103,13 +127,42 @@ class RuleScore:
         fired = [x for x in self.leads if x is not None]
         charged = fired + self.misses_at  # a miss counts as an alarm after the run: the median cannot hide it
         lo, hi = wilson(self.false_alarms, self.holding)
+        j, shuffled, p = separation(self.chains)
+        trivial = [o - 1 for o, _ in self.chains if o is not None]
+        # J's conservative lower bound: the Wilson lower bound of the share warned minus the upper bound of the false alarms
+        j_low = None if j is None else round(wilson(self.warned_in_time, self.degrading)[0] - hi, 3)
         return {"rule": self.rule, "model": self.model, "degrading": self.degrading,
                 "warned_in_time": self.warned_in_time, "missed": self.leads.count(None),
                 "median_lead": median(charged) if charged else None,
                 "median_lead_fired": median(fired) if fired else None,
                 "holding": self.holding, "false_alarms": self.false_alarms,
                 "false_alarm_rate": round(self.false_alarms / self.holding, 3) if self.holding else None,
-                "false_alarm_ci": [round(lo, 3), round(hi, 3)] if self.holding else None}
+                "false_alarm_ci": [round(lo, 3), round(hi, 3)] if self.holding else None,
+                "trivial_lead": median(trivial) if trivial else None,
+                "j": j, "j_low": j_low, "shuffled_j": shuffled, "p": p,
+                "useful": j is not None and j_low > 0 and p < USEFUL_P,
+                "unscored_degrading": self.unscored_degrading, "covers_all": self.unscored_degrading == 0}
+
+
+def _j(onsets: np.ndarray, alarms: np.ndarray) -> np.ndarray:
+    """J per row of ``alarms`` (alarm generation, inf = none) over chains with ``onsets`` (nan = holding)."""
+    deg = ~np.isnan(onsets)
+    tpr = (alarms[..., deg] <= onsets[deg]).mean(axis=-1)
+    fpr = np.isfinite(alarms[..., ~deg]).mean(axis=-1)
+    return tpr - fpr
+
+
+def separation(chains: Sequence[Tuple[Optional[int], Optional[int]]]) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+    """(J, mean J of the shuffled null, p) over (onset, alarm) pairs; None without both kinds of chain."""
+    onsets = np.array([np.nan if o is None else o for o, _ in chains], dtype=float)
+    alarms = np.array([np.inf if a is None else a for _, a in chains], dtype=float)
+    if not len(chains) or np.isnan(onsets).all() or not np.isnan(onsets).any():
+        return None, None, None
+    j = float(_j(onsets, alarms))
+    rng = np.random.default_rng(SHUFFLE_SEED)
+    null = _j(onsets, np.stack([rng.permutation(alarms) for _ in range(SHUFFLES)]))
+    p = (1 + int((null >= j - 1e-12).sum())) / (1 + SHUFFLES)
+    return round(j, 3), round(float(null.mean()), 3), round(p, 4)
 
 
 def score(panels: Sequence[ChainPanel], rules: Sequence[str], alpha: float) -> Tuple[List[dict], dict]:
@@ -125,10 +178,12 @@ def score(panels: Sequence[ChainPanel], rules: Sequence[str], alpha: float) -> T
             continue
         for name in rules:
             rule = get_rule(name)
-            if not usable(rule, p):
-                continue
             s = scores.setdefault((name, model), RuleScore(name, model))
+            if not usable(rule, p):
+                s.unscored_degrading += cls == "degrading"
+                continue
             alarm = rule.first_alarm(p, alpha)
+            s.chains.append((onset(p) if cls == "degrading" else None, None if alarm is None else alarm.generation))
             if cls == "degrading":
                 s.leads.append(None if alarm is None else onset(p) - alarm.generation)
                 if alarm is None:
@@ -136,7 +191,21 @@ def score(panels: Sequence[ChainPanel], rules: Sequence[str], alpha: float) -> T
             else:
                 s.holding += 1
                 s.false_alarms += alarm is not None
-    return [s.row() for s in scores.values()], counts
+    return [s.row() for s in scores.values() if s.chains], counts
+
+
+def choose(panels: Sequence[ChainPanel], rules: Sequence[str], alphas: Sequence[float] = ALPHAS) -> Dict[str, dict]:
+    """model -> the rule and alpha chosen on these chains: usable (useful, reads every degrading chain), the
+    largest J, then the longest median lead, then the fewest false alarms. A model with none is left out."""
+    best: Dict[str, dict] = {}
+    for alpha in alphas:
+        for r in score(panels, rules, alpha)[0]:
+            if not (r["useful"] and r["covers_all"]):
+                continue
+            key = (r["j"], r["median_lead"] if r["median_lead"] is not None else -99, -(r["false_alarm_rate"] or 0))
+            if r["model"] not in best or key > best[r["model"]]["_key"]:
+                best[r["model"]] = dict(r, alpha=alpha, _key=key)
+    return {m: {k: v for k, v in r.items() if k != "_key"} for m, r in best.items()}
 
 
 def usable(rule, panel: ChainPanel) -> bool:
@@ -153,15 +222,20 @@ def default_rules() -> List[str]:
 
 
 def markdown(rows: Sequence[dict]) -> str:
-    head = ("| rule | model | degrading | warned by onset | missed | median lead (gen) | holding | false alarms "
-            "| false-alarm rate [95% CI] |\n|---|---|---|---|---|---|---|---|---|")
+    head = ("| rule | model | degrading | warned by onset | missed | median lead (gen) | always_g1's lead | holding "
+            "| false alarms | false-alarm rate [95% CI] | J (lower bound) | shuffled J | p | useful |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
-    for r in sorted(rows, key=lambda r: (r["model"], -(r["warned_in_time"] / max(r["degrading"], 1)),
-                                         r["false_alarm_rate"] if r["false_alarm_rate"] is not None else 1)):
+    for r in sorted(rows, key=lambda r: (r["model"], -(r["j"] if r["j"] is not None else -9),
+                                         -(r["warned_in_time"] / max(r["degrading"], 1)))):
         fa = "-" if r["false_alarm_rate"] is None else f"{r['false_alarm_rate']:.2f} [{r['false_alarm_ci'][0]:.2f}, {r['false_alarm_ci'][1]:.2f}]"
         lead = "-" if r["median_lead"] is None else f"{r['median_lead']:g}"
-        lines.append(f"| {r['rule']} | {r['model']} | {r['degrading']} | {r['warned_in_time']} | {r['missed']} | {lead} "
-                     f"| {r['holding']} | {r['false_alarms']} | {fa} |")
+        trivial = "-" if r.get("trivial_lead") is None else f"{r['trivial_lead']:g}"
+        num = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+        deg = f"{r['degrading']}" + (f" (+{r['unscored_degrading']} unread)" if r.get("unscored_degrading") else "")
+        lines.append(f"| {r['rule']} | {r['model']} | {deg} | {r['warned_in_time']} | {r['missed']} | {lead} | {trivial} "
+                     f"| {r['holding']} | {r['false_alarms']} | {fa} | {num(r.get('j'))} ({num(r.get('j_low'))}) | {num(r.get('shuffled_j'))} "
+                     f"| {'-' if r.get('p') is None else format(r['p'], '.3f')} | {'yes' if r.get('useful') else 'no'} |")
     return "\n".join(lines)
 
 
