@@ -127,6 +127,21 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _bounded_int(text: str) -> int:
+    """json parse_int: an integer beyond float range (10**400) overflows every float operation downstream."""
+    if len(text.lstrip("-")) > 308:
+        raise Invalid("(file)", f"integer {text[:20]}... with {len(text)} digits is beyond float range; not a measurement")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    """json parse_float: 1e400 parses to inf; refused like Infinity."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise Invalid("(file)", f"number {text[:40]} is beyond float range; not a measurement")
+    return value
+
+
 def _unique_keys(pairs: list) -> dict:
     """json object_pairs_hook: a key given twice would show a reviewer one value and the site another."""
     seen = {}
@@ -153,7 +168,8 @@ def load_untrusted(path: Path, max_bytes: int = MAX_BYTES) -> dict:
     if len(raw) > max_bytes:
         raise Invalid("(file)", f"over the {max_bytes}-byte limit")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys,
+                          parse_int=_bounded_int, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise Invalid("(file)", "not UTF-8 text")
     except json.JSONDecodeError as exc:
