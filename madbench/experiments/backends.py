@@ -170,7 +170,9 @@ def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    cores = os.cpu_count() or 1
+    from madbench.models.threads import available_cores
+
+    cores = available_cores()  # affinity and cgroup quota, not the machine's count
     gpus = _gpu_ids(opts)
     threads = int(opts.get("threads") or 0)
     default = len(gpus) if gpus else cores // max(1, threads) or 1  # a process per GPU, or per core
@@ -237,7 +239,9 @@ def run_slurm(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     folder = Path(opts["sweep_dir"]) / "slurm" / "%j"
     executor = submitit.AutoExecutor(folder=folder, cluster=opts.get("cluster") or None)
     local = executor.cluster != "slurm"  # 'local'/'debug': the array runs as processes of this machine
-    cores = os.cpu_count() or 1
+    from madbench.models.threads import available_cores
+
+    cores = available_cores() if local else 4
     threads = int(opts.get("threads") or 0) or (max(1, cores // min(cores, max(map(len, phases)))) if local else 4)
     params = {"timeout_min": int(opts.get("timeout_min") or 24 * 60), "cpus_per_task": threads,
               "gpus_per_node": int(opts.get("gpus_per_job") or 0), "name": "madbench-sweep"}

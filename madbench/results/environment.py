@@ -41,8 +41,10 @@ from madbench.processor import processor  # noqa: E402,F401  (re-exported: resul
 def device_info() -> dict:
     import torch
 
+    from madbench.models.threads import thread_info
+
     info = {"device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "processor": processor(), "platform": platform.platform(), "python": platform.python_version()}
+            "cpu_count": os.cpu_count(), **thread_info(), "processor": processor(), "platform": platform.platform(), "python": platform.python_version()}
     from madbench.models.attention import wanted_implementation
     from madbench.models.runtime import settings
 
