@@ -180,6 +180,12 @@ def run_local(phases: List[List[dict]], opts: dict, on_result, skip) -> None:
     threads = threads or max(1, cores // workers)
     print(f"madbench sweep: local backend, {workers} worker process(es) x {threads} torch thread(s)"
           + (f", GPUs {','.join(gpus)} (one per worker)" if gpus else ""), flush=True)
+    from madbench.models.threads import load_per_core
+
+    load = load_per_core()
+    if load is not None and load > 0.75 and not gpus:  # others already use the cores: each worker gets less than a share
+        print(f"madbench sweep: warning: the machine is loaded (1-min load {load:.2f} per available core, {cores} core(s));"
+              " timings will be slower than on a quiet machine", flush=True)
     ctx = multiprocessing.get_context("spawn")  # no torch/CUDA state inherited through fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(threads, job_env(), ctx.Value("i", 0), gpus, os.getpid(),
