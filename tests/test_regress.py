@@ -132,6 +132,7 @@ def test_regress_fails_and_names_a_sabotaged_mitigation(tmp_path):
     ref = tmp_path / "reference.json"
     made = madbench("regress", "--output-dir", tmp_path / "intact", "--update", "--reference", ref, *reduced, timeout=900)
     assert "madbench regress: wrote" in made.stdout, made.stdout[-3000:] + made.stderr[-3000:]
+    assert made.returncode == 0, made.stdout[-3000:]  # writing the reference succeeded: --update exits 0
     record = read_reference(ref)  # a reference of one's own, written where the user said, with its processor
     assert record["seeds"] == [0] and record["processor"]["kind"] and len(record["values"]["mix_real"]["perplexity"]) == 1
 
