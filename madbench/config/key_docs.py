@@ -81,15 +81,20 @@ KEY_DOCS = {
     "lora.target_modules": ("modules that get a LoRA adapter", ""),
     # train
     "train": ("fine-tuning of every generation", ""),
-    "train.learning_rate": ("peak learning rate (linear warm-up, then linear decay)", ""),
+    "train.learning_rate": ("peak learning rate (linear warm-up, then a cosine decay over all steps)", ""),
     "train.epochs": ("passes over each generation's training mix", "> 0"),
     "train.batch_size": ("blocks per optimizer step", "> 0"),
-    "train.seq_len": ("tokens per training block (documents are packed)", ">= 16"),
+    "train.seq_len": ("tokens per training row (a packed block, or one document under train.packing=per_document)", ">= 16"),
     "train.warmup_steps": ("learning-rate warm-up steps", ""),
     "train.weight_decay": ("AdamW weight decay", ""),
     "train.mixed_precision": ("'auto' trains in bf16 autocast where supported", "auto, no, bf16"),
     "train.method": ("'lora': train a LoRA adapter; 'full': fine-tune every weight (madbench/models/weights.py)",
                      "lora, full (full: no vllm, no lora.* options)"),
+    "train.packing": ("'packed': documents end to end in train.seq_len blocks (a speed trick); 'per_document': one "
+                      "document per row, truncated or padded to train.seq_len, padding out of the loss (the papers' rows)",
+                      "packed, per_document"),
+    "train.max_grad_norm": ("clip the gradient norm at this value before each step (the HF Trainer's default is 1.0); "
+                            "0 = no clipping", ">= 0"),
     # eval
     "eval": ("what is measured every generation: the metric panel and lm-eval tasks", ""),
     "eval.metrics": ("metrics computed every generation (madbench/metrics)", "see: madbench list metrics"),

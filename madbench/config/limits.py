@@ -55,6 +55,7 @@ BOUNDS = {
 RANGES = {
     "train.learning_rate": (0.0, 10.0, False, True, "a step size; 0 or less does not train"),
     "train.weight_decay": (0.0, 10.0, True, True, "a decay factor"),
+    "train.max_grad_norm": (0.0, 1e6, True, True, "a gradient norm; 0 = no clipping"),
     "train.warmup_steps": (0, 10_000_000, True, True, "a count of steps"),
     "lora.alpha": (0.0, 1e6, False, True, "LoRA's scale alpha/r must be positive"),
     "lora.dropout": (0.0, 1.0, True, False, "a probability below 1 (1 drops everything)"),

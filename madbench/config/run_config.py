@@ -103,6 +103,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     mixed_precision: str = "auto"  # 'auto', 'no', 'bf16'
     method: str = "lora"  # 'lora': train a LoRA adapter; 'full': fine-tune every weight (madbench/models/weights.py)
+    packing: str = "packed"  # 'packed': documents end to end in seq_len blocks; 'per_document': one document per row (the papers' rows)
+    max_grad_norm: float = 0.0  # clip the gradient norm at this value (the HF Trainer's 1.0); 0 = no clipping
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,9 @@ def hashed_part(data: dict) -> dict:
     data = {k: v for k, v in data.items() if k not in ("tracking", "monitor")}
     if "eval" in data and not data["eval"].get("include_path"):
         data["eval"] = {k: v for k, v in data["eval"].items() if k != "include_path"}
+    if "train" in data:  # train.packing / train.max_grad_norm at their no-op defaults: the hash of before they existed
+        noop = {"packing": "packed", "max_grad_norm": 0.0}
+        data["train"] = {k: v for k, v in data["train"].items() if not (k in noop and v == noop[k])}
     return data
 
 

@@ -13,6 +13,8 @@ from madbench.config.run_config import RunConfig
 from madbench.errors import MadbenchError
 from madbench.registry import did_you_mean
 
+PACKINGS = ("packed", "per_document")  # train.packing (madbench/training/packing.py)
+
 
 def requested_samples(cfg) -> float:
     """The most samples any mitigation set asks for per generation (num_samples x its filters' oversampling)."""
@@ -98,6 +100,8 @@ def validate(cfg: RunConfig) -> None:
         (cfg.train.seq_len >= 16, "train.seq_len must be >= 16"),
         (cfg.model.dtype in ("auto", "float32", "bfloat16"), "model.dtype must be auto, float32 or bfloat16"),
         (cfg.train.mixed_precision in ("auto", "no", "bf16"), "train.mixed_precision must be auto, no or bf16"),
+        (cfg.train.packing in PACKINGS, f"train.packing={cfg.train.packing!r} is not one of {', '.join(PACKINGS)};"
+         + did_you_mean(cfg.train.packing, PACKINGS)),
         (cfg.lora.r > 0, "lora.r must be > 0"),
         (len(cfg.lora.target_modules) > 0, "lora.target_modules must name at least one module, e.g. [q_proj,v_proj]"),
         (cfg.eval.task_docs >= 0, "eval.task_docs must be >= 0 (0 = all held-out documents)"),

@@ -1,4 +1,5 @@
-"""Token packing: documents tokenised, joined with EOS and cut into fixed-length blocks.
+"""Training rows: documents tokenised, joined with EOS and cut into fixed-length blocks (packing), or one
+document per row (``train.packing=per_document``, :func:`rows_per_document`).
 
 Shared by fine-tuning (:mod:`madbench.training.trainer`, every block kept, the last one padded
 and masked) and the tiny model's pretraining (:mod:`madbench.models.tiny`, full blocks only)::
@@ -51,6 +52,44 @@ def pack_documents(tokenizer, texts: List[str], seq_len: int, prompt_chars: Opti
     labels = ids.clone()
     labels.view(-1)[~torch.tensor(trained + [False] * fill, dtype=torch.bool)] = -100
     return ids, labels, len(stream)
+
+
+def rows_per_document(tokenizer, texts: List[str], seq_len: int, prompt_chars: Optional[List[int]] = None
+                      ) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    """One document per row (``train.packing=per_document``, the papers' rows): (input ids, labels, mix tokens).
+
+    Row i is BOS + the tokens of ``texts[i]`` + EOS, cut to ``seq_len`` (the tail is dropped, as a tokenizer's
+    ``truncation=True, max_length=seq_len`` does) and padded after it with the pad token; padding gets label -100,
+    and so do a kept prompt's tokens and the BOS before them (``prompt_chars``, as in :func:`pack_documents`).
+    No row attends to another document: a causal model never attends to the padding after its tokens.
+    The mix tokens count what is in the rows (truncated tokens not, padding not)::
+
+        ids, labels, n = rows_per_document(tokenizer, ["a text", "another"], 64)   # ids.shape == (2, 64)
+    """
+    bos = tokenizer.bos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids = torch.full((len(texts), seq_len), pad, dtype=torch.long)
+    trained = torch.zeros((len(texts), seq_len), dtype=torch.bool)
+    mix_tokens = 0
+    for i, text in enumerate(texts):
+        chars = prompt_chars[i] if prompt_chars else 0
+        tokens, keep = _tokens(tokenizer, text, chars)
+        row = (([bos] if bos is not None else []) + tokens + [tokenizer.eos_token_id])[:seq_len]
+        mask = (([not chars] if bos is not None else []) + keep + [True])[:seq_len]
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        trained[i, : len(mask)] = torch.tensor(mask, dtype=torch.bool)
+        mix_tokens += len(row)
+    labels = ids.clone()
+    labels[~trained] = -100
+    return ids, labels, mix_tokens
+
+
+def training_rows(tokenizer, texts: List[str], seq_len: int, packing: str = "packed",
+                  prompt_chars: Optional[List[int]] = None) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    """The rows ``train.packing`` names: :func:`pack_documents` ('packed') or :func:`rows_per_document`."""
+    if packing == "per_document":
+        return rows_per_document(tokenizer, texts, seq_len, prompt_chars)
+    return pack_documents(tokenizer, texts, seq_len, prompt_chars)
 
 
 def _tokens(tokenizer, text: str, prompt_chars: int) -> Tuple[List[int], List[bool]]:

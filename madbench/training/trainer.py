@@ -1,6 +1,7 @@
 """Fine-tuning of one generation (a peft LoRA adapter, or every weight), driven by accelerate.
 
-Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks;
+Documents are tokenised, joined with EOS and packed into ``train.seq_len`` blocks (or, with
+``train.packing=per_document``, one document per row, cut or padded to ``train.seq_len``);
 the last block is padded and its padding masked out of the loss (labels -100), so
 every token of the mix is trained on and no padding is (with ``sampling.keep_prompt``, a
 sample's real prompt is in the mix but not a loss target: ``prompt_chars``). ``train_tokens`` counts the
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from madbench.models.base_model import bf16_supported
 from madbench.models.weights import make_peft_model  # noqa: F401  (where it lived: bench, tests)
-from madbench.training.packing import pack, pack_documents, target_tokens  # noqa: F401  (training.pack: bench, tests)
+from madbench.training.packing import pack, pack_documents, target_tokens, training_rows  # noqa: F401  (training.pack: bench, tests)
 
 
 def warmup_cosine(optimizer, warmup_steps: int, total_steps: int):
@@ -130,7 +131,7 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     reset_peak()
     t = cfg.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
-    blocks, labels, mix_tokens = pack_documents(tokenizer, texts, t.seq_len, prompt_chars)
+    blocks, labels, mix_tokens = training_rows(tokenizer, texts, t.seq_len, t.packing, prompt_chars)
     rng = random.Random(f"order:{seed}")
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # LoRA weights stay fp32 even on a bf16 base: stable updates
@@ -159,6 +160,8 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
                     loss, counts = weighted_lm_loss(model, batch, batch_labels, token_weights)
                     _add_counts(token_stats, counts)
             accelerator.backward(loss)
+            if t.max_grad_norm > 0:  # the HF Trainer's clipping (train.max_grad_norm; 0 = none)
+                accelerator.clip_grad_norm_(params, t.max_grad_norm)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
