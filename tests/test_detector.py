@@ -162,3 +162,30 @@ def test_drayson_draw_on_real_scores_of_the_tiny_model(tiny):
     assert len(drawn) == 48 and max(copies) <= 3 and 16 <= len(set(drawn)) <= 32
     assert copies.count(3) >= 8  # bias 10 concentrates the draw: the cap binds for the highest-scored documents
     assert sorted(drayson_draw(weights, 3, 3, "real")) == sorted(list(range(32)) * 3)
+
+
+def test_uniform_resample_is_the_same_draw_with_uniform_weights():
+    """The control arm: the draw's size and copy cap, and every document equally likely (frequencies over many draws)."""
+    from collections import Counter
+
+    docs = [Doc(f"h{i}", f"human {i}", HUMAN) for i in range(20)] + [Doc(f"g{i}", f"model {i}", MODEL, 2) for i in range(20)]
+    m = build_mitigations(["uniform_resample"], {})[0]
+    counts, reps = Counter(), 400
+    for g in range(reps):
+        out, stats = m.transform_mix(docs, MitigationContext(3, g, []))
+        assert len(out) == stats["drawn_docs"] == 60 and stats["max_copies_drawn"] <= 3  # 1.5 N, at most 3 copies
+        counts.update(d.id for d in out)
+    expected = reps * 60 / 40  # 600 copies of each document over 400 draws
+    assert all(abs(c - expected) < 5 * (reps * 1.5 * (1 - 1.5 / 3)) ** 0.5 for c in counts.values())  # 5 sigma
+    human = sum(c for k, c in counts.items() if k.startswith("h")) / (reps * 60)
+    assert abs(human - 0.5) < 0.02
+    # and it is not detector_resample with its default bias: that one, on these scores, draws nearly only human text
+    ctx, by_text = fake_ctx(None)
+    for d in docs:
+        by_text[d.text] = 1.3 if d.is_human else 0.9
+    _, detected = build_mitigations(["detector_resample"], {})[0].transform_mix(docs, ctx)
+    assert detected["real_share_after"] > 0.9
+    with pytest.raises(MadbenchError, match="uniform_resample.upsample = 4 must be a number in"):
+        build_mitigations(["uniform_resample"], {"uniform_resample": {"upsample": 4}})
+    with pytest.raises(MadbenchError, match="uniform_resample.max_copies must be an integer >= 1"):
+        build_mitigations(["uniform_resample"], {"uniform_resample": {"max_copies": 0}})
