@@ -34,8 +34,9 @@ class UniformResample(Mitigation):
     params = {"upsample": 1.5, "max_copies": 3}  # detector_resample's defaults (importance_sampling.yaml:2-4)
 
     def check(self):
+        copies = self.p["max_copies"]
         try:
-            copies, upsample = self.p["max_copies"], float(self.p["upsample"])
+            upsample = float(self.p["upsample"])
         except (TypeError, ValueError):
             upsample = None
         if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:

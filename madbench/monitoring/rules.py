@@ -69,8 +69,13 @@ def cusum_threshold(alpha: float, horizon: int, k: float = K, draws: int = DRAWS
     rng = np.random.default_rng(SEED)
     e = rng.standard_normal((draws, max(horizon, 1) + 1))
     z = (e[:, 1:] - e[:, :1]) / math.sqrt(2)
-    s = np.zeros(draws)
-    top = np.zeros(draws)
+    return _cusum_quantile(z, k, alpha)
+
+
+def _cusum_quantile(z: "np.ndarray", k: float, alpha: float) -> float:
+    """The 1 - alpha quantile over draws (rows of ``z``) of the CUSUM's maximum over generations (columns)."""
+    s = np.zeros(z.shape[0])
+    top = np.zeros(z.shape[0])
     for g in range(z.shape[1]):
         s = np.maximum(0.0, s + z[:, g] - k)
         top = np.maximum(top, s)
@@ -90,12 +95,7 @@ def cusum_threshold_seeds(alpha: float, horizon: int, seeds: int, k: float = K, 
     sd = g0.std(axis=1, ddof=1)
     e = rng.standard_normal((draws, max(horizon, 1)))
     z = (e - g0[:, :1]) / (math.sqrt(2) * sd[:, None])
-    s = np.zeros(draws)
-    top = np.zeros(draws)
-    for g in range(z.shape[1]):
-        s = np.maximum(0.0, s + z[:, g] - k)
-        top = np.maximum(top, s)
-    return float(np.quantile(top, 1 - alpha))
+    return _cusum_quantile(z, k, alpha)
 
 
 def threshold_for(panel: ChainPanel, metric: str, alpha: float, horizon: int, k: float = K) -> float:
