@@ -5,6 +5,7 @@
     madbench bench --scaling               # time per generation as samples / tokens double
     madbench bench model.name=tiny --samples 8 --new-tokens 8 --train-docs 8 --eval-docs 8
     madbench bench --lm-eval               # only: seconds per lm-eval evaluation, HFLM vs madbench's model
+    madbench bench --quick --no-baseline --contention 2   # the step alone and beside 2 busy processes (contention.py)
 
 It measures, after one untimed warm-up step (both paths: a run's generations all
 run warm), for madbench's own path (in this process) (madbench.generation.sampling.generate,
@@ -52,6 +53,9 @@ def add_arguments(p):
     p.add_argument("--lm-eval", action="store_true",
                    help="only time one generation's lm-eval phase (eval.tasks), HFLM vs madbench's lm-eval model "
                         "(best of 2 after a warm-up; --quick: 1)")
+    p.add_argument("--contention", type=int, default=0, metavar="N",
+                   help="also time madbench's generation step beside N busy processes (started and killed by bench) and "
+                        "report loaded/alone against the fair share, max(1, (N + threads) / cores)")
 
 
 def matmul_peak(dtype, n: int = 2048, reps: int = 5) -> float:
@@ -225,6 +229,10 @@ def main(args) -> int:
     from madbench.models.base_model import bf16_supported, load_base, resolve_model
     from madbench.generation.sampling import make_prompts
 
+    if not 0 <= args.contention <= 256:
+        from madbench.errors import MadbenchError
+
+        raise MadbenchError(f"--contention {args.contention}: give a number of busy processes from 0 to 256")
     cfg = build_config(overrides=list(args.overrides))
     q = args.quick
     n_samples = args.samples or (16 if q else cfg.sampling.num_samples)
@@ -255,6 +263,9 @@ def main(args) -> int:
     data = (train_texts, eval_texts, prompts)
     madbench_step(base, tokenizer, cfg, *data)  # warm-up: thread pools, oneDNN primitives, the heap; a run is warm too
     mine = madbench_step(base, tokenizer, cfg, train_texts, eval_texts, prompts)
+    from madbench.experiments.contention import measure
+
+    contention = measure(args.contention, lambda: madbench_step(base, tokenizer, cfg, *data), mine)
     plain = None
     if not args.no_baseline:
         import multiprocessing
@@ -273,6 +284,7 @@ def main(args) -> int:
                                         "eval_docs": n_eval, "epochs": cfg.train.epochs},
               "madbench": mine, "plain": plain, "table": table,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result.update(_machine(), contention=contention)
     if args.scaling:
         result["scaling"] = scaling(base, tokenizer, cfg, split, n_samples, new_tokens)
     if args.out:
@@ -281,6 +293,14 @@ def main(args) -> int:
         fileio.write_json(Path(args.out), result)
         print(f"wrote {args.out}")
     return 0
+
+
+def _machine() -> dict:
+    """The processor, the cores this process may use and the load, as the bench JSON records them."""
+    from madbench.models.threads import thread_info
+    from madbench.processor import processor
+
+    return {"processor": processor(), **thread_info(), "load_avg": list(os.getloadavg())}
 
 
 def scaling(base, tokenizer, cfg, split, n_samples: int, new_tokens: int) -> list:
