@@ -31,3 +31,54 @@ def test_number_beyond_float_range_is_refused_when_read(tmp_path, literal):
 
 def test_shipped_submission_still_reads():
     assert check_file(SHIPPED).ok
+
+
+# one bounded reader (madbench/results/untrusted.py) for submissions, run-folder files and monitor inputs
+
+from madbench.errors import MadbenchError  # noqa: E402
+from madbench.results import untrusted  # noqa: E402
+from madbench.results.integrity import try_read_json  # noqa: E402
+from madbench.monitoring.panel import load_panels  # noqa: E402
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ('{"a": {"b": [1, ' + "1" + "0" * 400 + ']}}', "a/b/1", "beyond float range"),
+    ('{"a": {"b": 1e400}}', "a/b", "beyond float range"),
+    ('{"a": NaN}', "a", "NaN"),
+    ('{"a": 1, "a": 2}', "(top level)", "duplicate key"),
+    ('{"a": "' + "x" * 200 + '"}', "a", "character limit"),
+    ('{"a": ' + "[" * 80 + "]" * 80 + "}", None, "nests too deeply"),
+    ('{"a": ' + "[" * 100000 + "]" * 100000 + "}", "(file)", "nests too deeply"),
+])
+def test_bounded_reader_names_file_and_field(tmp_path, text, field, words):
+    path = tmp_path / "in.json"
+    path.write_text(text)
+    with pytest.raises(untrusted.UntrustedJSON) as info:
+        untrusted.read(path, max_string=100)
+    assert words in info.value.message and str(path) in str(info.value)
+    if field:
+        assert info.value.field == field
+    assert "\n" not in str(info.value)
+
+
+def test_run_folder_reader_keeps_nan_refuses_huge(tmp_path):
+    ok = tmp_path / "meta.json"
+    ok.write_text('{"metrics": {"rare_token_mass_ratio": NaN}}')
+    data, why = try_read_json(ok)
+    assert why is None and data["metrics"]["rare_token_mass_ratio"] != data["metrics"]["rare_token_mass_ratio"]
+    bad = tmp_path / "results.json"
+    bad.write_text('{"chains": [{"generations": [{"metrics": {"perplexity": ' + "9" * 400 + '}}]}]}')
+    data, why = try_read_json(bad)
+    assert data is None and "chains/0/generations/0/metrics/perplexity" in why and "beyond float range" in why
+    assert try_read_json(tmp_path / "none.json") == (None, "is missing")
+
+
+def test_monitor_reads_through_the_bounded_reader(tmp_path):
+    data = json.loads(SHIPPED.read_text())
+    data["chains"][0]["generations"][0]["metrics"]["perplexity"] = "HUGE"
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(data).replace('"HUGE"', "1" + "0" * 400))
+    with pytest.raises(MadbenchError) as info:  # was an OverflowError traceback (B5)
+        load_panels([str(path)])
+    assert "chains/0/generations/0/metrics/perplexity" in str(info.value)
+    assert load_panels([str(SHIPPED)])

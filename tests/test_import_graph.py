@@ -21,7 +21,7 @@ PACKAGE = Path(madbench.__file__).parent
 # lowest first; a module's layer is its longest matching prefix
 LAYERS = [
     # download (the asset list and its pip verb) and the sampling-backend registry import only base modules
-    ("base", ("madbench.errors", "madbench.registry", "madbench.quiet", "madbench.headline", "madbench.results.fileio", "madbench.processor",
+    ("base", ("madbench.errors", "madbench.registry", "madbench.quiet", "madbench.headline", "madbench.results.fileio", "madbench.results.untrusted", "madbench.processor",
               "madbench.download", "madbench.generation.backends")),
     ("config", ("madbench.config",)),
     ("data", ("madbench.data",)),

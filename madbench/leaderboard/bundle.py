@@ -17,17 +17,17 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import re
 from importlib import resources
 from pathlib import Path
 
-from madbench.results import fileio
+from madbench.results import fileio, untrusted
 from madbench.leaderboard import scores as scores_mod
 
 FORMAT = "madbench-submission"
 SUBMISSION_VERSION = "1.0"
 MAX_BYTES = 2 * 1024 * 1024  # a submission larger than this is rejected unread
+MAX_STRING = 100_000  # characters of one string (notes, names); the schema bounds each field further
 
 
 class Invalid(Exception):
@@ -123,59 +123,13 @@ def write_submission(data: dict, path: Path) -> Path:
     return path
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _bounded_int(text: str) -> int:
-    """json parse_int: an integer beyond float range (10**400) overflows every float operation downstream."""
-    if len(text.lstrip("-")) > 308:
-        raise Invalid("(file)", f"integer {text[:20]}... with {len(text)} digits is beyond float range; not a measurement")
-    return int(text)
-
-
-def _finite_float(text: str) -> float:
-    """json parse_float: 1e400 parses to inf; refused like Infinity."""
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise Invalid("(file)", f"number {text[:40]} is beyond float range; not a measurement")
-    return value
-
-
-def _unique_keys(pairs: list) -> dict:
-    """json object_pairs_hook: a key given twice would show a reviewer one value and the site another."""
-    seen = {}
-    for key, value in pairs:
-        if key in seen:
-            raise Invalid("(file)", f"duplicate key '{str(key)[:60]}' in one JSON object; keep one value")
-        seen[key] = value
-    return seen
-
-
 def load_untrusted(path: Path, max_bytes: int = MAX_BYTES) -> dict:
-    """Read a submission without trusting it: size-capped, JSON only, NaN/Infinity and duplicate keys refused, an object at the top."""
-    path = Path(path)
+    """Read a submission without trusting it (madbench/results/untrusted.py: size, depth, string and numeric bounds,
+    NaN/Infinity, 10**400 and duplicate keys refused, naming the field); an object at the top."""
     try:
-        if not path.is_file():
-            raise Invalid("(file)", "not a regular file")
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            raise Invalid("(file)", f"{size} bytes is over the {max_bytes}-byte limit")
-        with open(path, "rb") as handle:
-            raw = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise Invalid("(file)", f"cannot be read ({exc.strerror})")
-    if len(raw) > max_bytes:
-        raise Invalid("(file)", f"over the {max_bytes}-byte limit")
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys,
-                          parse_int=_bounded_int, parse_float=_finite_float)
-    except UnicodeDecodeError:
-        raise Invalid("(file)", "not UTF-8 text")
-    except json.JSONDecodeError as exc:
-        raise Invalid("(file)", f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})")
-    except (ValueError, RecursionError) as exc:
-        raise Invalid("(file)", f"not valid JSON ({str(exc)[:100]})")
+        data = untrusted.read(Path(path), max_bytes=max_bytes, max_string=MAX_STRING)
+    except untrusted.UntrustedJSON as exc:
+        raise Invalid(exc.field, exc.message) from None
     if not isinstance(data, dict):
         raise Invalid("(top level)", "must be a JSON object")
     return data

@@ -16,7 +16,6 @@ sampling noise together, estimated from few seeds. The panel says which it used 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from statistics import stdev
 from typing import Dict, List, Optional, Sequence
 
 from madbench.errors import MadbenchError
+from madbench.results import untrusted
 
 Z95 = 1.959963984540054
 # Leading indicators, with the sign of the change that points towards collapse (+1: a rise, -1: a fall):
@@ -118,7 +118,7 @@ def _chain_panels(data: dict, source: str) -> List[ChainPanel]:
         gens = sorted(chain.get("generations") or [], key=lambda g: int(g["generation"]))
         panels.append(ChainPanel(
             chain_id=str(chain["id"]),
-            values=[{k: float(v) for k, v in (g.get("metrics") or {}).items() if isinstance(v, (int, float))} for g in gens],
+            values=[{k: float(v) for k, v in (g.get("metrics") or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)} for g in gens],
             intervals=[dict(g.get("intervals") or {}) for g in gens],
             horizon=horizon or max(len(gens) - 1, 0),
             info={"regime": chain.get("regime"), "mode": chain.get("mode"), "seed": chain.get("seed"),
@@ -136,10 +136,7 @@ def load_panels(paths: Sequence[str]) -> List[ChainPanel]:
         if not file.is_file():
             why = "has no results.json (finish or resume the run first)" if path.is_dir() else "does not exist"
             raise MadbenchError(f"{raw} {why}; give a run folder or a submission/results JSON file")
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MadbenchError(f"{file} is not a madbench results or submission JSON file ({type(exc).__name__})") from None
+        data = untrusted.read(file, nonfinite=True)  # bounded: one line naming the file and field (UntrustedJSON)
         if not isinstance(data, dict) or not isinstance(data.get("chains"), list):
             raise MadbenchError(f"{file} has no 'chains' list: not a madbench results.json or submission file")
         panels.extend(_chain_panels(data, str(raw)))

@@ -58,19 +58,17 @@ def record(folder: Path, skip: tuple = RECORDS) -> dict:
 
 
 def try_read_json(path: Path) -> tuple[Optional[dict], Optional[str]]:
+    """(data, None) or (None, why): a run folder can come from elsewhere, so it is read with the bounded reader
+    (madbench/results/untrusted.py); NaN stays allowed, madbench's writer spells a metric without data so."""
+    from madbench.results import untrusted
+
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
-    except FileNotFoundError:
-        return None, "is missing"
-    except UnicodeDecodeError:
-        return None, "is not text (binary or corrupted)"
-    except json.JSONDecodeError as exc:
-        return None, f"is not valid JSON (truncated? line {exc.lineno} column {exc.colno})"
-    except RecursionError:
-        return None, "nests too deeply to be a madbench file"
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror})"
+        data = untrusted.read(path, nonfinite=True, max_string=16 * untrusted.MAX_STRING)
+    except untrusted.UntrustedJSON as exc:
+        if exc.message == "is missing":
+            return None, "is missing"
+        return None, (f"is refused at field '{exc.field}': {exc.message}" if exc.field != "(file)" else
+                      exc.message if exc.message.startswith(("is ", "not ", "cannot ")) else f"is refused: {exc.message}")
     if not isinstance(data, dict):
         return None, "does not hold a JSON object"
     return data, None
