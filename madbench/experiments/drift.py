@@ -25,6 +25,13 @@ mix_real at half its fraction (+4% perplexity) gives p = 0.0002 against the 16-s
 
 On the reference's own processor kind, an unchanged code base reproduces every seed's value exactly;
 the table's footer says how many did, which separates "numbers changed" from "distribution changed".
+With the reference's processor kind *and* library versions, a seed shared with the reference must
+reproduce its value exactly: a mismatch is a FAIL (``--update`` when the change is intended).
+
+A check the seeds cannot decide is "not tested" and counts as not passed: fewer than 2 seeds a side,
+or so few that even two completely separated groups do not reach the per-check level (2 against 2
+seeds: p >= 1/3 whatever the shift; ``smallest_p``); a shared seed on another processor kind leaves
+the reference's side. When no drift row is tested, regress says why in one line.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ FORMAT = 2
 CHECKED = ("perplexity", "distinct_2", "type_token_ratio")  # metrics checked for drift
 FAMILY_ALPHA = 0.01  # family-wise false-alarm rate of all drift checks together (Bonferroni)
 MIN_EFFECT = {"perplexity": 0.02, "distinct_2": 0.05, "type_token_ratio": 0.05}  # relative shift a FAIL needs
+PERMUTATION_RESAMPLES = 100_000  # permutation_p's budget: exact up to that many splits
 
 
 def read_reference(path: Path) -> dict | None:
@@ -73,16 +81,35 @@ def reference_record(cfg, results: dict, by_label: dict, labels, last_value) -> 
             "values": values, "note": "written by `madbench regress --update`; last-generation value of every seed"}
 
 
+def smallest_p(n: int, m: int, resamples: int = PERMUTATION_RESAMPLES) -> float:
+    """The smallest two-sided p-value ``permutation_p`` can return for n and m values: the two groups
+    completely separated. Exact (2 / C(n+m, n)) when every split is enumerated, else Monte Carlo's floor."""
+    splits = math.comb(n + m, n)
+    return min(1.0, 2 / splits) if splits <= resamples else 2 / (resamples + 1)
+
+
+def seeds_needed(m: int, level: float) -> int | None:
+    """How many seeds a run needs against m reference seeds for a permutation test to reach ``level``."""
+    return next((n for n in range(2, 65) if smallest_p(n, m) < level), None)
+
+
 def drift_verdict(reference: list, values: list, metric: str, level: float) -> tuple[bool, str]:
-    """(ok, verdict) of one drift check at per-check level ``level``."""
+    """(ok, verdict) of one drift check at per-check level ``level``. A check the seeds cannot decide
+    (fewer than 2 a side, or too few for any split to reach ``level``) is "not tested" and not ok:
+    a check that cannot fail is no check."""
     from madbench.reporting.stats import clean, permutation_p, relative_shift
 
     ref, run = clean(reference), clean(values)
     if not run:
         return False, "FAIL: no results"
     if len(ref) < 2 or len(run) < 2:
-        return True, "not tested (needs 2 seeds on each side)"
-    p = permutation_p(ref, run)
+        return False, f"not tested ({len(run)} seed(s) here, {len(ref)} independent reference seed(s): needs 2 on each side)"
+    floor = smallest_p(len(ref), len(run))
+    if floor >= level:
+        need = seeds_needed(len(ref), level)
+        return False, (f"not tested ({len(run)} seeds here against {len(ref)} reference seeds: the smallest p is {floor:.2g}, "
+                       f"not below the level {level:.2g}" + (f"; run at least {need} seeds)" if need else ")"))
+    p = permutation_p(ref, run, resamples=PERMUTATION_RESAMPLES)
     shift = relative_shift(ref, run) or 0.0
     minimum = MIN_EFFECT.get(metric, 0.05)
     fail = p is not None and p < level and abs(shift) >= minimum
@@ -90,30 +117,89 @@ def drift_verdict(reference: list, values: list, metric: str, level: float) -> t
     return (not fail), (f"FAIL: drift ({text} < {level:.2g}, |shift| >= {minimum:.0%})" if fail else f"ok ({text})")
 
 
-def drift_rows(by_label: dict, reference: dict, last_value) -> list[dict]:
-    """One row per (group, checked metric) present in both this run and the reference."""
+def drift_rows(by_label: dict, reference: dict, last_value, environment: dict | None = None) -> list[dict]:
+    """One row per (group, checked metric) present in both this run and the reference. A row is "ok",
+    a FAIL, or "not tested" (``untested``: not ok). Where this run shares seeds with the reference and
+    ``environment`` (this run's results.json ``environment``) has the reference's processor kind and
+    library versions, every shared seed must reproduce its reference value exactly: a mismatch FAILs,
+    and an exact match is a tested check even when the distribution test cannot decide."""
     from madbench.reporting.stats import seed_summary
 
     ref_values = reference.get("values") or {}
     checks = [(label, metric) for label in by_label for metric in CHECKED]
     level = FAMILY_ALPHA / max(1, len(checks))
+    exact = same_numerics(reference, environment)
     rows = []
     ref_seeds = reference.get("seeds") or []
     for label, metric in checks:
         run_seeds = {c["seed"] for c in by_label[label]}
-        ref = independent((ref_values.get(label) or {}).get(metric), ref_seeds, run_seeds)
+        whole = (ref_values.get(label) or {}).get(metric)
+        ref = independent(whole, ref_seeds, run_seeds)
         run = [last_value(c, metric) for c in by_label[label]]
         rs, ss = seed_summary(ref or []), seed_summary(run)
+        untested = False
         if ref is None:
             ok, verdict = False, "FAIL: no reference value (rewrite the reference with --update)"
         else:
             ok, verdict = drift_verdict(ref, run, metric, level)
-            shared = len(run_seeds & set(ref_seeds))
-            if shared:
-                verdict += f"; {shared} seed(s) shared with the reference left out of it"
+            untested = verdict.startswith("not tested")
+            shared = sorted(run_seeds & set(ref_seeds)) if whole is not None and len(whole) == len(ref_seeds) else []
+            if shared and exact:
+                theirs = dict(zip(ref_seeds, whole))
+                ours = {c["seed"]: last_value(c, metric) for c in by_label[label]}
+                wrong = [s for s in shared if not _equal(theirs[s], ours[s])]
+                if wrong:
+                    s = wrong[0]
+                    ok, untested = False, False
+                    verdict = (f"FAIL: not reproduced: seed {s} gives {_num(ours[s])}, the reference {_num(theirs[s])}"
+                               f"{f' ({len(wrong)}/{len(shared)} shared seeds differ)' if len(wrong) > 1 else ''} on the same "
+                               "processor kind and library versions (--update if the change is intended)")
+                elif untested:
+                    ok, untested = True, False
+                    verdict = f"ok (reproduced exactly: {len(shared)} shared seed(s), same processor kind and versions)"
+                else:
+                    verdict += f"; {len(shared)} shared seed(s) reproduced exactly"
+            elif shared:
+                verdict += f"; {len(shared)} seed(s) shared with the reference left out of it"
         rows.append({"mitigation": label, "metric": metric, "baseline": None, "value": ss["mean"], "value_sd": ss["std"],
-                     "reference": rs["mean"], "reference_sd": rs["std"], "ok": ok, "verdict": verdict, "drift": True})
+                     "reference": rs["mean"], "reference_sd": rs["std"], "ok": ok, "verdict": verdict, "drift": True,
+                     "untested": untested})
     return rows
+
+
+def same_numerics(reference: dict, environment: dict | None) -> bool:
+    """True when this run was made on the reference's processor kind with its library versions: then a
+    shared seed reproduces its reference value bit for bit, unless the code changed the numbers."""
+    from madbench.results.environment import processor
+
+    if environment is None:
+        return False
+    ref_kind = (reference.get("processor") or {}).get("kind")
+    run_kind = (environment.get("processor") or processor()).get("kind")
+    theirs, ours = reference.get("versions") or {}, environment.get("versions") or {}
+    return bool(ref_kind) and ref_kind == run_kind and bool(theirs) and all(theirs.get(k) == ours.get(k) for k in theirs)
+
+
+def untested_reason(reference: dict, run_seeds, n_checks: int, exact: bool) -> str:
+    """One line: why no drift check of this run could be tested (overlapping seeds, or too few)."""
+    ref_seeds = reference.get("seeds") or []
+    shared = sorted(set(run_seeds) & set(ref_seeds))
+    left = len([s for s in ref_seeds if s not in set(run_seeds)])
+    if shared:
+        where = ("" if exact else ", and this run is not on the reference's processor kind and library versions, "
+                 "where a shared seed would have to reproduce it exactly")
+        return (f"no drift check was tested: the seeds ({' '.join(map(str, sorted(run_seeds)))}) overlap the reference's "
+                f"({' '.join(map(str, ref_seeds))}), which leaves {left} independent reference seed(s){where}; "
+                "run seeds disjoint from the reference's")
+    level = FAMILY_ALPHA / max(1, n_checks)
+    need = seeds_needed(left, level)
+    return (f"no drift check was tested: {len(set(run_seeds))} seeds here against {left} reference seeds cannot reach "
+            f"p < {level:.2g} ({n_checks} checks at a {FAMILY_ALPHA:.0%} family-wise rate)"
+            + (f"; run at least {need} seeds" if need else "; write a reference with more seeds"))
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{float(v):.10g}"
 
 
 def independent(values, ref_seeds: list, run_seeds: set):

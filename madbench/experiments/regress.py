@@ -26,12 +26,16 @@ without ``name``, ``seed``, ``loop.seeds`` and ``mitigation_params`` (the mitiga
 under test, so a sabotaged parameter is checked against the intact reference).
 A plug-in's shortened benchmark, drift-checked against the reference it keeps in its own repository:
 
-    madbench regress --mitigations length_filter --seeds 0 1 --generations 1 --update --reference madbench-reference.json
-    madbench regress --mitigations length_filter --seeds 0 1 --generations 1 --reference madbench-reference.json
+    madbench regress --mitigations length_filter --seeds $(seq 100 107) --generations 1 --update --reference madbench-reference.json
+    madbench regress --mitigations length_filter --seeds 0 1 2 3 4 5 --generations 1 --reference madbench-reference.json
+
+(8 reference seeds against 6: the fewest for which a permutation test can reach the per-check level of up to
+12 drift checks; with fewer, or with the reference's own seeds on another processor kind, the drift rows are
+"not tested", and a drift check that is not tested is not passed.)
 
 Exit status (``EXIT_*`` below):
   0  every check passes;
-  1  regressed: a drift check, the baseline's collapse or the config check failed (and, for the packaged
+  1  regressed: a drift check failed or could not be tested, the baseline's collapse or the config check failed (and, for the packaged
      benchmark's protocol with any seeds, any failure at all: its mitigations beat the baseline in the reference);
   3  not yet better: only target checks failed (a mitigation does not beat the baseline beyond the seed
      spread) and nothing drifted: the state of a plug-in under development;
@@ -46,7 +50,8 @@ import time
 from pathlib import Path
 
 from madbench.results import fileio
-from madbench.experiments.drift import FAMILY_ALPHA, MIN_EFFECT, drift_rows, read_reference, reference_record, same_processor_note
+from madbench.experiments.drift import (FAMILY_ALPHA, MIN_EFFECT, drift_rows, read_reference, reference_record, same_numerics,
+                                        same_processor_note, untested_reason)
 from madbench.errors import MadbenchError
 from madbench.config.dotted import flatten
 
@@ -151,7 +156,7 @@ def evaluate(results: dict, mitigations, reference: dict | None) -> list[dict]:
     rows = target_rows(results, mitigations)
     if reference is not None:
         values = {label: chains for label, chains in groups(results).items() if label in ("baseline", *mitigations)}
-        rows += drift_rows(values, reference, last_value)
+        rows += drift_rows(values, reference, last_value, results.get("environment") or {})
     return rows
 
 
@@ -227,23 +232,32 @@ def main(args) -> int:
               f"{sum(1 for r in rows if r.get('drift'))} checks for a {FAMILY_ALPHA:.0%} family-wise false-alarm rate; a FAIL "
               f"also needs a shift of at least {', '.join(f'{k} {v:.0%}' for k, v in MIN_EFFECT.items())}")
         print(same_processor_note(drift_ref, results))
+        drift = [r for r in rows if r.get("drift")]
+        if drift and all(r.get("untested") for r in drift):
+            print("madbench regress: " + untested_reason(drift_ref, args.seeds, len(drift),
+                                                         same_numerics(drift_ref, results.get("environment") or {})))
     elif not args.update:
         why = ("no reference file" if reference is None else
                f"this benchmark's protocol differs from the reference's at {', '.join(changed[:4])}")
         print(f"(drift check skipped: {why})")
-    failed = [r for r in rows if not r["ok"]]
+    failed = [r for r in rows if not r["ok"] and not r.get("untested")]
+    untested = [r for r in rows if r.get("untested")]
     wall = time.perf_counter() - start
     code = exit_code(rows, protocol)
-    print(f"madbench regress: {len(rows) - len(failed)}/{len(rows)} checks passed in {wall:.0f}s"
-          + (f"; FAILED: {', '.join(sorted({r['mitigation'] + ' ' + r['metric'] for r in failed}))}" if failed else "")
-          + {EXIT_PASSED: "", EXIT_REGRESSED: " (exit 1: regressed)", EXIT_NOT_YET_BETTER: " (exit 3: not yet better than the baseline)"}[code]
+    names = lambda rs: ", ".join(sorted({r["mitigation"] + " " + r["metric"] for r in rs}))  # noqa: E731
+    regressed = " (exit 1: regressed)" if failed or not untested else " (exit 1: drift not tested)"
+    print(f"madbench regress: {len(rows) - len(failed) - len(untested)}/{len(rows)} checks passed"
+          + (f" ({len(untested)} not tested, counted as not passed)" if untested else "") + f" in {wall:.0f}s"
+          + (f"; FAILED: {names(failed)}" if failed else "") + (f"; NOT TESTED: {names(untested)}" if untested else "")
+          + {EXIT_PASSED: "", EXIT_REGRESSED: regressed, EXIT_NOT_YET_BETTER: " (exit 3: not yet better than the baseline)"}[code]
           + (" [--report-only: exit 0]" if args.report_only and code else ""))
     return EXIT_PASSED if args.report_only else code
 
 
 def exit_code(rows, protocol: bool) -> int:
-    """EXIT_PASSED, EXIT_REGRESSED (a drift, collapse or config failure; any failure of the packaged benchmark's
-    protocol, whatever its seeds) or EXIT_NOT_YET_BETTER (only '(target)' rows failed)."""
+    """EXIT_PASSED, EXIT_REGRESSED (a drift, collapse or config failure, or a drift check the seeds could not
+    test; any failure of the packaged benchmark's protocol, whatever its seeds) or EXIT_NOT_YET_BETTER (only
+    '(target)' rows failed)."""
     failed = [r for r in rows if not r["ok"]]
     if not failed:
         return EXIT_PASSED
