@@ -196,3 +196,33 @@ def test_drift_check_leaves_the_runs_own_seeds_out_of_the_reference():
     # the reference side holds seeds 8-15 only: its mean is the mean of seeds8-15.json
     other = _record("seeds8-15.json")["values"]["baseline"]["perplexity"]
     assert rows[("baseline", "perplexity")]["reference"] == pytest.approx(sum(other) / len(other))
+
+
+def test_the_plugin_recipes_seed_counts_can_fail_a_doctored_reference():
+    """docs/ci-for-plugins.md: 8 reference seeds against 6 in CI. The example's real reference with every value
+    x1.5 must fail the drift check; 2 seeds against 2 (the old recipe) can fail nothing and says so."""
+    from madbench.experiments.drift import drift_rows
+    from madbench.experiments.regress import EXIT_REGRESSED, exit_code, groups, last_value
+
+    def evaluate(results, _mitigations, reference):  # the drift rows only: the plug-in is not installed here
+        return drift_rows(groups(results), reference, last_value)
+
+    root = Path(__file__).resolve().parents[1]
+    ref = read_reference(root / "examples" / "madbench-length-filter" / "madbench-reference.json")
+    assert ref["seeds"] == list(range(100, 108))
+    # a stand-in CI run on seeds 0-5: the reference's own first six values (a real draw of this benchmark)
+    run = {"chains": [{"id": f"{label}{i}", "seed": i, "mitigations": [] if label == "baseline" else [label],
+                       "generations": [{"metrics": {m: ref["values"][label][m][i] for m in ref["values"][label]}}]}
+                      for label in ref["values"] for i in range(6)]}
+    honest = [r for r in evaluate(run, ["length_filter"], ref) if r.get("drift")]
+    assert honest and all(r["ok"] for r in honest)
+    doctored = {**ref, "values": {g: {m: [v * 1.5 for v in vs] for m, vs in ms.items()} for g, ms in ref["values"].items()}}
+    rows = evaluate(run, ["length_filter"], doctored)
+    drift = [r for r in rows if r.get("drift")]
+    assert all(not r["ok"] and r["verdict"].startswith("FAIL: drift") for r in drift)
+    assert exit_code(rows, protocol=False) == EXIT_REGRESSED  # `|| [ $? -eq 3 ]` does not turn it into a pass
+    few = {**doctored, "seeds": doctored["seeds"][:2],
+           "values": {g: {m: vs[:2] for m, vs in ms.items()} for g, ms in doctored["values"].items()}}
+    small = {"chains": [c for c in run["chains"] if c["seed"] < 2]}
+    drift = [r for r in evaluate(small, ["length_filter"], few) if r.get("drift")]
+    assert all(not r["ok"] and r["untested"] and "smallest p is 0.33" in r["verdict"] for r in drift)
