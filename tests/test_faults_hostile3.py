@@ -82,3 +82,34 @@ def test_monitor_reads_through_the_bounded_reader(tmp_path):
         load_panels([str(path)])
     assert "chains/0/generations/0/metrics/perplexity" in str(info.value)
     assert load_panels([str(SHIPPED)])
+
+
+@pytest.mark.parametrize("edit", ["no_id", "generation_x", "metrics_list"])
+def test_monitor_hostile_chain_is_one_line(tmp_path, edit):
+    from conftest import cli
+
+    data = json.loads(SHIPPED.read_text())
+    chain = data["chains"][0]
+    if edit == "no_id":
+        del chain["id"]
+    elif edit == "generation_x":
+        chain["generations"][1]["generation"] = "x"
+    else:
+        chain["generations"][0]["metrics"] = [1, 2]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    proc = cli("monitor", path)  # was a KeyError / ValueError traceback (B5)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "chains/0" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", [10**9, 1e9, "x", -1])
+def test_monitor_refuses_generations_beyond_the_bound(tmp_path, value):
+    from conftest import cli
+
+    data = json.loads(SHIPPED.read_text())
+    data["config"]["loop"]["generations"] = value
+    path = tmp_path / "gens.json"
+    path.write_text(json.dumps(data))
+    proc = cli("monitor", "--score", path)  # 1e9 asked for 146 TiB (B5)
+    assert proc.returncode == 2 and "config/loop/generations" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

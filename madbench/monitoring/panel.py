@@ -22,6 +22,7 @@ from pathlib import Path
 from statistics import stdev
 from typing import Dict, List, Optional, Sequence
 
+from madbench.config import limits
 from madbench.errors import MadbenchError
 from madbench.results import untrusted
 
@@ -109,15 +110,27 @@ class ChainPanel:
 
 def _chain_panels(data: dict, source: str) -> List[ChainPanel]:
     cfg = data.get("config") or {}
-    horizon = int((cfg.get("loop") or {}).get("generations", 0))
+    horizon = (cfg.get("loop") or {}).get("generations", 0) if isinstance(cfg, dict) else 0
+    bound = limits.bounds()["loop.generations"]  # --score sizes its arrays by it: bounded like a run's, before any allocation
+    if type(horizon) is not int or not 0 <= horizon <= bound:
+        raise MadbenchError(f"{source}: field 'config/loop/generations' = {str(horizon)[:40]} is not a generation count "
+                            f"of 0 to {bound} (config/limits.py; {limits.ENV}=loop.generations=N lifts it)")
     m = cfg.get("model") or {}
     model = str(m.get("name", "?")) + (f"-{m['tiny_size']}" if m.get("name") == "tiny" and m.get("tiny_size") else "")
     samples = (cfg.get("sampling") or {}).get("num_samples")
     panels = []
-    for chain in data.get("chains") or []:
-        gens = sorted(chain.get("generations") or [], key=lambda g: int(g["generation"]))
+    for i, chain in enumerate(data.get("chains") or []):
+        gens = chain.get("generations") if isinstance(chain, dict) else None
+        if not isinstance(chain, dict) or not isinstance(chain.get("id"), str) or not isinstance(gens, list):
+            raise MadbenchError(f"{source}: field 'chains/{i}' is not a chain with an 'id' and a 'generations' list")
+        for j, g in enumerate(gens):
+            if not isinstance(g, dict) or type(g.get("generation")) is not int or not 0 <= g["generation"] <= 10**6:
+                raise MadbenchError(f"{source}: field 'chains/{i}/generations/{j}/generation' is not a generation number")
+            if not isinstance(g.get("metrics") or {}, dict) or not isinstance(g.get("intervals") or {}, dict):
+                raise MadbenchError(f"{source}: field 'chains/{i}/generations/{j}' has metrics or intervals that are not objects")
+        gens = sorted(gens, key=lambda g: g["generation"])
         panels.append(ChainPanel(
-            chain_id=str(chain["id"]),
+            chain_id=chain["id"],
             values=[{k: float(v) for k, v in (g.get("metrics") or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)} for g in gens],
             intervals=[dict(g.get("intervals") or {}) for g in gens],
             horizon=horizon or max(len(gens) - 1, 0),
@@ -136,7 +149,10 @@ def load_panels(paths: Sequence[str]) -> List[ChainPanel]:
         if not file.is_file():
             why = "has no results.json (finish or resume the run first)" if path.is_dir() else "does not exist"
             raise MadbenchError(f"{raw} {why}; give a run folder or a submission/results JSON file")
-        data = untrusted.read(file, nonfinite=True)  # bounded: one line naming the file and field (UntrustedJSON)
+        try:
+            data = untrusted.read(file, nonfinite=True)  # bounded: one line naming the file and field
+        except untrusted.UntrustedJSON as exc:
+            raise MadbenchError(f"{file} is not a madbench results or submission JSON file: field '{exc.field}': {exc.message}") from None
         if not isinstance(data, dict) or not isinstance(data.get("chains"), list):
             raise MadbenchError(f"{file} has no 'chains' list: not a madbench results.json or submission file")
         panels.extend(_chain_panels(data, str(raw)))
