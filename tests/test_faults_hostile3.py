@@ -113,3 +113,16 @@ def test_monitor_refuses_generations_beyond_the_bound(tmp_path, value):
     path.write_text(json.dumps(data))
     proc = cli("monitor", "--score", path)  # 1e9 asked for 146 TiB (B5)
     assert proc.returncode == 2 and "config/loop/generations" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("value", [10**9, 1e9])
+def test_validate_refuses_generations_beyond_the_bound(tmp_path, value):
+    from madbench.leaderboard import bundle
+
+    data = json.loads(SHIPPED.read_text())
+    data["config"]["loop"]["generations"] = value
+    data["content_hash"] = bundle.content_hash(data)
+    path = tmp_path / "gens.json"
+    path.write_text(json.dumps(data))
+    checked = check_file(path)  # was accepted in an open submission (B5)
+    assert not checked.ok and checked.error.field == "config/loop/generations", checked.error

@@ -68,6 +68,18 @@ def check_schema(data: dict) -> None:
     if errors:
         err = errors[0]
         raise Invalid("/".join(map(str, err.path)) or "(top level)", err.message[:200])
+    check_config_bounds(data)
+
+
+def check_config_bounds(data: dict) -> None:
+    """A submission's config is bounded like a run's (config/limits.py): monitor --score sizes arrays by generations."""
+    from madbench.config import limits
+
+    loop = (data.get("config") or {}).get("loop") if isinstance(data.get("config"), dict) else None
+    value = loop.get("generations", 0) if isinstance(loop, dict) else 0
+    bound = limits.bounds()["loop.generations"]
+    if type(value) is not int or not 0 <= value <= bound:
+        raise Invalid("config/loop/generations", f"{str(value)[:40]} is not a generation count of 0 to {bound} (config/limits.py)")
 
 
 def check_hash(data: dict) -> None:
