@@ -126,3 +126,25 @@ def test_validate_refuses_generations_beyond_the_bound(tmp_path, value):
     path.write_text(json.dumps(data))
     checked = check_file(path)  # was accepted in an open submission (B5)
     assert not checked.ok and checked.error.field == "config/loop/generations", checked.error
+
+
+TRACK = ROOT / "leaderboard" / "submissions" / "track-tiny-fs-tiny-26ef58669eed.json"
+
+
+@pytest.mark.parametrize("how", ["null", "missing"])
+def test_track_submission_with_a_nulled_seed_is_refused(tmp_path, how):
+    from madbench.leaderboard import bundle
+
+    data = json.loads(TRACK.read_text())
+    last = data["chains"][1]["generations"][-1]["metrics"]
+    if how == "null":
+        last["perplexity"] = None
+    else:
+        del last["perplexity"]
+        data["chains"][1]["generations"][-1].get("intervals", {}).pop("perplexity", None)
+    data["content_hash"] = bundle.content_hash(data)
+    path = tmp_path / "nulled.json"
+    path.write_text(json.dumps(data))
+    checked = check_file(path)  # validated, and moved a mitigation's rank (B2)
+    assert not checked.ok and checked.error.field.endswith("metrics/perplexity") and how in checked.error.message, checked.error
+    assert check_file(TRACK).ok

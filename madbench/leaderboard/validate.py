@@ -164,6 +164,13 @@ def check_track(data: dict) -> None:
             if gen["generation"] >= 1 and not isinstance(gen.get("synthetic_fraction"), (int, float)):
                 raise Invalid(f"chains/{i}/generations/{j}/synthetic_fraction",
                               "missing: a track ranks the human data each mitigation adds, so every generation records it")
+            metrics = gen.get("metrics") if isinstance(gen.get("metrics"), dict) else {}
+            for metric in data["metrics_info"]:  # complete or refused: a nulled seed would drop out of the ranking (B2)
+                value = metrics.get(metric)
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise Invalid(f"chains/{i}/generations/{j}/metrics/{metric}",
+                                  f"{'missing' if metric not in metrics else 'null' if value is None else 'not a number'}: "
+                                  "a track submission has every declared metric for every seed and generation")
 
 
 def check_consistency(data: dict) -> None:
