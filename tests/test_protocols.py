@@ -40,14 +40,19 @@ def test_override_of_a_fixed_key_runs_but_is_printed_and_recorded(tmp_path):
 
 def test_shumailov2024_shortened_runs_full_finetuning_with_beam_search(tmp_path):
     out = tmp_path / "shumailov"
-    proc = madbench("run", "--preset", "shumailov2024", *SHORT, "--output-dir", out)
+    rows = ["train.packing=per_document", "loop.share_unit=tokens", "train.checkpoint=best_val", "data.val_docs=16"]
+    proc = madbench("run", "--preset", "shumailov2024", *SHORT, *rows, "--output-dir", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "deviates" not in proc.stdout  # model, corpus and sizes are free
     results = json.loads((out / "results.json").read_text())
     assert results["protocol"]["deviations"] == [] and results["complete"]
     assert {c["id"] for c in results["chains"]} == {"fully_synthetic-replace-s0", "synthetic_augmentation-replace-s0"}
     aug = json.loads((out / "chains" / "synthetic_augmentation-replace-s0" / "gen_001" / "mix.json").read_text())
-    assert sum(d["source"] == "real" for d in aug["documents"]) == 1  # 10% of 8 documents, rounded
+    assert sum(d["source"] == "real" for d in aug["documents"]) == 1  # the whole document nearest 10% of the tokens
+    share = json.loads((out / "chains" / "synthetic_augmentation-replace-s0" / "gen_001" / "meta.json").read_text())["share"]
+    assert share["unit"] == "tokens" and 0.07 <= share["real_tokens"] <= 0.13, share  # 10% +- 3% of the trained tokens
+    gen1 = json.loads((out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "meta.json").read_text())["train"]
+    assert gen1["train_checkpoint_epoch"] == gen1["train_val_losses"].index(min(gen1["train_val_losses"])) + 1
     assert (out / "chains" / "fully_synthetic-replace-s0" / "gen_001" / "model" / "model.safetensors").is_file()
 
 
@@ -88,6 +93,6 @@ def test_mad2024_shortened_runs_the_three_loops_with_biased_sampling(tmp_path):
 
 def test_drayson2025_shortened_runs_greedy_decoding(tmp_path):
     out = tmp_path / "drayson"
-    proc = madbench("run", "--preset", "drayson2025", *SHORT, "sampling.top_k=1", "--output-dir", out)
+    proc = madbench("run", "--preset", "drayson2025", *SHORT, "train.seq_len=160", "sampling.top_k=1", "--output-dir", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((out / "results.json").read_text())["complete"]

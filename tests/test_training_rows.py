@@ -85,3 +85,55 @@ def test_config_keys_refuse_bad_values_and_keep_old_hashes():
         build_config({}, None, ["train.packing=per_documents"])
     with pytest.raises(MadbenchError, match="train.max_grad_norm"):
         build_config({}, None, ["train.max_grad_norm=-1"])
+
+
+def test_best_val_keeps_the_epoch_with_the_lowest_validation_loss(tiny):
+    """Training at a rate that overshoots after the first epochs: the kept weights are those of the epoch whose
+    validation loss was lowest, measured again on the returned model."""
+    from madbench.training.packing import training_rows
+    from madbench.training.trainer import make_peft_model, train_lora, validation_loss
+    from accelerate import Accelerator
+
+    cfg, split, tokenizer, base = tiny
+    c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=4, checkpoint="best_val", learning_rate=0.3,
+                                                           warmup_steps=0, mixed_precision="no"))
+    texts, val = [d.text for d in split.pool[:8]], [d.text for d in split.pool[8:14]]
+    result = train_lora(make_peft_model(base, c, 0, None), tokenizer, texts, c, 0, validation=(val, [0] * len(val)))
+    losses, kept = result.stats.train_val_losses, result.stats.train_checkpoint_epoch
+    assert len(losses) == 4 and kept == losses.index(min(losses)) + 1
+    assert kept != 4, losses  # the constructed case: the last epoch is not the best one
+    ids, labels, _ = training_rows(tokenizer, val, c.train.seq_len, c.train.packing)
+    assert validation_loss(result.model, ids, labels, 8, Accelerator(cpu=True)) == pytest.approx(min(losses), rel=1e-4)
+    assert result.stats.as_dict()["train_checkpoint_epoch"] == kept
+
+
+def test_token_share_picks_whole_documents_nearest_the_share_and_refuses_what_none_meets():
+    from madbench.errors import MadbenchError
+    from madbench.loop.shares import real_documents_for_tokens
+
+    assert real_documents_for_tokens([160] * 64, 58 * 65, 0.1) == 3  # 480 / 4250 = 11.3%, nearest 10%
+    assert real_documents_for_tokens([65] * 64, 58 * 65, 0.1) == 6  # equal rows: the share of rows
+    assert real_documents_for_tokens([160] * 64, 100, 0.0) == 0
+    with pytest.raises(MadbenchError, match="cannot be met by whole documents"):
+        real_documents_for_tokens([1000] * 4, 100, 0.05)
+
+
+def test_new_keys_refuse_bad_values_and_keep_old_hashes():
+    from madbench.config.run_config import build_config
+    from madbench.errors import MadbenchError
+
+    base = build_config({}, None, [])
+    same = build_config({}, None, ["train.checkpoint=last", "data.val_docs=0", "loop.share_unit=documents",
+                                   "train.mask_human_prompt=false"])
+    assert same.hash() == base.hash()
+    with pytest.raises(MadbenchError, match="did you mean 'best_val'"):
+        build_config({}, None, ["train.checkpoint=best"])
+    with pytest.raises(MadbenchError, match="data.val_docs=0 leaves none"):
+        build_config({}, None, ["train.checkpoint=best_val"])
+    with pytest.raises(MadbenchError, match="did you mean 'tokens'"):
+        build_config({}, None, ["loop.share_unit=token"])
+    with pytest.raises(MadbenchError, match="counted by synthetic_augmentation only"):
+        build_config({}, None, ["loop.share_unit=tokens"])
+    with pytest.raises(MadbenchError, match="no continuation token would be trained"):
+        build_config({}, None, ["train.packing=per_document", "sampling.keep_prompt=true", "data.prompt_words=64",
+                                "train.seq_len=64"])

@@ -35,6 +35,8 @@ KEY_DOCS = {
     "data.eval_docs": ("held-out human documents, never trained on", "> 0"),
     "data.train_docs": ("real documents per generation (generation 0 trains on these)", "> 0"),
     "data.prompt_words": ("words of a real document used as a sampling prompt", ""),
+    "data.val_docs": ("real validation documents after the training pool, never trained on or scored: the loss that "
+                      "train.checkpoint=best_val picks its epoch by; 0 = none (the split is then as before the key)", ">= 0"),
     # loop
     "loop": ("the recursive loop: generations, regimes, seeds, mitigation sets, the real share", ""),
     "loop.generations": ("generations after generation 0", ">= 0"),
@@ -49,6 +51,9 @@ KEY_DOCS = {
     "loop.synthetic_share": ("contamination schedule of the mixing regimes (madbench/loop/schedules.py); null = 1 - real_fraction "
                              "every generation",
                              "a share in [0, 1], 'linear:START:END', 'logistic:START:END[:MID[:K]]' or one share per generation"),
+    "loop.share_unit": ("what loop.real_fraction counts: 'documents' of the mix, or 'tokens' trained on (whole real "
+                        "documents nearest the share: Shumailov et al.'s 64-token blocks; madbench/loop/shares.py); every "
+                        "generation's meta.json records both shares", "documents, tokens (tokens: synthetic_augmentation)"),
     "loop.ecosystem": ("options of the 'ecosystem' regime (madbench/loop/ecosystem.py)", ""),
     "loop.ecosystem.members": ("K models learning from each other; member m of seed S runs as seed S + 1000 m", ">= 2"),
     "loop.ecosystem.real": ("real part of the shared mix: the same documents every generation, or a new slice each generation",
@@ -95,6 +100,11 @@ KEY_DOCS = {
                       "packed, per_document"),
     "train.max_grad_norm": ("clip the gradient norm at this value before each step (the HF Trainer's default is 1.0); "
                             "0 = no clipping", ">= 0"),
+    "train.checkpoint": ("the weights a generation keeps (evaluated, sampled, continued from): the 'last' epoch's, or "
+                         "'best_val', the epoch with the lowest loss on the data.val_docs validation documents",
+                         "last, best_val (best_val needs data.val_docs > 0)"),
+    "train.mask_human_prompt": ("human rows train with their first data.prompt_words words out of the loss, as a kept "
+                                "prompt is (Drayson et al.'s rows: the loss on the second half of every row)", ""),
     # eval
     "eval": ("what is measured every generation: the metric panel and lm-eval tasks", ""),
     "eval.metrics": ("metrics computed every generation (madbench/metrics)", "see: madbench list metrics"),

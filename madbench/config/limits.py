@@ -38,6 +38,7 @@ BOUNDS = {
     "data.max_docs": 100_000_000,
     "data.train_docs": 10_000_000,
     "data.eval_docs": 10_000_000,
+    "data.val_docs": 10_000_000,
     "train.epochs": 10_000,
     "train.batch_size": 65_536,
     "train.seq_len": 1_048_576,

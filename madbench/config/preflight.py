@@ -80,11 +80,12 @@ def preflight(cfg) -> dict:
     d = cfg.data
     total = corpus_passages(cfg)
     usable = min(total, d.max_docs) if d.max_docs else total
-    held = d.eval_docs + d.train_docs
+    held = d.eval_docs + d.train_docs + d.val_docs
     if usable < held:
         raise MadbenchError(
             f"corpus '{d.corpus}' has {usable} passages of {d.doc_words} words, fewer than "
-            f"data.eval_docs + data.train_docs = {held}; lower them or use a bigger corpus")
+            f"data.eval_docs + data.train_docs" + (" + data.val_docs" if d.val_docs else "")
+            + f" = {held}; lower them or use a bigger corpus")
     fresh = fresh_needed(cfg)
     if usable - held < fresh:
         from madbench.loop.regimes import check_fresh

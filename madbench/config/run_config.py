@@ -42,6 +42,7 @@ class DataConfig:
     eval_docs: int = 128  # held-out human documents, never trained on
     train_docs: int = 64  # real documents per generation (generation 0 trains on these)
     prompt_words: int = 8  # words of a real document used as a sampling prompt
+    val_docs: int = 0  # real validation documents for train.checkpoint=best_val (after the training pool; never trained on or scored)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class LoopConfig:
     # a share 0.7, 'linear:0.1:0.9', 'logistic:0.1:0.9[:MID[:K]]' or one share per generation [0.1,0.3,0.5,...]
     synthetic_share: Any = None
     ecosystem: EcosystemConfig = field(default_factory=EcosystemConfig)  # used by the 'ecosystem' regime only
+    share_unit: str = "documents"  # what real_fraction counts: 'documents' or 'tokens' (the trained tokens of the mix; Shumailov's blocks)
 
     def __post_init__(self):
         if isinstance(self.synthetic_share, list):  # keep the frozen config hashable
@@ -105,6 +107,8 @@ class TrainConfig:
     method: str = "lora"  # 'lora': train a LoRA adapter; 'full': fine-tune every weight (madbench/models/weights.py)
     packing: str = "packed"  # 'packed': documents end to end in seq_len blocks; 'per_document': one document per row (the papers' rows)
     max_grad_norm: float = 0.0  # clip the gradient norm at this value (the HF Trainer's 1.0); 0 = no clipping
+    checkpoint: str = "last"  # the weights a generation keeps: 'last' epoch, or 'best_val' (lowest loss on data.val_docs)
+    mask_human_prompt: bool = False  # human rows train with their first data.prompt_words words out of the loss (Drayson's rows)
 
 
 @dataclass(frozen=True)
@@ -165,9 +169,11 @@ def hashed_part(data: dict) -> dict:
     data = {k: v for k, v in data.items() if k not in ("tracking", "monitor")}
     if "eval" in data and not data["eval"].get("include_path"):
         data["eval"] = {k: v for k, v in data["eval"].items() if k != "include_path"}
-    if "train" in data:  # train.packing / train.max_grad_norm at their no-op defaults: the hash of before they existed
-        noop = {"packing": "packed", "max_grad_norm": 0.0}
-        data["train"] = {k: v for k, v in data["train"].items() if not (k in noop and v == noop[k])}
+    # keys added later, at their no-op defaults: the hash of before they existed
+    for section, noop in (("train", {"packing": "packed", "max_grad_norm": 0.0, "checkpoint": "last", "mask_human_prompt": False}),
+                          ("data", {"val_docs": 0}), ("loop", {"share_unit": "documents"})):
+        if section in data:
+            data[section] = {k: v for k, v in data[section].items() if not (k in noop and v == noop[k])}
     return data
 
 

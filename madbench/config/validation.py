@@ -14,6 +14,25 @@ from madbench.errors import MadbenchError
 from madbench.registry import did_you_mean
 
 PACKINGS = ("packed", "per_document")  # train.packing (madbench/training/packing.py)
+CHECKPOINTS = ("last", "best_val")  # train.checkpoint (madbench/training/trainer.py)
+SHARE_UNITS = ("documents", "tokens")  # loop.share_unit (madbench/loop/regimes.py)
+
+
+def row_checks(cfg) -> list:
+    """(ok, message) for one-document rows that could hold no loss target: a prompt as long as the row.
+
+    Every word is at least one token, so ``data.prompt_words + 2`` (BOS, EOS) tokens is the least a masked prompt takes."""
+    rows, prompt, seq = cfg.train.packing == "per_document", cfg.data.prompt_words, cfg.train.seq_len
+    fix = f"raise train.seq_len above {prompt + 2}, lower data.prompt_words, or use train.packing=packed"
+    return [
+        (not (rows and cfg.sampling.keep_prompt and prompt + 2 >= seq),
+         f"train.packing=per_document cuts a row at train.seq_len={seq} tokens, but sampling.keep_prompt puts a real prompt "
+         f"of data.prompt_words={prompt} words (at least {prompt} tokens) out of the loss at its start: no continuation "
+         f"token would be trained; {fix}"),
+        (not (rows and cfg.train.mask_human_prompt and prompt + 2 >= seq),
+         f"train.mask_human_prompt masks the first data.prompt_words={prompt} words of a human row, but "
+         f"train.packing=per_document cuts it at train.seq_len={seq} tokens: nothing would be trained; {fix}"),
+    ]
 
 
 def requested_samples(cfg) -> float:
@@ -102,6 +121,15 @@ def validate(cfg: RunConfig) -> None:
         (cfg.train.mixed_precision in ("auto", "no", "bf16"), "train.mixed_precision must be auto, no or bf16"),
         (cfg.train.packing in PACKINGS, f"train.packing={cfg.train.packing!r} is not one of {', '.join(PACKINGS)};"
          + did_you_mean(cfg.train.packing, PACKINGS)),
+        (cfg.train.checkpoint in CHECKPOINTS, f"train.checkpoint={cfg.train.checkpoint!r} is not one of {', '.join(CHECKPOINTS)};"
+         + did_you_mean(cfg.train.checkpoint, CHECKPOINTS)),
+        (cfg.data.val_docs >= 0, "data.val_docs must be >= 0 (0 = no validation documents)"),
+        (cfg.train.checkpoint != "best_val" or cfg.data.val_docs > 0,
+         "train.checkpoint=best_val keeps the epoch with the lowest loss on data.val_docs real validation documents, "
+         "but data.val_docs=0 leaves none; set data.val_docs (e.g. data.val_docs=32) or train.checkpoint=last"),
+        (cfg.loop.share_unit in SHARE_UNITS, f"loop.share_unit={cfg.loop.share_unit!r} is not one of {', '.join(SHARE_UNITS)};"
+         + did_you_mean(cfg.loop.share_unit, SHARE_UNITS)),
+        *row_checks(cfg),
         (cfg.lora.r > 0, "lora.r must be > 0"),
         (len(cfg.lora.target_modules) > 0, "lora.target_modules must name at least one module, e.g. [q_proj,v_proj]"),
         (cfg.eval.task_docs >= 0, "eval.task_docs must be >= 0 (0 = all held-out documents)"),
@@ -112,7 +140,10 @@ def validate(cfg: RunConfig) -> None:
     from madbench.loop.regimes import check_schedule
 
     check_schedule(cfg)
+    from madbench.loop import shares
     from madbench.loop.regimes import regimes_of
+
+    shares.check(cfg, regimes_of(cfg))  # loop.share_unit=tokens: a regime that counts it, a share whole documents can meet
 
     for regime in regimes_of(cfg):  # each regime's own pre-flight checks (loop.ecosystem's, ...)
         regime.check(cfg)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -59,6 +59,7 @@ class CorpusSplit:
     eval: List[Doc]  # held-out, never trained on
     pool: List[Doc]  # training pool: generation 0 and the fixed real set come from here
     fresh: List[Doc]  # the rest, cut into disjoint per-generation slices by the fresh_data regime
+    val: List[Doc] = field(default_factory=list)  # data.val_docs real documents after the pool: train.checkpoint=best_val's loss
 
 
 def _package_dir(module: str, install_hint: str) -> Path:
@@ -184,11 +185,13 @@ def load_split(cfg) -> CorpusSplit:
     rng.shuffle(order)
     if d.max_docs:
         order = order[: d.max_docs]
-    need = d.eval_docs + d.train_docs
+    need = d.eval_docs + d.train_docs + d.val_docs
     if len(order) < need:
         raise MadbenchError(
             f"corpus '{d.corpus}' has {len(order)} passages of {d.doc_words} words, fewer than "
-            f"data.eval_docs + data.train_docs = {need}; lower them or use a bigger corpus"
+            f"data.eval_docs + data.train_docs + data.val_docs = {need}; lower them or use a bigger corpus"
         )
     items = [Doc(f"h{i:06d}", docs[i], source=HUMAN) for i in order]
-    return CorpusSplit(eval=items[: d.eval_docs], pool=items[d.eval_docs : need], fresh=items[need:])
+    pool_end = d.eval_docs + d.train_docs  # the validation documents come after the pool: a run without them splits as before
+    return CorpusSplit(eval=items[: d.eval_docs], pool=items[d.eval_docs : pool_end], fresh=items[need:],
+                       val=items[pool_end:need])

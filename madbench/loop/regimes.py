@@ -25,7 +25,7 @@ budget stays fixed (Gerstgrasser et al. 2024's accumulate-subsample).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from madbench.data.corpus import Doc
 from madbench.errors import MadbenchError
@@ -47,6 +47,8 @@ class RegimeContext:
     accumulate: bool
     # contamination schedule (madbench/loop/schedules.py): the real share of generations 1..G; () = real_fraction throughout
     real_fractions: Tuple[float, ...] = ()
+    # loop.share_unit=tokens: docs -> trained tokens per doc (madbench/loop/shares.py); None = real_fraction counts documents
+    count_tokens: Optional[Callable[[List[Doc]], List[int]]] = None
 
 
 @dataclass(frozen=True)
@@ -203,10 +205,18 @@ def fully_synthetic(ctx: RegimeContext) -> List[Doc]:
     return _synthetic(ctx)
 
 
-@REGIMES.register("synthetic_augmentation", mixes_real=True)
+@REGIMES.register("synthetic_augmentation", mixes_real=True, token_share=True)
 def synthetic_augmentation(ctx: RegimeContext) -> List[Doc]:
-    """A fixed real set (the same documents every generation) plus synthetic data."""
-    return ctx.pool[: real_count(ctx)] + _trim(ctx, _synthetic(ctx))
+    """A fixed real set (the same documents every generation) plus synthetic data; with loop.share_unit=tokens
+    the real set is the first documents whose trained tokens make real_fraction of the mix's (shares.py)."""
+    synthetic = _trim(ctx, _synthetic(ctx))
+    if ctx.count_tokens is None:
+        return ctx.pool[: real_count(ctx)] + synthetic
+    from madbench.loop.shares import real_documents_for_tokens
+
+    k = real_documents_for_tokens(ctx.count_tokens(ctx.pool), sum(ctx.count_tokens(synthetic)), ctx.real_fraction,
+                                  where=f"generation {ctx.generation}: ")
+    return ctx.pool[:k] + synthetic
 
 
 @REGIMES.register("fresh_data", mixes_real=True, uses_fresh=True)

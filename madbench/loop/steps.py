@@ -47,6 +47,7 @@ from madbench.loop.regimes import RegimeContext, apply_mode, regime
 from madbench.results.run_store import GEN0_RECORD, LM_EVAL, META, METRICS, MIX, SAMPLES, sample_doc, sample_row
 from madbench.generation.sampling import draw_prompts, generate
 from madbench.training.trainer import train_lora
+from madbench.loop.rows import mix_share, mix_texts, prompt_share, token_counter, training_texts, validation_rows  # noqa: F401  (training_texts: tests)
 
 if TYPE_CHECKING:  # the runner composes the steps
     from madbench.loop.runner import Chain
@@ -133,35 +134,16 @@ def use_scorers(ctx: StepContext, mctx: MitigationContext, seed: int, current=No
     mctx.score_entropy = lambda texts, which="current": per_text_nll_entropy(model_for(which), ctx.tokenizer, texts, bs)
 
 
-def training_texts(docs: List[Doc], keep_prompt: bool) -> Tuple[List[str], List[int]]:
-    """The texts a mix trains on and, per text, the leading characters that are a real prompt (not loss targets).
-
-    A sample's text is its generated continuation; ``sampling.keep_prompt`` trains on prompt + continuation
-    with the loss on the continuation (Drayson et al. 2025). Human documents are trained on whole."""
-    texts, chars = [], []
-    for d in docs:
-        kept = keep_prompt and not d.is_human and bool(d.prompt)
-        texts.append(f"{d.prompt} {d.text}".strip() if kept else d.text)
-        chars.append(len(d.prompt) if kept else 0)
-    return texts, chars
-
-
-def prompt_share(docs: List[Doc], texts: List[str]) -> float:
-    """Words of prompt text in the texts a mix trains on / all its words: a sample's prompt counts where its
-    training text starts with it (0 for a mix of continuations alone, and for generation 0's real mix)."""
-    total = sum(len(t.split()) for t in texts)
-    prompt = sum(len(d.prompt.split()) for d, t in zip(docs, texts) if d.prompt and not d.is_human and t.startswith(d.prompt))
-    return prompt / total if total else 0.0
-
-
 # ---------------------------------------------------------------------- generation 0
 def train_gen0(ctx: StepContext, seed: int, train_cfg, out: Path, start: float) -> None:
     """Train generation 0 of ``seed`` on real documents into ``out`` (its record written last); ``train_cfg`` is
     the config its chains' regime trains with (Regime.train_config: an ecosystem member's own LoRA rank)."""
     mix = Mix.of(0, ctx.split.pool[: ctx.cfg.data.train_docs])
     model = weights.init_model(ctx.base, train_cfg, derive_seed(seed, "lora-init", 0), None)
-    result = train_lora(model, ctx.tokenizer, [d.text for d in mix.docs], ctx.cfg, derive_seed(seed, "order", 0),
-                        desc=f"gen 0 seed {seed}: training")
+    texts, prompt_chars = mix_texts(ctx.cfg, mix.docs)
+    result = train_lora(model, ctx.tokenizer, texts, ctx.cfg, derive_seed(seed, "order", 0),
+                        desc=f"gen 0 seed {seed}: training", prompt_chars=prompt_chars if any(prompt_chars) else None,
+                        validation=validation_rows(ctx))
     weights.save(result.model, ctx.models.weights_dir(out), ctx.tokenizer, ctx.base)
     fileio.write_json(out / MIX, mix.manifest)
     scores = evaluate_model(ctx, result.model, out, ScoreCache())
@@ -204,7 +186,7 @@ def build_mix(ctx: StepContext, chain: "Chain", g: int, mitigations, mctx: Mitig
     rctx = RegimeContext(generation=g, train_docs=cfg.data.train_docs, real_fraction=ctx.schedule.real[g],
                          pool=ctx.split.pool, fresh=ctx.split.fresh, synthetic=history,
                          accumulate=chain.mode in ("accumulate", "accumulate_subsample"),
-                         real_fractions=ctx.schedule.real[1:])
+                         real_fractions=ctx.schedule.real[1:], count_tokens=token_counter(ctx))
     docs = apply_mode(regime(chain.regime).mix(rctx, ctx, chain), chain.mode, rctx, derive_seed(chain.seed, "subsample"))
     stats: Dict[str, dict] = {}
     for m in mitigations:
@@ -222,9 +204,10 @@ def train(ctx: StepContext, chain: "Chain", g: int, mix: Mix, mitigations, mctx:
     init = ctx.models.previous_weights(chain, g) if cfg.loop.init_from == "previous" else None
     model = weights.init_model(ctx.base, regime(chain.regime).train_config(cfg, chain), derive_seed(chain.seed, "lora-init", g), init)
     token_weights = loss_weights(mitigations, mctx)  # None unless a mitigation acts on the loss
-    texts, prompt_chars = training_texts(mix.docs, cfg.sampling.keep_prompt)
+    texts, prompt_chars = mix_texts(cfg, mix.docs)
     result = train_lora(model, ctx.tokenizer, texts, cfg, derive_seed(chain.seed, chain.regime, chain.mode, "order", g),
-                        desc=f"{chain.id} gen {g}: training", token_weights=token_weights, prompt_chars=prompt_chars)
+                        desc=f"{chain.id} gen {g}: training", token_weights=token_weights, prompt_chars=prompt_chars,
+                        validation=validation_rows(ctx))
     loss_stats = {}
     if result.token_stats is not None:
         loss_stats = {m.name: m.token_stats(result.token_stats.get(m.name, {})) for m in mitigations if m.acts_on_loss}
@@ -306,7 +289,8 @@ def record(ctx: StepContext, chain: "Chain", g: int, out: Path, mix: Mix, traine
         "intervals": {**model_scores.intervals, **sample_scores.intervals},  # 95% estimator intervals
         "train_tokens": trained.train.get("train_tokens"), "train_docs": len(documents),
         "synthetic_fraction": n_syn / max(1, len(documents)),
-        "prompt_share": prompt_share(mix.docs, training_texts(mix.docs, ctx.cfg.sampling.keep_prompt)[0]),
+        "prompt_share": prompt_share(mix.docs, mix_texts(ctx.cfg, mix.docs)[0]),
+        "share": mix_share(ctx, mix.docs),  # the real share of the mix in documents and in trained tokens
         "duplicate_rate": duplicate_rate([d.text for d in samples.scored(ctx.cfg.sampling.num_samples)]),
         **ctx.schedule.target(g, regime(chain.regime).mixes_real),
         "train": trained.train,

@@ -6,7 +6,8 @@ the last block is padded and its padding masked out of the loss (labels -100), s
 every token of the mix is trained on and no padding is (with ``sampling.keep_prompt``, a
 sample's real prompt is in the mix but not a loss target: ``prompt_chars``). ``train_tokens`` counts the
 loss targets over all epochs. Data order and LoRA init are seeded from
-(seed, generation). Under ``accelerate launch`` the same code runs data-parallel.
+(seed, generation). ``train.checkpoint=best_val`` keeps the weights of the epoch with the lowest loss on
+the real validation documents (``data.val_docs``), not the last epoch's. Under ``accelerate launch`` the same code runs data-parallel.
 :func:`train_lora` trains whatever requires a gradient: the LoRA weights, or the
 whole model for ``train.method=full`` (see :mod:`madbench.models.weights`).
 """
@@ -102,10 +103,52 @@ class TrainStats:
     train_loss_last: Optional[float]
     train_seconds: float
     memory: Dict[str, float] = field(default_factory=dict)  # peak RSS so far (process), GPU peak: recorded as train_<key>
+    train_val_losses: Optional[List[float]] = None  # train.checkpoint=best_val: the validation loss after each epoch
+    train_checkpoint_epoch: Optional[int] = None  # ... and the epoch (1-based) whose weights were kept
 
     def as_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k != "memory"}
+        optional = ("train_val_losses", "train_checkpoint_epoch")  # only with train.checkpoint=best_val
+        out = {k: v for k, v in self.__dict__.items() if k != "memory" and not (k in optional and v is None)}
         return {**out, **{f"train_{k}": v for k, v in self.memory.items()}}
+
+
+def validation_loss(model, ids: torch.Tensor, labels: torch.Tensor, batch_size: int, accelerator) -> float:
+    """Mean NLL per loss target of the validation rows (their padding and masked prompts are not targets)."""
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(ids), batch_size):
+            batch, batch_labels = ids[i : i + batch_size].to(accelerator.device), labels[i : i + batch_size].to(accelerator.device)
+            with accelerator.autocast():
+                logits = model(input_ids=batch).logits[:, :-1].float()
+            targets = batch_labels[:, 1:]
+            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                                    ignore_index=-100, reduction="sum")
+            total, count = total + nll.item(), count + int((targets != -100).sum())
+    model.train()
+    return total / max(1, count)
+
+
+class BestCheckpoint:
+    """train.checkpoint=best_val: keeps a CPU copy of the trained weights of the epoch with the lowest validation
+    loss (the first such epoch on a tie, as Lightning's ModelCheckpoint(monitor="val_loss", mode="min") keeps)."""
+
+    def __init__(self, params: List[torch.nn.Parameter]):
+        self.params, self.losses, self.best, self.weights = params, [], None, None
+
+    def update(self, loss: float) -> None:
+        self.losses.append(loss)
+        if self.best is None or loss < self.losses[self.best]:
+            self.best = len(self.losses) - 1
+            self.weights = [p.detach().to("cpu", copy=True) for p in self.params]
+
+    def restore(self) -> int:
+        """Load the best epoch's weights back (a no-op when it was the last); its 1-based epoch."""
+        if self.best != len(self.losses) - 1:
+            with torch.no_grad():
+                for p, w in zip(self.params, self.weights):
+                    p.copy_(w.to(p.device))
+        return self.best + 1
 
 
 @dataclass
@@ -116,7 +159,8 @@ class TrainResult:
 
 
 def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "training", token_weights=None,
-               prompt_chars: Optional[List[int]] = None) -> TrainResult:
+               prompt_chars: Optional[List[int]] = None,
+               validation: Optional[Tuple[List[str], List[int]]] = None) -> TrainResult:
     """Train ``model`` (a PeftModel, or a full model) in place; return it with its stats (tokens, loss, seconds, memory).
 
     ``token_weights`` (from the mitigations' ``token_weights`` hooks, see madbench/mitigations) switches the
@@ -141,6 +185,10 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
     total = steps_per_epoch * t.epochs
     schedule = warmup_cosine(optimizer, t.warmup_steps, total)
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    best = None
+    if t.checkpoint == "best_val" and validation:
+        val_ids, val_labels, _ = training_rows(tokenizer, validation[0], t.seq_len, t.packing, validation[1])
+        best = BestCheckpoint(params)
     model.train()
     start, tokens, losses, token_stats = time.perf_counter(), 0, [], {}
     bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None if accelerator.is_main_process else True)
@@ -169,7 +217,10 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
             losses.append(loss.detach().item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if best is not None:
+            best.update(validation_loss(model, val_ids, val_labels, cfg.eval.batch_size, accelerator))
     bar.close()
+    kept_epoch = best.restore() if best is not None else None
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     accelerator.free_memory()
@@ -179,5 +230,6 @@ def train_lora(model, tokenizer, texts: List[str], cfg, seed: int, desc: str = "
         train_tokens=tokens * accelerator.num_processes, mix_tokens=mix_tokens,
         mix_tokens_trained=target_tokens(labels), train_docs=len(texts), train_steps=len(losses),
         train_loss_first=losses[0] if losses else None, train_loss_last=losses[-1] if losses else None,
-        train_seconds=time.perf_counter() - start, memory=memory())
+        train_seconds=time.perf_counter() - start, memory=memory(),
+        train_val_losses=best.losses if best is not None else None, train_checkpoint_epoch=kept_epoch)
     return TrainResult(unwrapped, stats, token_stats if token_weights is not None else None)
