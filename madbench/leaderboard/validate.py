@@ -79,7 +79,7 @@ def check_config_bounds(data: dict) -> None:
     value = loop.get("generations", 0) if isinstance(loop, dict) else 0
     bound = limits.bounds()["loop.generations"]
     if type(value) is not int or not 0 <= value <= bound:
-        raise Invalid("config/loop/generations", f"{str(value)[:40]} is not a generation count of 0 to {bound} (config/limits.py)")
+        raise Invalid("config/loop/generations", f"{str(value)[:40]} is not a generation count of 0 to {bound} (loop.generations in config/limits.py)")
 
 
 def check_hash(data: dict) -> None:
