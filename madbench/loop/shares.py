@@ -27,9 +27,9 @@ def trained_tokens(tokenizer, cfg, texts: List[str], prompt_chars: List[int]) ->
 
     if not texts:
         return []
-    seq = cfg.train.seq_len if cfg.train.packing == "per_document" else 1 << 30
-    longest = max(len(t) for t in texts) + 8 if seq == 1 << 30 else seq  # packed: no cut; chars bound tokens
-    _, labels, _ = rows_per_document(tokenizer, texts, min(seq, longest), prompt_chars)
+    # packed: one uncut row per text (a token holds at least one character, plus BOS and EOS)
+    seq = cfg.train.seq_len if cfg.train.packing == "per_document" else max(len(t) for t in texts) + 2
+    _, labels, _ = rows_per_document(tokenizer, texts, seq, prompt_chars)
     return (labels[:, 1:] != -100).sum(dim=1).tolist()
 
 
